@@ -1,0 +1,42 @@
+"""The `cnnlab` command: one sub-command per job, each a thin layer over the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cnnlab.errors import CnnlabError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cnnlab.cli import demo, models
+
+    parser = argparse.ArgumentParser(
+        prog="cnnlab",
+        description="Build, inspect, train, transfer and deploy the classic convolutional networks.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    for module in (models, demo):
+        module.add_commands(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except CnnlabError as error:
+        print(f"cnnlab {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _version() -> str:
+    from cnnlab import __version__
+
+    return __version__

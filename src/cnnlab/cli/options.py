@@ -1,0 +1,58 @@
+"""Argument helpers shared by several commands."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+
+from cnnlab.errors import CnnlabError
+
+
+def console():
+    """A rich console; 120 columns when the output is not a terminal, so logs keep tables whole."""
+    import sys
+
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=120)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL", help="a model name (see `cnnlab models`)")
+    parser.add_argument("--num-classes", type=int, default=None, help="output classes (default: the paper's)")
+    parser.add_argument("--in-chans", type=int, default=None, help="input channels (default: the paper's)")
+    parser.add_argument(
+        "--set", dest="variant_options", action="append", default=[], metavar="KEY=VALUE",
+        help="a variant option of the model's builder, e.g. --set activation=relu --set batch_norm=true",
+    )
+
+
+def variant_kwargs(pairs: list[str]) -> dict:
+    """Parse KEY=VALUE pairs; values read as Python literals (1, 0.5, true, 'x') or left as text."""
+    options = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise CnnlabError(f"--set expects KEY=VALUE, got {pair!r} (e.g. --set batch_norm=true)")
+        lowered = text.strip().lower()
+        if lowered in ("true", "false"):
+            value = lowered == "true"
+        else:
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                value = text
+        options[key.strip().replace("-", "_")] = value
+    return options
+
+
+def build_model(args: argparse.Namespace):
+    from cnnlab.models import create_model
+
+    options = variant_kwargs(args.variant_options)
+    try:
+        return create_model(args.model, num_classes=args.num_classes, in_chans=args.in_chans, **options)
+    except TypeError as error:
+        if "unexpected keyword" in str(error):
+            raise CnnlabError(f"{args.model} has no option {str(error).split('argument')[-1].strip()}") from None
+        raise

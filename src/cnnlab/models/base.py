@@ -1,0 +1,159 @@
+"""The interface every cnnlab model has (timm's, minus its factories).
+
+    features = model.forward_features(x)      # the last feature map
+    logits = model.forward_head(features)     # pooling + classifier
+    model.reset_classifier(10)                # a new head for new classes
+    model.feature_info                        # channels and reduction of each stage
+
+`forward` also turns PyTorch's shape errors from deep inside a network into one message that
+names the sizes the network accepts.
+"""
+
+from __future__ import annotations
+
+import threading
+from itertools import chain
+
+import torch
+from torch import nn
+
+from cnnlab.errors import InputShapeError
+
+
+class CnnModel(nn.Module):
+    """Base class of the zoo: one interface over every family.
+
+    Subclasses set `num_classes`, `in_chans`, `num_features` (width of the pre-logits vector),
+    `default_input_size` and `feature_info`, and implement the three methods below.
+    """
+
+    num_classes: int
+    in_chans: int
+    num_features: int
+    default_input_size: tuple[int, int, int]
+    feature_info: list[dict]
+    model_name: str = ""
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        raise NotImplementedError
+
+    def get_classifier(self) -> nn.Module:
+        raise NotImplementedError
+
+    def reset_classifier(self, num_classes: int) -> None:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input_rank_and_channels(self, x)
+        try:
+            return self.forward_head(self.forward_features(x))
+        except RuntimeError as error:
+            explain_input_size_error(self, x, error)
+            raise
+
+
+def stage_info(module: str, num_chs: int, reduction: int) -> dict:
+    """One entry of `feature_info`, in timm's keys."""
+    return {"module": module, "num_chs": num_chs, "reduction": reduction}
+
+
+def check_input_rank_and_channels(model: CnnModel, x: torch.Tensor) -> None:
+    if x.dim() != 4:
+        raise InputShapeError(
+            f"{_display_name(model)} takes a batch of images shaped (N, C, H, W); got a tensor of "
+            f"shape {tuple(x.shape)}" + ("; add a batch dimension with x.unsqueeze(0)" if x.dim() == 3 else "")
+        )
+    if x.shape[1] != model.in_chans:
+        raise InputShapeError(
+            f"{_display_name(model)} was built for {model.in_chans} input channel(s) but got "
+            f"{x.shape[1]}; build it with in_chans={x.shape[1]} "
+            f"(e.g. create_model({_display_name(model)!r}, in_chans={x.shape[1]}))"
+        )
+
+
+_probing = threading.local()
+
+
+def explain_input_size_error(model: CnnModel, x: torch.Tensor, error: RuntimeError) -> None:
+    """Raise an InputShapeError naming the accepted sizes when `x`'s height/width caused `error`.
+
+    The sizes are found by running the network on the `meta` device (shapes only, no memory, no
+    arithmetic), so this costs milliseconds even for VGG. Returns quietly when the size is not the
+    cause, leaving the caller to re-raise the original error.
+    """
+    if getattr(_probing, "active", False):
+        return
+    _probing.active = True
+    try:
+        height, width = int(x.shape[-2]), int(x.shape[-1])
+        designed = model.default_input_size[-1]
+        if _runs_on_meta(model, height, width) or not _runs_on_meta(model, designed, designed):
+            return
+        smallest = _smallest_side(model, designed)
+        largest = _largest_side(model, designed)
+    finally:
+        _probing.active = False
+
+    name = _display_name(model)
+    got = f"{height}x{width}"
+    if largest is not None:
+        accepted = (
+            f"only {smallest}x{smallest}" if smallest == largest
+            else f"square inputs from {smallest}x{smallest} to {largest}x{largest}"
+        )
+        raise InputShapeError(
+            f"input {got} does not fit {name}: it takes {accepted} (its flattened classifier "
+            f"fixes the size; designed for {designed}x{designed}); resize the images to "
+            f"{designed}x{designed}"
+        ) from None
+    raise InputShapeError(
+        f"input {got} is too small for {name}: the smallest input it accepts is "
+        f"{smallest}x{smallest} (designed for {designed}x{designed}); resize or pad the images"
+    ) from None
+
+
+def _runs_on_meta(model: nn.Module, height: int, width: int) -> bool:
+    state = {
+        name: torch.empty_like(tensor, device="meta")
+        for name, tensor in chain(model.named_parameters(), model.named_buffers())
+    }
+    probe = torch.empty(2, model.in_chans, height, width, device="meta")
+    try:
+        with torch.no_grad():
+            torch.func.functional_call(model, state, (probe,))
+    except (RuntimeError, ValueError, IndexError):
+        return False
+    return True
+
+
+def _smallest_side(model: nn.Module, designed: int) -> int:
+    low, high = 1, designed  # high always runs
+    while low < high:
+        middle = (low + high) // 2
+        if _runs_on_meta(model, middle, middle):
+            high = middle
+        else:
+            low = middle + 1
+    return high
+
+
+def _largest_side(model: nn.Module, designed: int) -> int | None:
+    """None when the network takes inputs of any larger size (global pooling)."""
+    ceiling = 4 * designed
+    if _runs_on_meta(model, ceiling, ceiling):
+        return None
+    low, high = designed, ceiling  # low runs, high does not
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _runs_on_meta(model, middle, middle):
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def _display_name(model: nn.Module) -> str:
+    return getattr(model, "model_name", "") or type(model).__name__

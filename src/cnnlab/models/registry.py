@@ -1,0 +1,127 @@
+"""The model registry: one decorator, one lookup, one listing.
+
+Each builder is registered with the facts users look for first: its family, the paper it follows
+and the input it was designed for. `create_model` is the only way models are built by name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Callable
+
+from torch import nn
+
+from cnnlab.errors import UnknownModelError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: Callable[..., nn.Module]
+    family: str
+    paper: str
+    input_size: tuple[int, int, int]  # (channels, height, width) the paper used
+    num_classes: int
+    description: str = field(default="")
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    *,
+    family: str,
+    paper: str,
+    input_size: tuple[int, int, int],
+    num_classes: int = 1000,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a builder under its function name.
+
+    The builder must accept `num_classes` and `in_chans` keyword arguments; its docstring's first
+    line becomes the model's one-line description.
+    """
+
+    def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        name = builder.__name__
+        if name in _REGISTRY:
+            raise RuntimeError(f"model {name!r} is registered twice")
+        doc = (builder.__doc__ or "").strip().splitlines()
+        _REGISTRY[name] = ModelEntry(
+            name=name,
+            builder=builder,
+            family=family,
+            paper=paper,
+            input_size=input_size,
+            num_classes=num_classes,
+            description=doc[0] if doc else "",
+        )
+        return builder
+
+    return decorate
+
+
+def _load_families() -> None:
+    # Importing the family modules runs their @register_model decorators.
+    from cnnlab import models  # noqa: F401
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Registered model names, sorted, optionally filtered by a shell-style pattern ("vgg*")."""
+    _load_families()
+    names = sorted(_REGISTRY, key=_natural_key)
+    if pattern:
+        names = [n for n in names if fnmatch.fnmatchcase(n, pattern.lower())]
+    return names
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry of `name`, or an UnknownModelError that suggests the closest names."""
+    _load_families()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownModelError(_unknown_message(name)) from None
+
+
+def create_model(
+    name: str,
+    *,
+    num_classes: int | None = None,
+    in_chans: int | None = None,
+    **variant_kwargs,
+) -> nn.Module:
+    """Build a registered model by name.
+
+    `num_classes` and `in_chans` default to what the paper used (1000 classes and RGB for the
+    ImageNet nets, 10 classes and one channel for LeNet, ...). Other keyword arguments are the
+    family's variant options (e.g. `batch_norm=True`, `activation="relu"`, `drop_path_rate=0.1`).
+    """
+    entry = get_entry(name)
+    model = entry.builder(
+        num_classes=entry.num_classes if num_classes is None else num_classes,
+        in_chans=entry.input_size[0] if in_chans is None else in_chans,
+        **variant_kwargs,
+    )
+    model.model_name = name
+    return model
+
+
+def _unknown_message(name: str) -> str:
+    names = list(_REGISTRY)
+    close = difflib.get_close_matches(name, names, n=4, cutoff=0.6)
+    # Names that start with what was typed ("resnet5" -> resnet50, resnet56) read better first.
+    prefixed = sorted((n for n in names if n.startswith(name)), key=_natural_key)
+    suggestions = list(dict.fromkeys(prefixed[:4] + close))[:4]
+    message = f"unknown model {name!r}"
+    if suggestions:
+        message += f"; did you mean {', '.join(suggestions)}?"
+    return message + " (run `cnnlab models` to list them all)"
+
+
+def _natural_key(name: str) -> list:
+    """Sort resnet18 before resnet101: digit runs compare as numbers."""
+    import re
+
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]

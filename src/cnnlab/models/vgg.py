@@ -1,0 +1,123 @@
+"""VGG: configurations A to E, stacks of 3x3 convs and 2x2 pools.
+
+K. Simonyan, A. Zisserman, "Very Deep Convolutional Networks for Large-Scale Image
+Recognition", ICLR 2015 (Table 1).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cnnlab.layers import krizhevsky_lrn, replace_last_linear
+from cnnlab.models.base import CnnModel, stage_info
+from cnnlab.models.registry import register_model
+
+# Table 1. An int is a 3x3 conv (stride 1, pad 1) of that width, ("1x1", C) a 1x1 conv (config C),
+# "M" a 2x2 max pool with stride 2, "LRN" local response normalization (config A-LRN).
+VGG_CONFIGS: dict[str, tuple] = {
+    "A": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    "A-LRN": (64, "LRN", "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    "B": (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    "C": (64, 64, "M", 128, 128, "M", 256, 256, ("1x1", 256), "M", 512, 512, ("1x1", 512), "M",
+          512, 512, ("1x1", 512), "M"),
+    "D": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
+    "E": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+          512, 512, 512, 512, "M"),
+}
+
+
+def make_vgg_features(config: tuple, in_chans: int, batch_norm: bool) -> tuple[nn.Sequential, list[dict]]:
+    """The conv stack as one flat Sequential, indexed as torchvision indexes it."""
+    layers: list[nn.Module] = []
+    feature_info, channels, reduction = [], in_chans, 1
+    for item in config:
+        if item == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            reduction *= 2
+            feature_info.append(stage_info(f"features.{len(layers) - 1}", channels, reduction))
+            continue
+        if item == "LRN":
+            layers.append(krizhevsky_lrn())
+            continue
+        kernel, width = (1, item[1]) if isinstance(item, tuple) else (3, item)
+        # torchvision keeps the conv bias even before BatchNorm; kept for checkpoint compatibility.
+        layers.append(nn.Conv2d(channels, width, kernel_size=kernel, padding=kernel // 2))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(width))
+        layers.append(nn.ReLU(inplace=True))
+        channels = width
+    return nn.Sequential(*layers), feature_info
+
+
+class VGG(CnnModel):
+    """A VGG configuration, laid out as torchvision's VGG (features / avgpool / classifier)."""
+
+    def __init__(
+        self, config: tuple, *, num_classes: int, in_chans: int, batch_norm: bool = False, dropout: float = 0.5
+    ) -> None:
+        super().__init__()
+        self.num_classes, self.in_chans, self.num_features = num_classes, in_chans, 4096
+        self.default_input_size = (in_chans, 224, 224)
+        self.features, self.feature_info = make_vgg_features(config, in_chans, batch_norm)
+        # Identity at 224x224 (7x7 maps already); torchvision's addition, kept so other sizes work.
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        self.classifier = nn.Sequential(
+            nn.Linear(512 * 7 * 7, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(p=dropout),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(p=dropout),
+            nn.Linear(4096, num_classes),
+        )
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, 0, 0.01)
+                nn.init.zeros_(module.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(self.avgpool(x), 1)
+        return self.classifier[:-1](x) if pre_logits else self.classifier(x)
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier[-1]
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        replace_last_linear(self.classifier, num_classes)
+
+
+def _register_vgg(name: str, config: str, batch_norm: bool, doc: str) -> None:
+    def builder(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> VGG:
+        return VGG(VGG_CONFIGS[config], num_classes=num_classes, in_chans=in_chans, batch_norm=batch_norm, dropout=dropout)
+
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = doc
+    paper = "Simonyan & Zisserman 2014" + (" + BatchNorm (torchvision)" if batch_norm else "")
+    register_model(family="vgg", paper=paper, input_size=(3, 224, 224))(builder)
+    globals()[name] = builder
+
+
+for _name, _config, _layers in (
+    ("vgg11", "A", 11), ("vgg13", "B", 13), ("vgg16", "D", 16), ("vgg19", "E", 19),
+):
+    _register_vgg(_name, _config, False, f"VGG-{_layers} (configuration {_config} of Table 1).")
+    _register_vgg(
+        f"{_name}_bn", _config, True,
+        f"VGG-{_layers} with BatchNorm after every conv (torchvision's {_name}_bn; BN postdates the paper).",
+    )
+_register_vgg("vgg11_lrn", "A-LRN", False, "VGG-11 with LRN after the first conv (configuration A-LRN of Table 1).")
+_register_vgg(
+    "vgg16_c", "C", False,
+    "VGG-16 configuration C: the last conv of stages 3-5 is 1x1 (Table 1; D replaces them with 3x3).",
+)
