@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from cnnlab.cli.options import add_model_options, build_model, console
-from cnnlab.models import create_model, get_entry, list_models
+from cnnlab.models import accepted_input_sizes, create_model, get_entry, list_models
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -90,8 +90,10 @@ def run_show(args: argparse.Namespace) -> int:
     out.print(module_tree(model, args.model, args.depth))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     channels, height, width = model.default_input_size
+    smallest, largest = accepted_input_sizes(model)
+    accepts = f"{smallest}x{smallest} and up" if largest is None else f"{smallest}x{smallest} to {largest}x{largest}"
     out.print(
         f"{args.model}: {entry.description}\n{trainable:,} trainable parameters; input "
-        f"{channels}x{height}x{width}; {model.num_classes} classes; paper: {entry.paper}"
+        f"{channels}x{height}x{width} (accepts {accepts}); {model.num_classes} classes; paper: {entry.paper}"
     )
     return 0

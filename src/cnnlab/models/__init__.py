@@ -1,7 +1,7 @@
 """The model zoo: one module per family; importing them fills the registry."""
 
 from cnnlab.models import alexnet, lenet, nin, vgg, zfnet  # noqa: F401
-from cnnlab.models.base import CnnModel
+from cnnlab.models.base import CnnModel, accepted_input_sizes
 from cnnlab.models.registry import create_model, get_entry, list_models, register_model
 
-__all__ = ["CnnModel", "create_model", "get_entry", "list_models", "register_model"]
+__all__ = ["CnnModel", "accepted_input_sizes", "create_model", "get_entry", "list_models", "register_model"]

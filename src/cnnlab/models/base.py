@@ -115,6 +115,15 @@ def explain_input_size_error(model: CnnModel, x: torch.Tensor, error: RuntimeErr
     ) from None
 
 
+def accepted_input_sizes(model: CnnModel) -> tuple[int, int | None]:
+    """(smallest, largest) square input side the network accepts; largest is None when unbounded.
+
+    Found on the `meta` device, so it costs milliseconds and no memory.
+    """
+    designed = model.default_input_size[-1]
+    return _smallest_side(model, designed), _largest_side(model, designed)
+
+
 def _runs_on_meta(model: nn.Module, height: int, width: int) -> bool:
     state = {
         name: torch.empty_like(tensor, device="meta")

@@ -171,7 +171,7 @@ class LeNet5(CnnModel):
         self.feature_info = [
             stage_info("features.act2", 6, 2),
             stage_info("features.act4", 16, 4),
-            stage_info("features.act5", 120, 32),
+            stage_info("features.act5", 120, 4),
         ]
         for layer, fan_in in ((self.features.c1, 25 * in_chans), (self.features.c5, 400), (self.pre_logits.f6, 120)):
             _paper_uniform_(layer.weight, fan_in)

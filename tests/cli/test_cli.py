@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from cnnlab.cli import main
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_models_lists_family_paper_input_and_count(capsys):
+    code, out, _ = run(capsys, "models", "vgg16*")
+    assert code == 0
+    assert "vgg16 " in out and "138,357,544" in out and "3x224x224" in out and "Simonyan" in out
+    assert "vgg16_bn" in out and "138,365,992" in out and "vgg11" not in out
+
+
+def test_models_json(capsys):
+    import json
+
+    code, out, _ = run(capsys, "models", "lenet*", "--format", "json")
+    rows = json.loads(out)
+    assert {row["name"]: row["params"] for row in rows} == {"lenet5": 60_000, "lenet5_modern": 61_706}
+
+
+def test_show_prints_the_module_tree_with_counts(capsys):
+    code, out, _ = run(capsys, "show", "lenet5_modern", "--set", "activation=relu", "--num-classes", "3")
+    assert code == 0
+    assert "conv1: Conv2d(1, 6, kernel_size=(5, 5)" in out
+    assert "ReLU" in out and "Sigmoid" not in out
+    assert "61,111 trainable parameters" in out  # 61,706 - (84+1) * (10 - 3)
+
+
+def test_unknown_model_is_one_clear_line_and_status_2(capsys):
+    code, out, err = run(capsys, "show", "resnet5")
+    assert code == 2
+    assert err.strip().startswith("cnnlab show: error: unknown model 'resnet5'")
+    assert "Traceback" not in err
+
+
+def test_bad_set_option_is_explained(capsys):
+    code, _, err = run(capsys, "show", "nin", "--set", "widthless")
+    assert code == 2 and "--set expects KEY=VALUE" in err
+    code, _, err = run(capsys, "show", "nin", "--set", "depth=3")
+    assert code == 2 and "nin has no option 'depth'" in err
+
+
+@pytest.mark.parametrize("command", [[], ["models"], ["show"], ["demo"]])
+def test_help_on_every_command(command):
+    result = subprocess.run([sys.executable, "-m", "cnnlab", *command, "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: cnnlab")
+
+
+def test_demo_runs_lenet_on_real_digits(capsys):
+    code, out, _ = run(capsys, "demo")
+    assert code == 0
+    assert "5,000 real digits" in out
+    assert "(10, 16, 5, 5)" in out and "(10, 10)" in out
+    assert "labels [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]" in out
