@@ -3,14 +3,17 @@
 from cnnlab.layers.activations import ScaledTanh, make_activation
 from cnnlab.layers.classifier import fc_classifier, replace_last_linear
 from cnnlab.layers.conv import ConvBnAct
+from cnnlab.layers.drop_path import DropPath, linear_drop_path_rates
 from cnnlab.layers.norm import krizhevsky_lrn
 from cnnlab.layers.shapes import window_output_size
 
 __all__ = [
     "ConvBnAct",
+    "DropPath",
     "ScaledTanh",
     "fc_classifier",
     "krizhevsky_lrn",
+    "linear_drop_path_rates",
     "make_activation",
     "replace_last_linear",
     "window_output_size",

@@ -46,13 +46,17 @@ class CnnModel(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor):
         check_input_rank_and_channels(self, x)
         try:
-            return self.forward_head(self.forward_features(x))
+            return self._forward(x)
         except RuntimeError as error:
             explain_input_size_error(self, x, error)
             raise
+
+    def _forward(self, x: torch.Tensor):
+        """The computation; nets with auxiliary heads (GoogLeNet, Inception v3) override it."""
+        return self.forward_head(self.forward_features(x))
 
 
 def stage_info(module: str, num_chs: int, reduction: int) -> dict:

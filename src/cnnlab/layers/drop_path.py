@@ -1,0 +1,35 @@
+"""Stochastic depth: drop a residual branch for a random subset of the batch."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class DropPath(nn.Module):
+    """Zero the residual branch of each sample with probability `drop_prob` while training.
+
+    G. Huang, Y. Sun, Z. Liu, D. Sedra, K. Weinberger, "Deep Networks with Stochastic Depth",
+    ECCV 2016. Kept branches are scaled by 1/(1 - p) during training, so evaluation uses the
+    branch as it is (the paper scales by the survival probability at test time instead: the
+    same expectation).
+    """
+
+    def __init__(self, drop_prob: float = 0.0) -> None:
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return x
+        keep_prob = 1.0 - self.drop_prob
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep_prob)
+        return x * mask / keep_prob
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob:.3f}"
+
+
+def linear_drop_path_rates(drop_path_rate: float, num_blocks: int) -> list[float]:
+    """The paper's linear decay rule: block l of L drops with probability l / L * drop_path_rate."""
+    return [drop_path_rate * (index + 1) / num_blocks for index in range(num_blocks)]

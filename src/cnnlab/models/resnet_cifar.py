@@ -1,0 +1,158 @@
+"""The CIFAR-10 ResNets and plain nets of the ResNet paper's Section 4.2.
+
+K. He, X. Zhang, S. Ren, J. Sun, "Deep Residual Learning for Image Recognition", CVPR 2016:
+a 3x3 conv with 16 maps, then three stages of n blocks (16, 32 and 64 maps on 32x32, 16x16 and
+8x8), global average pooling and a 10-way fc: 6n + 2 weighted layers.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnlab.errors import ModelConfigError
+from cnnlab.layers import DropPath, linear_drop_path_rates
+from cnnlab.models.base import CnnModel, stage_info
+from cnnlab.models.registry import register_model
+from cnnlab.models.resnet import conv1x1, conv3x3
+
+CIFAR_WIDTHS = (16, 32, 64)
+CIFAR_DEPTHS = (20, 32, 44, 56, 110)  # n = 3, 5, 7, 9, 18
+
+
+class ZeroPadShortcut(nn.Module):
+    """Option A: subsample by the stride and zero-pad the new channels; no parameters."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[:, :, :: self.stride, :: self.stride]
+        extra = self.out_channels - self.in_channels
+        return F.pad(x, (0, 0, 0, 0, extra // 2, extra - extra // 2))
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels} -> {self.out_channels}, stride={self.stride}"
+
+
+class CifarBlock(nn.Module):
+    """Two 3x3 conv-BN layers; the shortcut (option A or B) added before the last ReLU."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int, shortcut: str, drop_path: float, residual: bool) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(inplanes, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.residual = residual
+        self.downsample: nn.Module | None = None
+        if residual and (stride != 1 or inplanes != planes):
+            self.downsample = (
+                ZeroPadShortcut(inplanes, planes, stride) if shortcut == "A"
+                else nn.Sequential(conv1x1(inplanes, planes, stride), nn.BatchNorm2d(planes))
+            )
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.residual:
+            out = self.drop_path(out) + (x if self.downsample is None else self.downsample(x))
+        return self.relu(out)
+
+
+class CifarResNet(CnnModel):
+    """conv3x3(16) - 3 stages of n blocks - global average pool - fc, for 32x32 images."""
+
+    def __init__(
+        self,
+        depth: int,
+        *,
+        num_classes: int = 10,
+        in_chans: int = 3,
+        shortcut: str = "A",
+        residual: bool = True,
+        zero_init_residual: bool = False,
+        drop_path_rate: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if (depth - 2) % 6:
+            raise ModelConfigError(f"a CIFAR ResNet has 6n+2 layers; {depth} is not of that form (try 20, 32, 44, 56, 110)")
+        if shortcut not in ("A", "B"):
+            raise ModelConfigError(f"shortcut must be 'A' (zero-padding identity) or 'B' (1x1 projection), got {shortcut!r}")
+        if not residual and drop_path_rate:
+            raise ModelConfigError("drop_path_rate needs residual blocks: a plain net has no branch to drop")
+        blocks_per_stage = (depth - 2) // 6
+        self.num_classes, self.in_chans = num_classes, in_chans
+        self.default_input_size = (in_chans, 32, 32)
+        self.conv1 = conv3x3(in_chans, CIFAR_WIDTHS[0])
+        self.bn1 = nn.BatchNorm2d(CIFAR_WIDTHS[0])
+        self.relu = nn.ReLU(inplace=True)
+        rates = iter(linear_drop_path_rates(drop_path_rate, 3 * blocks_per_stage))
+        inplanes, self.feature_info = CIFAR_WIDTHS[0], []
+        for index, planes in enumerate(CIFAR_WIDTHS):
+            blocks = []
+            for block_index in range(blocks_per_stage):
+                stride = 2 if index > 0 and block_index == 0 else 1
+                blocks.append(CifarBlock(inplanes, planes, stride, shortcut, next(rates), residual))
+                inplanes = planes
+            setattr(self, f"layer{index + 1}", nn.Sequential(*blocks))
+            self.feature_info.append(stage_info(f"layer{index + 1}", planes, 2**index))
+        self.num_features = CIFAR_WIDTHS[-1]
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(self.num_features, num_classes)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        if zero_init_residual:
+            for module in self.modules():
+                if isinstance(module, CifarBlock):
+                    nn.init.zeros_(module.bn2.weight)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        return self.layer3(self.layer2(self.layer1(x)))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(self.avgpool(x), 1)
+        return x if pre_logits else self.fc(x)
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes)
+
+
+_PAPER = "He et al. 2015 (CIFAR-10, Sec. 4.2)"
+
+
+def _register(depth: int) -> None:
+    def resnet(*, num_classes: int = 10, in_chans: int = 3, shortcut: str = "A", zero_init_residual: bool = False,
+               drop_path_rate: float = 0.0) -> CifarResNet:
+        return CifarResNet(depth, num_classes=num_classes, in_chans=in_chans, shortcut=shortcut,
+                           zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
+
+    def plain(*, num_classes: int = 10, in_chans: int = 3) -> CifarResNet:
+        return CifarResNet(depth, num_classes=num_classes, in_chans=in_chans, residual=False)
+
+    n = (depth - 2) // 6
+    for builder, name, doc in (
+        (resnet, f"resnet{depth}", f"CIFAR ResNet-{depth} (n={n}): 16-32-64 maps, option-A shortcuts (shortcut='B' for 1x1 projections)."),
+        (plain, f"plain{depth}", f"CIFAR plain-{depth} (n={n}): resnet{depth} without shortcuts, the paper's baseline."),
+    ):
+        builder.__name__ = builder.__qualname__ = name
+        builder.__doc__ = doc
+        register_model(family="resnet_cifar", paper=_PAPER, input_size=(3, 32, 32), num_classes=10)(builder)
+        globals()[name] = builder
+
+
+for _depth in CIFAR_DEPTHS:
+    _register(_depth)
