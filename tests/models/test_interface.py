@@ -45,7 +45,10 @@ def input_side(model) -> int:
     return model.default_input_size[-1] if largest is not None else max(smallest, 32)
 
 
-@pytest.mark.parametrize("name", CLASSIC)
+ALL_MODELS = cnnlab.list_models()
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
 def test_one_channel_ten_classes_forward_backward_and_interface(name):
     model = cnnlab.create_model(name, in_chans=1, num_classes=10)
     size = input_side(model)
@@ -68,7 +71,7 @@ def test_one_channel_ten_classes_forward_backward_and_interface(name):
         assert model(x).shape == (2, 5)
 
 
-@pytest.mark.parametrize("name", CLASSIC)
+@pytest.mark.parametrize("name", ALL_MODELS)
 def test_feature_info_gives_each_stages_channels_and_reduction(name):
     """Growing the input by 64 pixels grows a stage of reduction R by exactly 64 / R pixels."""
     with torch.device("meta"):

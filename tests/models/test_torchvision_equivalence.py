@@ -9,6 +9,7 @@ import torchvision
 
 import cnnlab
 
+# (ours, torchvision's, input side, our builder's options, torchvision's builder's options)
 TORCHVISION_TWINS = [
     ("alexnet_owt", "alexnet", 224),
     ("vgg11", "vgg11", 64),
@@ -19,6 +20,24 @@ TORCHVISION_TWINS = [
     ("vgg13_bn", "vgg13_bn", 64),
     ("vgg16_bn", "vgg16_bn", 64),
     ("vgg19_bn", "vgg19_bn", 64),
+    ("resnet18", "resnet18", 64),
+    ("resnet34", "resnet34", 64),
+    ("resnet50b", "resnet50", 64),
+    ("resnext50_32x4d", "resnext50_32x4d", 64),
+    ("wide_resnet50_2", "wide_resnet50_2", 64),
+    ("densenet121", "densenet121", 64),
+    ("densenet161", "densenet161", 64),
+    ("densenet169", "densenet169", 64),
+    ("densenet201", "densenet201", 64),
+    ("squeezenet1_0", "squeezenet1_0", 64),
+    ("squeezenet1_1", "squeezenet1_1", 64),
+    ("shufflenet_v2_x1_0", "shufflenet_v2_x1_0", 64),
+    ("googlenet_tv", "googlenet", 96, {"aux_logits": True}, {"aux_logits": True, "init_weights": True}),
+    ("googlenet_tv", "googlenet", 96, {}, {"aux_logits": False, "init_weights": True}),
+    ("inception_v3", "inception_v3", 96, {"aux_logits": True}, {"aux_logits": True, "init_weights": False}),
+    ("inception_v3", "inception_v3", 96, {}, {"aux_logits": False, "init_weights": False}),
+    # torchvision's deeper ResNets are v1.5: the paper nets with the stride moved to the 3x3.
+    ("resnet101", "resnet101", 64, {"stride_in_3x3": True}, {}),
 ]
 
 
@@ -33,12 +52,13 @@ def randomize_batchnorm_statistics(model: torch.nn.Module) -> None:
             module.bias.data.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
 
 
-@pytest.mark.parametrize("ours, theirs, size", TORCHVISION_TWINS)
-def test_torchvision_state_dict_loads_strictly_and_outputs_match(ours, theirs, size):
-    reference = getattr(torchvision.models, theirs)(weights=None).eval()
+@pytest.mark.parametrize("twin", TORCHVISION_TWINS, ids=lambda twin: f"{twin[0]}-{twin[3] if len(twin) > 3 else ''}")
+def test_torchvision_state_dict_loads_strictly_and_outputs_match(twin):
+    ours, theirs, size, our_options, their_options = (*twin, {}, {})[:5]
+    reference = getattr(torchvision.models, theirs)(weights=None, **their_options).eval()
     randomize_batchnorm_statistics(reference)
     with torch.device("meta"):
-        model = cnnlab.create_model(ours)
+        model = cnnlab.create_model(ours, **our_options)
     # strict=True: every key and shape must match, none missing, none extra.
     model.load_state_dict(reference.state_dict(), strict=True, assign=True)
     model.eval()

@@ -11,6 +11,7 @@ names the sizes the network accepts.
 
 from __future__ import annotations
 
+import copy
 import threading
 from itertools import chain
 
@@ -84,22 +85,18 @@ _probing = threading.local()
 def explain_input_size_error(model: CnnModel, x: torch.Tensor, error: RuntimeError) -> None:
     """Raise an InputShapeError naming the accepted sizes when `x`'s height/width caused `error`.
 
-    The sizes are found by running the network on the `meta` device (shapes only, no memory, no
-    arithmetic), so this costs milliseconds even for VGG. Returns quietly when the size is not the
-    cause, leaving the caller to re-raise the original error.
+    The sizes are found by running a copy of the network on the `meta` device (shapes only, no
+    memory, no arithmetic), so this costs milliseconds even for VGG. Returns quietly when the
+    size is not the cause, leaving the caller to re-raise the original error.
     """
     if getattr(_probing, "active", False):
         return
-    _probing.active = True
-    try:
-        height, width = int(x.shape[-2]), int(x.shape[-1])
-        designed = model.default_input_size[-1]
-        if _runs_on_meta(model, height, width) or not _runs_on_meta(model, designed, designed):
-            return
-        smallest = _smallest_side(model, designed)
-        largest = _largest_side(model, designed)
-    finally:
-        _probing.active = False
+    height, width = int(x.shape[-2]), int(x.shape[-1])
+    designed = model.default_input_size[-1]
+    probe = _MetaProbe(model)
+    if probe.runs(height, width) or not probe.runs(designed, designed):
+        return
+    smallest, largest = probe.smallest_side(designed), probe.largest_side(designed)
 
     name = _display_name(model)
     got = f"{height}x{width}"
@@ -125,47 +122,67 @@ def accepted_input_sizes(model: CnnModel) -> tuple[int, int | None]:
     Found on the `meta` device, so it costs milliseconds and no memory.
     """
     designed = model.default_input_size[-1]
-    return _smallest_side(model, designed), _largest_side(model, designed)
+    probe = _MetaProbe(model)
+    return probe.smallest_side(designed), probe.largest_side(designed)
 
 
-def _runs_on_meta(model: nn.Module, height: int, width: int) -> bool:
-    state = {
-        name: torch.empty_like(tensor, device="meta")
-        for name, tensor in chain(model.named_parameters(), model.named_buffers())
-    }
-    probe = torch.empty(2, model.in_chans, height, width, device="meta")
-    try:
-        with torch.no_grad():
-            torch.func.functional_call(model, state, (probe,))
-    except (RuntimeError, ValueError, IndexError):
-        return False
-    return True
+class _MetaProbe:
+    """A data-free copy of a model on the `meta` device, to try input sizes on."""
+
+    def __init__(self, model: nn.Module) -> None:
+        # Pre-filling deepcopy's memo maps every parameter and buffer to an empty meta tensor,
+        # so the copy shares no memory with the model and copies no data.
+        memo = {}
+        for tensor in chain(model.parameters(), model.buffers()):
+            meta = torch.empty_like(tensor, device="meta")
+            memo[id(tensor)] = nn.Parameter(meta, tensor.requires_grad) if isinstance(tensor, nn.Parameter) else meta
+        self.model = copy.deepcopy(model, memo).eval()
+        self.in_chans = model.in_chans
+        # BatchNorm never changes a shape, and its meta kernel is slow (Python decompositions):
+        # the probe skips it, which makes a DenseNet-264 probe ~10x faster.
+        for module in self.model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.forward = _identity
+
+    def runs(self, height: int, width: int) -> bool:
+        probe = torch.empty(2, self.in_chans, height, width, device="meta")
+        _probing.active = True
+        try:
+            with torch.no_grad():
+                self.model(probe)
+        except (RuntimeError, ValueError, IndexError, InputShapeError):
+            return False
+        finally:
+            _probing.active = False
+        return True
+
+    def smallest_side(self, designed: int) -> int:
+        low, high = 1, designed  # high always runs
+        while low < high:
+            middle = (low + high) // 2
+            if self.runs(middle, middle):
+                high = middle
+            else:
+                low = middle + 1
+        return high
+
+    def largest_side(self, designed: int) -> int | None:
+        """None when the network takes inputs of any larger size (global pooling)."""
+        ceiling = 4 * designed
+        if self.runs(ceiling, ceiling):
+            return None
+        low, high = designed, ceiling  # low runs, high does not
+        while high - low > 1:
+            middle = (low + high) // 2
+            if self.runs(middle, middle):
+                low = middle
+            else:
+                high = middle
+        return low
 
 
-def _smallest_side(model: nn.Module, designed: int) -> int:
-    low, high = 1, designed  # high always runs
-    while low < high:
-        middle = (low + high) // 2
-        if _runs_on_meta(model, middle, middle):
-            high = middle
-        else:
-            low = middle + 1
-    return high
-
-
-def _largest_side(model: nn.Module, designed: int) -> int | None:
-    """None when the network takes inputs of any larger size (global pooling)."""
-    ceiling = 4 * designed
-    if _runs_on_meta(model, ceiling, ceiling):
-        return None
-    low, high = designed, ceiling  # low runs, high does not
-    while high - low > 1:
-        middle = (low + high) // 2
-        if _runs_on_meta(model, middle, middle):
-            low = middle
-        else:
-            high = middle
-    return low
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
 
 
 def _display_name(model: nn.Module) -> str:

@@ -220,10 +220,11 @@ class InceptionV3(CnnModel):
 
 
 @register_model(family="inception", paper="Szegedy et al. 2015", input_size=(3, 299, 299))
-def inception_v3(*, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True, dropout: float = 0.5) -> InceptionV3:
+def inception_v3(*, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = False, dropout: float = 0.5) -> InceptionV3:
     """Inception v3 (299x299): factorizations A, B, C and grid reductions; the aux head on the 17x17 grid.
 
-    `aux_logits=True` (the default, as the paper trains it) returns InceptionOutputs(logits,
-    aux_logits) in training mode only; `aux_logits=False` drops the head and its 3.3M parameters.
+    `aux_logits=True` (as the paper trains it) adds the head's 3.3M parameters and returns
+    InceptionOutputs(logits, aux_logits) in training mode only; by default there is no head and
+    forward returns the logits, as every other model does.
     """
     return InceptionV3(num_classes=num_classes, in_chans=in_chans, aux_logits=aux_logits, dropout=dropout)

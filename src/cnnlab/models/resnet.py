@@ -247,15 +247,16 @@ _PAPER = "He et al. 2015"
 def _register_paper_resnets() -> None:
     for depth in RESNET_DEPTHS:
         def builder(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False,
-                    drop_path_rate: float = 0.0, _depth: int = depth) -> ResNet:
-            return _resnet(_depth, num_classes=num_classes, in_chans=in_chans,
+                    drop_path_rate: float = 0.0, stride_in_3x3: bool = False, _depth: int = depth) -> ResNet:
+            return _resnet(_depth, num_classes=num_classes, in_chans=in_chans, stride_in_3x3=stride_in_3x3,
                            zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
 
         name = f"resnet{depth}"
         builder.__name__ = builder.__qualname__ = name
         builder.__doc__ = (
             f"ResNet-{depth} as published: option-B projections"
-            + (", the bottleneck's stride in its first 1x1 conv (v1)." if depth >= 50 else ".")
+            + (", the bottleneck's stride in its first 1x1 conv (v1).\n\n"
+               "stride_in_3x3=True moves it to the 3x3 (ResNet-B, torchvision's v1.5 weights)." if depth >= 50 else ".")
         )
         register_model(family="resnet", paper=_PAPER, input_size=(3, 224, 224))(builder)
         globals()[name] = builder
