@@ -8,13 +8,13 @@ import ast
 from cnnlab.errors import CnnlabError
 
 
-def console():
-    """A rich console; 120 columns when the output is not a terminal, so logs keep tables whole."""
+def console(width: int = 120):
+    """A rich console; `width` columns when the output is not a terminal, so logs keep tables whole."""
     import sys
 
     from rich.console import Console
 
-    return Console() if sys.stdout.isatty() else Console(width=120)
+    return Console() if sys.stdout.isatty() else Console(width=width)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

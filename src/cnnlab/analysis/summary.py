@@ -1,0 +1,342 @@
+"""Per-layer cost tables: what seed 003 works out by hand, for any network, instantly."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from cnnlab.analysis import formulas
+from cnnlab.analysis.formulas import one_decimal
+from cnnlab.analysis.trace import LayerRow, TraceSettings, trace
+from cnnlab.errors import CnnlabError, InputShapeError
+
+MB = formulas.MB
+
+
+@dataclass
+class Totals:
+    params: int
+    trainable_params: int
+    flops: int
+    macs: int
+    elementwise_ops: int
+    activation_memory: int
+    parameter_memory: int
+    activations: int  # per image, over the rows that hold a tensor of their own
+    output_shape: tuple[int, ...]
+
+    @property
+    def training_memory(self) -> int:
+        return self.activation_memory + self.parameter_memory
+
+
+@dataclass
+class Summary:
+    """The rows of a network's per-layer table and their totals (a whole minibatch's costs)."""
+
+    model_name: str
+    input_size: tuple[int, int, int]
+    batch: int
+    dtype: str
+    optimizer: str
+    rows: list[LayerRow]
+    totals: Totals
+    folded_depth: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    # -- lookups ----------------------------------------------------------------------------
+    def row(self, name: str) -> LayerRow:
+        """The row called `name`; a unique suffix works too ("conv1" for "features.conv1")."""
+        for row in self.rows:
+            if row.name == name:
+                return row
+        matches = [row for row in self.rows if row.name.endswith("." + name) or row.name.split(".")[-1] == name]
+        if len(matches) == 1:
+            return matches[0]
+        hint = f"; it matches {', '.join(r.name for r in matches[:5])}" if matches else ""
+        raise CnnlabError(f"no single layer called {name!r} in {self.model_name}{hint} (names are shown in the Layer column)")
+
+    @property
+    def bytes_per_element(self) -> int:
+        return formulas.DTYPE_BYTES[self.dtype]
+
+    def per_image_activation_memory(self) -> float:
+        return self.totals.activation_memory / self.batch
+
+    def largest_batch(self, memory_bytes: int) -> int:
+        """The largest minibatch whose training memory fits `memory_bytes` under the seeds' model:
+        parameters (with optimizer state) are fixed, activations grow linearly with the batch."""
+        free = memory_bytes - self.totals.parameter_memory
+        return max(0, int(free // self.per_image_activation_memory())) if free > 0 else 0
+
+    # -- renderers --------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        totals = asdict(self.totals)
+        totals["training_memory"] = self.totals.training_memory
+        return {
+            "model": self.model_name,
+            "input_size": list(self.input_size),
+            "batch": self.batch,
+            "dtype": self.dtype,
+            "optimizer": self.optimizer,
+            "conventions": "seed 003: FLOPs = 2 x MACs for conv/linear, K_h x K_w per pooled output; "
+                           "biases not counted; activation memory = 2 x batch x activations x bytes (input once); "
+                           "parameter memory = (2 + optimizer slots) x params x bytes; MB = 2^20 bytes",
+            "rows": [{k: v for k, v in asdict(row).items() if k not in ("explain", "path")} for row in self.rows],
+            "totals": totals,
+            "notes": self.notes,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    TABLE_COLUMNS = (
+        "Layer", "Kernels", "Kernel H/W", "S", "P", "Activations H/W", "Activations Channels", "#Activations",
+        "#params", "FLOPs (M)", "MACs (M)", "Element-wise (M)", "Activations memory (MB)", "Parameters memory (MB)",
+        "RF", "Jump",
+    )
+
+    # The terminal table's headers (the CSV and Markdown keep seed 003's full names above).
+    SHORT_COLUMNS = (
+        "Layer", "Kernels", "K", "S", "P", "H/W", "C", "#Activations", "#Params", "MFLOPs", "MMACs", "M elem-ops",
+        "Act MB", "Param MB", "RF", "Jump",
+    )
+
+    def table_rows(self) -> list[list[str]]:
+        out = []
+        for row in self.rows:
+            kernel = "x".join(map(str, sorted(set(row.kernel_size)))) if row.kernel_size else ""
+            if row.kernel_size and row.kernel_size[0] != row.kernel_size[1]:
+                kernel = f"{row.kernel_size[0]}x{row.kernel_size[1]}"
+            kernels = str(row.kernels) if row.kernels is not None else ""
+            if row.widths:
+                kernels = "/".join(map(str, row.widths))
+            out.append([
+                row.name, kernels, kernel,
+                _pair_text(row.stride), _pair_text(row.padding),
+                row.height_width, str(row.channels), f"{row.activations:,}", f"{row.params:,}",
+                one_decimal(row.flops / 1e6), one_decimal(row.macs / 1e6), one_decimal(row.elementwise_ops / 1e6),
+                one_decimal(row.activation_memory / MB), one_decimal(row.parameter_memory / MB),
+                "" if row.rf is None else str(row.rf), "" if row.jump is None else str(row.jump),
+            ])
+        return out
+
+    def totals_row(self) -> list[str]:
+        t = self.totals
+        return ["Totals", "", "", "", "", "", "", f"{t.activations:,}", f"{t.params:,}", one_decimal(t.flops / 1e6),
+                one_decimal(t.macs / 1e6), one_decimal(t.elementwise_ops / 1e6), one_decimal(t.activation_memory / MB),
+                one_decimal(t.parameter_memory / MB), "", ""]
+
+    def to_csv(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(self.TABLE_COLUMNS)
+        writer.writerows([[cell.replace(",", "") if i >= 7 else cell for i, cell in enumerate(r)] for r in self.table_rows()])
+        writer.writerow([cell.replace(",", "") for cell in self.totals_row()])
+        return buffer.getvalue()
+
+    def to_markdown(self) -> str:
+        lines = ["| " + " | ".join(self.TABLE_COLUMNS) + " |", "|" + "---|" * len(self.TABLE_COLUMNS)]
+        lines += ["| " + " | ".join(r) + " |" for r in self.table_rows()]
+        lines.append("| " + " | ".join(f"**{cell}**" if cell else "" for cell in self.totals_row()) + " |")
+        return "\n".join(lines) + "\n\n" + self.headline() + "\n"
+
+    def rich_table(self):
+        from rich.table import Table
+
+        table = Table(title=self.title(), caption=self.headline(), show_lines=False)
+        for column in self.SHORT_COLUMNS:
+            table.add_column(column, justify="left" if column == "Layer" else "right", overflow="fold")
+        for values, row in zip(self.table_rows(), self.rows):
+            style = "dim" if row.kind in ("activation", "view", "dropout") else None
+            table.add_row(*values, style=style)
+        table.add_row(*self.totals_row(), style="bold")
+        return table
+
+    def title(self) -> str:
+        c, h, w = self.input_size
+        return f"{self.model_name}: input {c}x{h}x{w}, minibatch {self.batch}, {self.dtype}, {self.optimizer}"
+
+    def headline(self) -> str:
+        t = self.totals
+        per_image = t.flops / self.batch / 1e9
+        return (
+            f"{t.params:,} parameters ({t.trainable_params:,} trainable); {t.flops / 1e9:,.2f} GFLOPs per minibatch "
+            f"({per_image:,.3f} per image; {t.macs / self.batch / 1e9:,.3f} GMACs per image) + "
+            f"{t.elementwise_ops / 1e9:,.2f} G element-wise ops; training memory "
+            f"{t.activation_memory / MB:,.1f} MB activations + {t.parameter_memory / MB:,.1f} MB parameters = "
+            f"{t.training_memory / MB:,.1f} MB"
+        )
+
+    def explain(self, layer: str | None = None) -> str:
+        rows = [self.row(layer)] if layer else [r for r in self.rows if r.kind not in ("view",) or r.explain]
+        blocks = []
+        for row in rows:
+            blocks.append(f"{row.name} ({row.op}):\n" + "\n".join(f"  {line}" for line in row.explain))
+        return "\n".join(blocks)
+
+
+def _pair_text(value) -> str:
+    if not value:
+        return ""
+    return str(value[0]) if value[0] == value[1] else f"{value[0]}x{value[1]}"
+
+
+def parse_input_size(text: str | tuple | list) -> tuple[int, int, int]:
+    """'3x227x227' (or '227' for a square RGB image, or '1x28x28') to (C, H, W)."""
+    if isinstance(text, (tuple, list)):
+        values = tuple(int(v) for v in text)
+    else:
+        if not re.fullmatch(r"\s*\d+(\s*[x,]\s*\d+)*\s*", str(text)):
+            raise InputShapeError(f"--input {text!r} is not of the form CxHxW (e.g. 3x224x224, or 224 for 3x224x224)")
+        values = tuple(int(v) for v in re.split(r"\s*[x,]\s*", str(text).strip()))
+    if len(values) == 1:
+        values = (3, values[0], values[0])
+    if len(values) == 2:
+        values = (3, *values)
+    if len(values) != 3 or min(values) < 1:
+        raise InputShapeError(f"input size {text!r} must be three positive numbers CxHxW (e.g. 3x224x224)")
+    return values
+
+
+def summary(
+    model: nn.Module | str,
+    input_size: tuple[int, int, int] | str | None = None,
+    batch: int = 1,
+    dtype: str = "float32",
+    optimizer: str = "momentum",
+    depth: int | None = None,
+    **model_kwargs,
+) -> Summary:
+    """The per-layer table of `model` (a zoo name or any nn.Module) for a minibatch of `batch`.
+
+    Runs on the `meta` device: shapes only, so the cost does not depend on the batch.
+    `depth` folds every module deeper than that many levels into one row per module at that level.
+    """
+    from cnnlab.models import create_model
+    from cnnlab.models.base import CnnModel, check_input_rank_and_channels, explain_input_size_error
+
+    if dtype not in formulas.DTYPE_BYTES:
+        raise CnnlabError(f"unknown dtype {dtype!r}; choose one of {', '.join(formulas.DTYPE_BYTES)}")
+    if optimizer not in formulas.OPTIMIZER_COPIES:
+        raise CnnlabError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(formulas.OPTIMIZER_COPIES)}")
+    if batch < 1:
+        raise CnnlabError(f"batch must be at least 1, got {batch}")
+    owned = isinstance(model, str)  # built here on meta: the walk may use it without copying
+    if owned:
+        with torch.device("meta"):
+            model = create_model(model, **model_kwargs)
+    name = getattr(model, "model_name", "") or type(model).__name__
+    if input_size is None:
+        if not isinstance(model, CnnModel):
+            raise InputShapeError(f"{name} is not a cnnlab model, so its input size is unknown: pass input_size=(C, H, W)")
+        input_size = model.default_input_size
+    input_size = parse_input_size(input_size)
+    settings = TraceSettings(batch=batch, bytes_per_element=formulas.DTYPE_BYTES[dtype], optimizer=optimizer)
+    if isinstance(model, CnnModel):
+        check_input_rank_and_channels(model, torch.empty(1, *input_size, device="meta"))
+    try:
+        rows, tracer, output = trace(model, input_size, settings, copy_model=not owned)
+    except RuntimeError as error:
+        if isinstance(model, CnnModel):
+            explain_input_size_error(model, torch.empty(1, *input_size, device="meta"), error)
+        raise InputShapeError(f"{name} cannot take a {'x'.join(map(str, input_size))} input: {str(error).splitlines()[0]}") from None
+
+    input_row = _input_row(input_size, settings)
+    all_params = {id(p): p for p in model.parameters()}
+    totals = Totals(
+        params=sum(p.numel() for p in all_params.values()),
+        trainable_params=sum(p.numel() for p in all_params.values() if p.requires_grad),
+        flops=sum(r.flops for r in rows),
+        macs=sum(r.macs for r in rows),
+        elementwise_ops=sum(r.elementwise_ops for r in rows),
+        activation_memory=input_row.activation_memory + sum(r.activation_memory for r in rows),
+        parameter_memory=int(formulas.parameter_memory(sum(p.numel() for p in all_params.values() if p.requires_grad),
+                                                       optimizer, settings.bytes_per_element).value),
+        activations=input_row.activations + sum(r.activations for r in rows if r.new_tensor),
+        output_shape=tuple(output.shape[1:]),
+    )
+    notes = []
+    unassigned = totals.params - sum(r.params for r in rows)
+    if unassigned:
+        notes.append(f"{unassigned:,} parameters belong to modules the forward pass did not run (e.g. auxiliary heads in eval mode)")
+    result = Summary(name, input_size, batch, dtype, optimizer, [input_row] + rows, totals, notes=notes)
+    if depth is not None:
+        result.rows = fold_rows(result.rows, depth, tracer, model, settings)
+        result.folded_depth = depth
+    return result
+
+
+def _input_row(input_size: tuple[int, int, int], settings: TraceSettings) -> LayerRow:
+    c, h, w = input_size
+    acts = formulas.activations(h, w, c)
+    memory = formulas.activation_memory(settings.batch, acts.value, settings.bytes_per_element, copies=1)
+    return LayerRow(name="input", kind="input", op="input", depth=0, output_shape=(c, h, w), activations=acts.value,
+                    activation_memory=int(memory.value), rf=1, jump=1, rf_centre=0.5,
+                    explain=[acts.text, memory.text + " (the input is stored once: it needs no gradient)"])
+
+
+def fold_rows(rows: list[LayerRow], depth: int, tracer, model: nn.Module, settings: TraceSettings) -> list[LayerRow]:
+    """Merge the rows of every module nested deeper than `depth` into one row for its ancestor at `depth`."""
+    if depth < 1:
+        raise CnnlabError(f"--depth must be 1 or more (1 = the model's top-level modules), got {depth}")
+    modules = dict(model.named_modules())
+    folded: list[LayerRow] = []
+    group: list[LayerRow] = []
+    group_path: tuple[str, ...] | None = None
+
+    def flush() -> None:
+        if group:
+            folded.append(_merge(group, group_path, tracer, modules, settings))
+            group.clear()
+
+    for row in rows:
+        parts = tuple(row.name.split(".")) if row.kind != "input" else ()
+        if len(parts) <= depth:  # already at or above the requested depth
+            flush()
+            group_path = None
+            folded.append(row)
+            continue
+        if parts[:depth] != group_path:
+            flush()
+            group_path = parts[:depth]
+        group.append(row)
+    flush()
+    return folded
+
+
+def _merge(group: list[LayerRow], path: tuple[str, ...], tracer, modules: dict, settings: TraceSettings) -> LayerRow:
+    name = ".".join(path)
+    module = modules.get(name)
+    output_info = tracer.block_outputs.get(name)
+    last = group[-1]
+    shape = tuple(output_info[0].shape[1:]) if output_info else last.output_shape
+    field_ = tracer.field_of(output_info[0]) if output_info else None
+    weighted = [r for r in group if r.kind in ("conv", "pool", "linear")]
+    single = weighted[0] if len(weighted) == 1 else None
+    widths = getattr(module, "widths", None)
+    count = 1
+    for size in shape:
+        count *= size
+    row = LayerRow(
+        name=name, kind="block", op=type(module).__name__ if module is not None else "block", depth=len(path),
+        output_shape=shape, activations=count, params=sum(r.params for r in group), flops=sum(r.flops for r in group),
+        macs=sum(r.macs for r in group), elementwise_ops=sum(r.elementwise_ops for r in group),
+        activation_memory=sum(r.activation_memory for r in group), parameter_memory=sum(r.parameter_memory for r in group),
+        kernels=single.kernels if single else (shape[0] if widths is None else None),
+        kernel_size=single.kernel_size if single else None, stride=single.stride if single else None,
+        padding=single.padding if single else None, widths=tuple(widths) if widths else None,
+        rf=field_.r if field_ else last.rf, jump=field_.j if field_ else last.jump,
+        rf_centre=field_.start if field_ else last.rf_centre, path=path,
+    )
+    output_memory = formulas.activation_memory(settings.batch, count, settings.bytes_per_element)
+    row.explain = [f"{len(group)} operations folded: " + ", ".join(r.name.split(".")[-1] for r in group),
+                   f"activation memory = sum over the folded operations = {row.activation_memory / MB:,.1f} MB "
+                   f"(the block's output alone: {output_memory.text.split(' = ', 1)[1]})"]
+    return row

@@ -1,0 +1,504 @@
+"""Walk a network on the `meta` device and describe every layer it runs.
+
+Module calls are seen through forward hooks, and the functional operations a forward method
+performs itself (residual `+`, `torch.cat`, `F.relu`, `flatten`/`view`, `F.avg_pool2d`, ...)
+through a TorchFunctionMode, so any `nn.Module` a user wrote is covered, not only the zoo. Only
+shapes are computed: no memory is allocated and no arithmetic is done, whatever the batch.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from itertools import chain
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from cnnlab.analysis import formulas
+from cnnlab.layers import ScaledTanh
+from cnnlab.layers.drop_path import DropPath
+from cnnlab.models.lenet import EuclideanRBF, SparseConnectionConv2d, TrainableSubsampling
+
+
+@dataclass
+class LayerRow:
+    """One row of the per-layer table (per-image shapes, whole-batch costs)."""
+
+    name: str
+    kind: str  # input, conv, linear, pool, norm, activation, dropout, add, concat, view, copy, block, other
+    op: str
+    depth: int
+    output_shape: tuple[int, ...]
+    activations: int = 0
+    params: int = 0
+    flops: int = 0
+    macs: int = 0
+    elementwise_ops: int = 0
+    activation_memory: int = 0
+    parameter_memory: int = 0
+    kernels: int | None = None
+    kernel_size: tuple[int, int] | None = None
+    stride: tuple[int, int] | None = None
+    padding: tuple[int, int] | None = None
+    groups: int = 1
+    rf: int | None = None
+    jump: int | None = None
+    rf_centre: float | None = None
+    new_tensor: bool = True
+    widths: tuple[int, ...] | None = None
+    explain: list[str] = field(default_factory=list)
+    path: tuple[str, ...] = ()
+
+    @property
+    def height_width(self) -> str:
+        if len(self.output_shape) == 3:
+            h, w = self.output_shape[1:]
+            return f"{h}" if h == w else f"{h}x{w}"
+        return "1"
+
+    @property
+    def channels(self) -> int:
+        return self.output_shape[0] if self.output_shape else 0
+
+
+@dataclass
+class TraceSettings:
+    batch: int
+    bytes_per_element: int
+    optimizer: str
+
+
+# Element-wise operations per output element (reported in their own column, never as FLOPs):
+# one compare for ReLU, one op for sigmoid/tanh (a transcendental counted as one), three for
+# LeCun's A*tanh(S*x), scale + shift for BatchNorm in its inference form, one multiply for
+# dropout, and square + window sum + scale + shift + power + divide for LRN.
+ACTIVATION_OPS: dict[type, int] = {
+    nn.ReLU: 1, nn.ReLU6: 1, nn.LeakyReLU: 1, nn.Sigmoid: 1, nn.Tanh: 1, nn.GELU: 1, nn.SiLU: 1,
+    nn.Hardswish: 1, nn.Hardsigmoid: 1, nn.ELU: 1, ScaledTanh: 3,
+}
+FUNCTIONAL_ACTIVATIONS = {F.relu: 1, torch.relu: 1, torch.relu_: 1, F.relu_: 1, torch.sigmoid: 1, torch.tanh: 1,
+                          F.gelu: 1, F.silu: 1, F.leaky_relu: 1, torch.Tensor.relu: 1, torch.Tensor.relu_: 1,
+                          torch.Tensor.sigmoid: 1, torch.Tensor.tanh: 1}
+ARITHMETIC = {torch.Tensor.__add__, torch.Tensor.__iadd__, torch.Tensor.__radd__, torch.Tensor.add, torch.Tensor.add_,
+              torch.add, torch.Tensor.__mul__, torch.Tensor.__imul__, torch.Tensor.__rmul__, torch.Tensor.mul,
+              torch.Tensor.mul_, torch.mul, torch.Tensor.__sub__, torch.Tensor.sub, torch.sub,
+              torch.Tensor.__truediv__, torch.Tensor.div, torch.div}
+CONCAT = {torch.cat, torch.concat, torch.stack}
+SHAPE_ONLY = {torch.flatten, torch.Tensor.flatten, torch.Tensor.view, torch.Tensor.reshape, torch.reshape,
+              torch.Tensor.chunk, torch.chunk, torch.Tensor.split, torch.split, torch.Tensor.transpose,
+              torch.transpose, torch.Tensor.permute, torch.permute, torch.Tensor.unsqueeze, torch.Tensor.squeeze,
+              torch.Tensor.__getitem__, torch.Tensor.narrow, torch.Tensor.expand, torch.Tensor.contiguous,
+              F.pad, torch.Tensor.clone, torch.Tensor.float, torch.Tensor.to, torch.Tensor.view_as}
+POOLS = {F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d, torch.max_pool2d,
+         torch.Tensor.mean, torch.mean, torch.nn.functional.lp_pool2d}
+DROPOUTS = {F.dropout, F.dropout2d}
+
+POOL_MODULES = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.LPPool2d, TrainableSubsampling)
+NORM_MODULES = (nn.modules.batchnorm._BatchNorm, nn.LocalResponseNorm, nn.GroupNorm, nn.LayerNorm)
+VIEW_MODULES = (nn.Flatten, nn.Unflatten, nn.Identity)
+HANDLED_LEAVES = (nn.Conv2d, SparseConnectionConv2d, nn.Linear, EuclideanRBF, *POOL_MODULES, *NORM_MODULES,
+                  nn.Dropout, nn.Dropout2d, DropPath, *VIEW_MODULES, *ACTIVATION_OPS)
+
+
+def _pair(value) -> tuple[int, int]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _per_image_shape(tensor: torch.Tensor) -> tuple[int, ...]:
+    return tuple(tensor.shape[1:])
+
+
+def _count(shape: tuple[int, ...]) -> int:
+    total = 1
+    for size in shape:
+        total *= size
+    return total
+
+
+@dataclass
+class _Field:
+    """Receptive field of a tensor's first unit: size r, jump j, centre in input pixels."""
+
+    r: int
+    j: int
+    start: float
+    spatial: bool = True  # False once flattened: the unit sees the whole image
+
+
+class Tracer:
+    """Runs a model once on `meta` tensors and builds one LayerRow per operation."""
+
+    def __init__(self, model: nn.Module, settings: TraceSettings) -> None:
+        self.model = model
+        self.settings = settings
+        self.rows: list[LayerRow] = []
+        self.names = {module: name for name, module in model.named_modules()}
+        self.stack: list[nn.Module] = []
+        self.leaf_depth = 0  # >0 while inside a module whose row is computed from the module
+        self.fields: dict[int, _Field] = {}
+        self.keep_alive: list[torch.Tensor] = []
+        self.seen_params: set[int] = set()
+        self.pending: dict[int, int] = {}  # id(module) -> row index reserved at its pre-hook
+        self.block_outputs: dict[str, tuple[torch.Tensor, int, int]] = {}  # path -> (output, first row, last row)
+        self.block_starts: dict[int, int] = {}
+        self.functional_counts: dict[tuple[str, str], int] = {}
+
+    # -- bookkeeping ---------------------------------------------------------------------
+    def field_of(self, tensor: torch.Tensor) -> _Field:
+        return self.fields.get(id(tensor), _Field(1, 1, 0.5))
+
+    def set_field(self, tensor: torch.Tensor, value: _Field) -> None:
+        self.keep_alive.append(tensor)
+        self.fields[id(tensor)] = value
+
+    def merged_field(self, tensors: list[torch.Tensor]) -> _Field:
+        """Where branches meet, the largest field."""
+        fields = [self.field_of(t) for t in tensors if isinstance(t, torch.Tensor)]
+        return max(fields, key=lambda f: (f.r, f.j)) if fields else _Field(1, 1, 0.5)
+
+    def own_params(self, module: nn.Module) -> int:
+        total = 0
+        for parameter in module.parameters(recurse=False):
+            if id(parameter) not in self.seen_params:
+                self.seen_params.add(id(parameter))
+                total += parameter.numel()
+        return total
+
+    def path_of(self, module: nn.Module) -> tuple[str, ...]:
+        name = self.names.get(module, "")
+        return tuple(name.split(".")) if name else ()
+
+    def new_row(self, name: str, kind: str, op: str, output: torch.Tensor, path: tuple[str, ...], **values) -> LayerRow:
+        shape = _per_image_shape(output)
+        row = LayerRow(name=name, kind=kind, op=op, depth=len(path), output_shape=shape, activations=_count(shape), path=path, **values)
+        batch, size = self.settings.batch, self.settings.bytes_per_element
+        if row.new_tensor:
+            memory = formulas.activation_memory(batch, row.activations, size)
+            row.activation_memory = int(memory.value)
+            row.explain.append(memory.text)
+        else:
+            row.explain.append("activation memory = 0 (a view or an in-place result shares its input's memory)")
+        if row.params:
+            memory = formulas.parameter_memory(row.params, self.settings.optimizer, size)
+            row.parameter_memory = int(memory.value)
+            row.explain.append(memory.text)
+        return row
+
+    # -- hooks -----------------------------------------------------------------------------
+    def pre_hook(self, module: nn.Module, inputs) -> None:
+        self.stack.append(module)
+        if self.leaf_depth == 0 and isinstance(module, HANDLED_LEAVES):
+            self.pending[id(module)] = len(self.rows)
+            self.rows.append(None)  # placeholder keeps execution order
+        if isinstance(module, HANDLED_LEAVES):
+            self.leaf_depth += 1
+        else:
+            self.block_starts[id(module)] = len(self.rows)
+
+    def post_hook(self, module: nn.Module, inputs, output) -> None:
+        self.stack.pop()
+        if isinstance(module, HANDLED_LEAVES):
+            self.leaf_depth -= 1
+            index = self.pending.pop(id(module), None)
+            if index is not None:
+                tensors = [t for t in inputs if isinstance(t, torch.Tensor)]
+                if isinstance(output, torch.Tensor):
+                    self.rows[index] = self.module_row(module, tensors, output)
+            return
+        first = self.block_starts.pop(id(module), len(self.rows))
+        main = output[0] if isinstance(output, (tuple, list)) else output
+        name = self.names.get(module)
+        if name and isinstance(main, torch.Tensor):
+            self.block_outputs[name] = (main, first, len(self.rows))
+
+    # -- rows for modules ------------------------------------------------------------------
+    def module_row(self, module: nn.Module, inputs: list[torch.Tensor], output: torch.Tensor) -> LayerRow:
+        path = self.path_of(module)
+        name = ".".join(path)
+        x = inputs[0] if inputs else output
+        batch = self.settings.batch
+        in_field = self.field_of(x)
+        op = type(module).__name__
+
+        if isinstance(module, (nn.Conv2d, SparseConnectionConv2d)):
+            return self.conv_row(name, path, op, module, x, output)
+        if isinstance(module, (nn.Linear, EuclideanRBF)):
+            return self.linear_row(name, path, op, module, x, output)
+        if isinstance(module, POOL_MODULES):
+            kernel, stride, padding, ceil_mode = self.pool_geometry(module, x, output)
+            row = self.pool_row(name, path, op, x, output, kernel, stride, padding, ceil_mode)
+            if isinstance(module, TrainableSubsampling):  # times a coefficient, plus a bias
+                row.params = self.own_params(module)
+                extra = formulas.elementwise_ops(batch, row.activations, 2, "coefficient and bias")
+                row.elementwise_ops, row.explain = extra.value, row.explain + [extra.text]
+                row.parameter_memory = int(formulas.parameter_memory(row.params, self.settings.optimizer, self.settings.bytes_per_element).value)
+            return row
+        in_place = output is x
+        is_view = output._is_view() and output._base is (x._base if x._is_view() else x)
+        if isinstance(module, NORM_MODULES):
+            per_element = 2 if not isinstance(module, nn.LocalResponseNorm) else module.size + 5
+            ops = formulas.elementwise_ops(batch, _count(_per_image_shape(output)), per_element, op)
+            row = self.new_row(name, "norm", op, output, path, params=self.own_params(module), elementwise_ops=ops.value,
+                               new_tensor=not in_place)
+            row.explain.insert(0, ops.text)
+            self.set_field(output, in_field)
+            return self.with_field(row, output)
+        if isinstance(module, VIEW_MODULES):
+            row = self.new_row(name, "view", op, output, path, new_tensor=not (is_view or in_place))
+            self.set_field(output, _Field(in_field.r + (x.shape[-1] - 1) * in_field.j, in_field.j, in_field.start, False)
+                           if isinstance(module, nn.Flatten) and x.dim() == 4 else in_field)
+            return self.with_field(row, output)
+        kind = "dropout" if isinstance(module, (nn.Dropout, nn.Dropout2d, DropPath)) else "activation"
+        per_element = ACTIVATION_OPS.get(type(module), 1)
+        ops = formulas.elementwise_ops(batch, _count(_per_image_shape(output)), per_element, op)
+        # The walk runs in eval mode, where dropout passes its input through; the table models
+        # training, where dropout writes a new, masked tensor.
+        row = self.new_row(name, kind, op, output, path, params=self.own_params(module), elementwise_ops=ops.value,
+                           new_tensor=kind == "dropout" or not in_place)
+        row.explain.insert(0, ops.text)
+        self.set_field(output, in_field)
+        return self.with_field(row, output)
+
+    def with_field(self, row: LayerRow, output: torch.Tensor) -> LayerRow:
+        field_ = self.field_of(output)
+        row.rf, row.jump, row.rf_centre = field_.r, field_.j, field_.start
+        return row
+
+    def conv_row(self, name, path, op, module, x, output) -> LayerRow:
+        batch = self.settings.batch
+        kh, kw = _pair(module.kernel_size)
+        sh, sw = _pair(getattr(module, "stride", 1))
+        ph, pw = _pair(getattr(module, "padding", 0))
+        dh, dw = _pair(getattr(module, "dilation", 1))
+        groups = getattr(module, "groups", 1)
+        c_in = x.shape[1]
+        explain = [
+            formulas.output_size(x.shape[2], kh, sh, ph, dh, axis="H").text,
+        ]
+        if (x.shape[3], kw, sw, pw) != (x.shape[2], kh, sh, ph):
+            explain.append(formulas.output_size(x.shape[3], kw, sw, pw, dw, axis="W").text)
+        acts = formulas.activations(output.shape[2], output.shape[3], output.shape[1])
+        explain.append(acts.text)
+        if isinstance(module, SparseConnectionConv2d):
+            # Only the connected input maps contribute: sum over output maps of |inputs| x K x K.
+            connections = module.out_index.numel()
+            per_map = output.shape[2] * output.shape[3]
+            flops = batch * per_map * connections * kh * kw * 2
+            explain.append(f"FLOPs = {batch} x {per_map} x ({connections} connections x {kh} x {kw}) x 2 = {formulas.mflops(flops)}")
+            params = self.own_params(module)
+            explain.insert(0, f"params = ({connections} connections x {kh} x {kw}) + {output.shape[1]} biases = {params:,}")
+        else:
+            flops_w = formulas.conv_flops(batch, acts.value, kh, kw, c_in, groups)
+            flops, params = flops_w.value, self.own_params(module)
+            explain.append(formulas.conv_params(kh, kw, c_in, output.shape[1], groups, module.bias is not None).text)
+            explain.append(flops_w.text)
+        macs = formulas.multiply_adds(flops)
+        explain.append(macs.text)
+        in_field = self.field_of(x)
+        r, j, start = formulas.receptive_field(in_field.r, in_field.j, in_field.start, kh, sh, ph, dh)
+        self.set_field(output, _Field(int(r.value), int(j.value), start))
+        row = self.new_row(name, "conv", op, output, path, params=params, flops=flops, macs=macs.value,
+                           kernels=output.shape[1], kernel_size=(kh, kw), stride=(sh, sw), padding=(ph, pw),
+                           groups=groups, explain=explain + [r.text, j.text])
+        return self.with_field(row, output)
+
+    def linear_row(self, name, path, op, module, x, output) -> LayerRow:
+        batch = self.settings.batch
+        c_in, c_out = x.shape[-1], output.shape[-1]
+        params = self.own_params(module)
+        if isinstance(module, EuclideanRBF):  # subtract, square, add for each (input, class) pair
+            flops = batch * 3 * c_in * c_out
+            explain = [f"FLOPs = {batch} x 3 x {c_in} x {c_out} = {formulas.mflops(flops)} (subtract, square, add)",
+                       f"params = 0 trainable ({c_in} x {c_out} fixed codes)"]
+            macs = 0
+        else:
+            worked = formulas.linear_flops(batch, c_in, c_out)
+            flops = worked.value
+            explain = [formulas.linear_params(c_in, c_out, module.bias is not None).text, worked.text]
+            macs_w = formulas.multiply_adds(flops)
+            macs = macs_w.value
+            explain.append(macs_w.text)
+        in_field = self.field_of(x)
+        self.set_field(output, _Field(in_field.r, in_field.j, in_field.start, False))
+        row = self.new_row(name, "linear", op, output, path, params=params, flops=flops, macs=macs, kernels=c_out,
+                           kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), explain=explain)
+        return self.with_field(row, output)
+
+    def pool_geometry(self, module, x, output):
+        if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+            return self.adaptive_geometry(x, output) + (False,)
+        if isinstance(module, TrainableSubsampling):
+            k = module.kernel_size
+            return (k, k), (k, k), (0, 0), False
+        kernel = _pair(module.kernel_size)
+        stride = _pair(module.stride if module.stride is not None else module.kernel_size)
+        padding = _pair(getattr(module, "padding", 0))
+        return kernel, stride, padding, bool(getattr(module, "ceil_mode", False))
+
+    @staticmethod
+    def adaptive_geometry(x, output):
+        """Adaptive pooling as the fixed window it amounts to (exact when sizes divide)."""
+        kernel, stride = [], []
+        for size_in, size_out in zip(x.shape[2:], output.shape[2:]):
+            stride.append(size_in // size_out)
+            kernel.append(size_in - (size_out - 1) * (size_in // size_out))
+        return tuple(kernel), tuple(stride), (0, 0)
+
+    def pool_row(self, name, path, op, x, output, kernel, stride, padding, ceil_mode) -> LayerRow:
+        batch = self.settings.batch
+        acts = formulas.activations(output.shape[2], output.shape[3], output.shape[1])
+        worked = formulas.pool_flops(batch, acts.value, kernel[0], kernel[1])
+        explain = [formulas.output_size(x.shape[2], kernel[0], stride[0], padding[0], 1, ceil_mode, axis="H").text,
+                   acts.text, worked.text]
+        in_field = self.field_of(x)
+        r, j, start = formulas.receptive_field(in_field.r, in_field.j, in_field.start, kernel[0], stride[0], padding[0])
+        self.set_field(output, _Field(int(r.value), int(j.value), start))
+        row = self.new_row(name, "pool", op, output, path, flops=worked.value, kernels=1, kernel_size=tuple(kernel),
+                           stride=tuple(stride), padding=tuple(padding), explain=explain + [r.text, j.text])
+        return self.with_field(row, output)
+
+    # -- rows for functional operations in a forward method --------------------------------
+    def functional_row(self, func: Callable, args: tuple, kwargs: dict, output: Any) -> None:
+        tensors = [a for a in chain(args, kwargs.values()) if isinstance(a, torch.Tensor)]
+        for a in args:
+            if isinstance(a, (list, tuple)):
+                tensors += [t for t in a if isinstance(t, torch.Tensor)]
+        outputs = output if isinstance(output, (tuple, list)) else (output,)
+        outputs = [o for o in outputs if isinstance(o, torch.Tensor)]
+        if not outputs or not tensors:
+            return
+        out = outputs[0]
+        owner = self.stack[-1] if self.stack else self.model
+        path = self.path_of(owner)
+        op = getattr(func, "__name__", str(func)).strip("_") or "op"
+        key = (".".join(path), op)
+        self.functional_counts[key] = self.functional_counts.get(key, 0) + 1
+        count = self.functional_counts[key]
+        name = ".".join(path + (op if count == 1 else f"{op}{count}",))
+        batch = self.settings.batch
+        x = tensors[0]
+        in_field = self.merged_field(tensors)
+
+        if func in (F.conv2d,):
+            weight = args[1] if len(args) > 1 else kwargs["weight"]
+            stride = _pair(args[3] if len(args) > 3 else kwargs.get("stride", 1))
+            padding = _pair(args[4] if len(args) > 4 else kwargs.get("padding", 0))
+            groups = args[6] if len(args) > 6 else kwargs.get("groups", 1)
+            fake = nn.Conv2d(x.shape[1], weight.shape[0], weight.shape[2:], stride, padding, groups=groups, bias=False, device="meta")
+            row = self.conv_row(name, path, "conv2d", fake, x, out)
+            row.params = sum(t.numel() for t in tensors[1:] if isinstance(t, nn.Parameter) and id(t) not in self.seen_params)
+            self.seen_params.update(id(t) for t in tensors[1:] if isinstance(t, nn.Parameter))
+        elif func in (F.linear,):
+            fake = nn.Linear(x.shape[-1], out.shape[-1], bias=False, device="meta")
+            row = self.linear_row(name, path, "linear", fake, x, out)
+            row.params = sum(t.numel() for t in tensors[1:] if isinstance(t, nn.Parameter) and id(t) not in self.seen_params)
+            self.seen_params.update(id(t) for t in tensors[1:] if isinstance(t, nn.Parameter))
+        elif func in POOLS and x.dim() == 4 and out.dim() in (2, 4):
+            if out.dim() == 2 or func in (F.adaptive_avg_pool2d, F.adaptive_max_pool2d):
+                spatial_out = out if out.dim() == 4 else out.reshape(out.shape[0], out.shape[1], 1, 1)
+                kernel, stride, padding = self.adaptive_geometry(x, spatial_out)
+                ceil_mode = False
+            else:
+                kernel = _pair(args[1] if len(args) > 1 else kwargs["kernel_size"])
+                stride_arg = args[2] if len(args) > 2 else kwargs.get("stride")
+                stride = _pair(stride_arg if stride_arg not in (None, []) else kernel)
+                padding = _pair(args[3] if len(args) > 3 else kwargs.get("padding", 0))
+                ceil_mode = bool(kwargs.get("ceil_mode", args[5] if func is F.max_pool2d and len(args) > 5 else False))
+                spatial_out = out
+            row = self.pool_row(name, path, op, x, spatial_out, kernel, stride, padding, ceil_mode)
+            if out.dim() == 2:
+                row.output_shape, self.fields[id(out)] = _per_image_shape(out), self.field_of(spatial_out)
+                self.keep_alive.append(out)
+        elif func in CONCAT:
+            self.set_field(out, in_field)
+            row = self.with_field(self.new_row(name, "concat", op, out, path), out)
+        elif func in ARITHMETIC or func in FUNCTIONAL_ACTIVATIONS or func in DROPOUTS:
+            in_place = any(out is t for t in tensors)
+            kind = "add" if func in ARITHMETIC else "dropout" if func in DROPOUTS else "activation"
+            ops = formulas.elementwise_ops(batch, _count(_per_image_shape(out)), FUNCTIONAL_ACTIVATIONS.get(func, 1), op)
+            self.set_field(out, in_field)
+            row = self.with_field(self.new_row(name, kind, op, out, path, elementwise_ops=ops.value,
+                                               new_tensor=kind == "dropout" or not in_place), out)
+            row.explain.insert(0, ops.text)
+        elif func in SHAPE_ONLY:
+            is_view = out._is_view() or any(out is t for t in tensors)
+            flattening = x.dim() == 4 and out.dim() == 2
+            self.set_field(out, _Field(in_field.r + (x.shape[-1] - 1) * in_field.j, in_field.j, in_field.start, False)
+                           if flattening else in_field)
+            for extra in outputs[1:]:
+                self.set_field(extra, in_field)
+            row = self.with_field(self.new_row(name, "view" if is_view else "copy", op, out, path, new_tensor=not is_view), out)
+        else:
+            self.set_field(out, in_field)
+            row = self.with_field(self.new_row(name, "other", op, out, path, new_tensor=not out._is_view()), out)
+        self.rows.append(row)
+
+
+class _FunctionalRecorder(TorchFunctionMode):
+    def __init__(self, tracer: Tracer) -> None:
+        super().__init__()
+        self.tracer = tracer
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        output = func(*args, **kwargs)
+        tracer = self.tracer
+        if tracer.leaf_depth == 0 and tracer.stack and _produces_tensor(output) and not _is_attribute(func):
+            tracer.functional_row(func, args, kwargs, output)
+        return output
+
+
+def _produces_tensor(output) -> bool:
+    if isinstance(output, torch.Tensor):
+        return True
+    return isinstance(output, (tuple, list)) and bool(output) and all(isinstance(o, torch.Tensor) for o in output)
+
+
+def _is_attribute(func) -> bool:
+    name = getattr(func, "__name__", "")
+    return name in ("__get__", "__set__", "size", "dim", "numel", "new_empty", "new_zeros", "bernoulli_", "uniform_", "detach")
+
+
+def meta_copy(model: nn.Module) -> nn.Module:
+    """A copy of `model` on the meta device that shares no memory and copies no data."""
+    memo = {}
+    for tensor in chain(model.parameters(), model.buffers()):
+        meta = torch.empty_like(tensor, device="meta")
+        memo[id(tensor)] = nn.Parameter(meta, tensor.requires_grad) if isinstance(tensor, nn.Parameter) else meta
+    return copy.deepcopy(model, memo)
+
+
+def _bn_shape_only(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    # BatchNorm keeps the shape; the meta kernel is slow (Python decompositions), so the walk
+    # returns a fresh tensor of the same shape, which is what the real op returns.
+    return torch.empty_like(x)
+
+
+def trace(model: nn.Module, input_shape: tuple[int, ...], settings: TraceSettings,
+          copy_model: bool = True) -> tuple[list[LayerRow], Tracer, torch.Tensor]:
+    """Run `model` (a meta copy of it, unless `copy_model` is False) on a (batch, *input_shape)
+    meta tensor, in eval mode."""
+    meta_model = (meta_copy(model) if copy_model else model).eval()
+    for module in meta_model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.forward = _bn_shape_only.__get__(module)
+    tracer = Tracer(meta_model, settings)
+    handles = []
+    for module in meta_model.modules():
+        handles.append(module.register_forward_pre_hook(tracer.pre_hook))
+        handles.append(module.register_forward_hook(tracer.post_hook))
+    x = torch.empty((settings.batch, *input_shape), device="meta")
+    tracer.set_field(x, _Field(1, 1, 0.5))
+    try:
+        with torch.no_grad(), _FunctionalRecorder(tracer):
+            output = meta_model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    rows = [row for row in tracer.rows if row is not None]
+    main = output[0] if isinstance(output, (tuple, list)) else output
+    return rows, tracer, main

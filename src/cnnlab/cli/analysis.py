@@ -1,0 +1,261 @@
+"""`cnnlab summary`, `layer`, `compare` and `rf`: the seeds' by-hand tables, for any network."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+
+import torch
+from torch import nn
+
+from cnnlab.analysis import formulas, summary
+from cnnlab.analysis.formulas import MB, one_decimal
+from cnnlab.analysis.summary import parse_input_size
+from cnnlab.cli.options import add_model_options, console, variant_kwargs
+from cnnlab.errors import CnnlabError
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "summary", help="per-layer table: activations, params, FLOPs, memory, receptive field",
+        description="One row per layer with seed 003's columns (for a whole minibatch), plus MACs, element-wise "
+                    "ops and the receptive field; computed on the meta device, so any batch is instant.",
+    )
+    add_model_options(parser)
+    add_cost_options(parser)
+    parser.add_argument("--depth", type=int, default=None, help="fold modules deeper than N levels into one row each")
+    parser.add_argument("--explain", nargs="?", const="", default=None, metavar="LAYER",
+                        help="print each formula with the numbers put in (all layers, or just LAYER)")
+    parser.add_argument("--format", choices=("table", "json", "csv", "md"), default="table")
+    parser.add_argument("--measured", action="store_true",
+                        help="also measure what PyTorch saves for backward (a real forward, on the meta device)")
+    parser.set_defaults(run=run_summary)
+
+    layer = commands.add_parser(
+        "layer", help="one conv, pool or fc layer from its hyper-parameters",
+        description="Output size, parameters, FLOPs and memory of one layer, for the seeds' worked exercises.",
+    )
+    layer.add_argument("kind", choices=("conv", "pool", "fc"))
+    layer.add_argument("--input", required=True, help="input size CxHxW (conv, pool) or features (fc), e.g. 3x227x227")
+    layer.add_argument("--kernels", type=int, default=None, help="output channels (conv) or features (fc)")
+    layer.add_argument("--kernel", type=int, default=1, help="kernel size K (square)")
+    layer.add_argument("--stride", type=int, default=1)
+    layer.add_argument("--padding", type=int, default=0)
+    layer.add_argument("--groups", type=int, default=1)
+    layer.add_argument("--no-bias", action="store_true")
+    layer.add_argument("--batch", type=int, default=1)
+    layer.add_argument("--dtype", choices=tuple(formulas.DTYPE_BYTES), default="float32")
+    layer.add_argument("--optimizer", choices=tuple(formulas.OPTIMIZER_COPIES), default="momentum")
+    layer.add_argument("--explain", action="store_true", help="print each formula with the numbers put in")
+    layer.set_defaults(run=run_layer)
+
+    compare = commands.add_parser(
+        "compare", help="totals of several models side by side, and the largest batch that fits",
+        description="Totals side by side; with --memory, the largest minibatch whose training memory fits under "
+                    "the seeds' model (activations x 2 + parameters x (2 + optimizer slots)).",
+    )
+    compare.add_argument("models", nargs="+", metavar="MODEL")
+    add_cost_options(compare)
+    compare.add_argument("--memory", default=None, help="device memory, e.g. 16GiB, 12GB, 8000MiB")
+    compare.add_argument("--format", choices=("table", "json"), default="table")
+    compare.set_defaults(run=run_compare)
+
+    rf = commands.add_parser(
+        "rf", help="receptive field, jump and centre of every layer",
+        description="r_out = r_in + (K - 1) x j_in, j_out = j_in x S, per layer (the largest where branches meet).",
+    )
+    add_model_options(rf)
+    rf.add_argument("--input", default=None, help="input size CxHxW (default: the model's)")
+    rf.add_argument("--depth", type=int, default=None, help="fold modules deeper than N levels into one row each")
+    rf.set_defaults(run=run_rf)
+
+
+def add_cost_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", default=None, help="input size CxHxW, e.g. 3x227x227 (default: the model's)")
+    parser.add_argument("--batch", type=int, default=128, help="minibatch size (default 128, as seed 003)")
+    parser.add_argument("--dtype", choices=tuple(formulas.DTYPE_BYTES), default="float32")
+    parser.add_argument("--optimizer", choices=tuple(formulas.OPTIMIZER_COPIES), default="momentum",
+                        help="parameter copies while training: sgd 2, momentum 3 (the seeds'), adam 4")
+
+
+def _summary_for(args: argparse.Namespace, name: str | None = None, depth: int | None = None):
+    kwargs = variant_kwargs(getattr(args, "variant_options", []))
+    for option in ("num_classes", "in_chans"):
+        if getattr(args, option, None) is not None:
+            kwargs[option] = getattr(args, option)
+    try:
+        return summary(name or args.model, input_size=args.input, batch=getattr(args, "batch", 1),
+                       dtype=getattr(args, "dtype", "float32"), optimizer=getattr(args, "optimizer", "momentum"),
+                       depth=depth, **kwargs)
+    except TypeError as error:
+        if "unexpected keyword" in str(error):
+            raise CnnlabError(f"{name or args.model} has no option {str(error).split('argument')[-1].strip()}") from None
+        raise
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    result = _summary_for(args, depth=args.depth)
+    measured = measured_saved_bytes(args) if args.measured else None
+    if args.format == "json":
+        data = result.to_dict()
+        if measured is not None:
+            data["totals"]["measured_saved_for_backward"] = measured
+        print(json.dumps(data, indent=2))
+        return 0
+    if args.format == "csv":
+        print(result.to_csv(), end="")
+        return 0
+    if args.format == "md":
+        print(result.to_markdown(), end="")
+        return 0
+    out = console(width=180)
+    out.print(result.rich_table())
+    for note in result.notes:
+        out.print(f"note: {note}")
+    if measured is not None:
+        out.print(
+            f"measured: PyTorch saves {one_decimal(measured / MB)} MB for backward on this forward "
+            f"(values only; the seeds' model counts {one_decimal(result.totals.activation_memory / MB)} MB: value + gradient "
+            f"of every layer output); see docs/analysis.md"
+        )
+    if args.explain is not None:
+        out.print(result.explain(args.explain or None), highlight=False)
+    return 0
+
+
+def measured_saved_bytes(args: argparse.Namespace) -> int:
+    from cnnlab.analysis.memory import saved_for_backward_bytes
+
+    kwargs = variant_kwargs(args.variant_options)
+    for option in ("num_classes", "in_chans"):
+        if getattr(args, option, None) is not None:
+            kwargs[option] = getattr(args, option)
+    from cnnlab.models import create_model
+
+    with torch.device("meta"):
+        model = create_model(args.model, **kwargs)
+    size = parse_input_size(args.input) if args.input else model.default_input_size
+    return saved_for_backward_bytes(model, size, args.batch, getattr(torch, args.dtype))
+
+
+def run_layer(args: argparse.Namespace) -> int:
+    out = console()
+    if args.kind == "fc":
+        in_features = int(re.sub(r"\D", "", args.input.split("x")[-1])) if "x" not in args.input else _features(args.input)
+        if args.kernels is None:
+            raise CnnlabError("an fc layer needs --kernels N (its number of output features)")
+        module = nn.Linear(in_features, args.kernels, bias=not args.no_bias, device="meta")
+        size: tuple[int, ...] = (in_features,)
+    else:
+        size = parse_input_size(args.input)
+        if args.kind == "conv":
+            if args.kernels is None:
+                raise CnnlabError("a conv layer needs --kernels N (its number of filters)")
+            if size[0] % args.groups or args.kernels % args.groups:
+                raise CnnlabError(f"--groups {args.groups} must divide both the input channels ({size[0]}) and --kernels ({args.kernels})")
+            module = nn.Conv2d(size[0], args.kernels, args.kernel, args.stride, args.padding, groups=args.groups,
+                               bias=not args.no_bias, device="meta")
+        else:
+            module = nn.MaxPool2d(args.kernel, args.stride, args.padding)
+    wrapper = nn.Sequential(module)
+    try:
+        result = summary(wrapper, input_size=size if len(size) == 3 else (size[0], 1, 1), batch=args.batch,
+                         dtype=args.dtype, optimizer=args.optimizer) if len(size) == 3 else _fc_summary(wrapper, size[0], args)
+    except Exception as error:  # noqa: BLE001 - the message names the layer's own problem
+        if isinstance(error, CnnlabError):
+            raise
+        raise CnnlabError(f"this {args.kind} layer cannot take a {args.input} input: {str(error).splitlines()[0]}") from None
+    row = result.rows[-1]
+    shape = "x".join(map(str, row.output_shape))
+    out.print(f"{args.kind} layer on {args.input}, minibatch {args.batch}: output {shape} ({row.activations:,} activations per image)")
+    out.print(f"  params {row.params:,}; FLOPs {one_decimal(row.flops / 1e6)} M; MACs {one_decimal(row.macs / 1e6)} M; "
+              f"activation memory {one_decimal(row.activation_memory / MB)} MB; parameter memory {one_decimal(row.parameter_memory / MB)} MB")
+    if args.explain:
+        out.print("\n".join(f"  {line}" for line in row.explain), highlight=False)
+    return 0
+
+
+def _features(text: str) -> int:
+    values = [int(v) for v in re.split(r"\s*x\s*", text.strip())]
+    total = 1
+    for v in values:
+        total *= v
+    return total
+
+
+def _fc_summary(wrapper: nn.Module, in_features: int, args: argparse.Namespace):
+    flatten_first = nn.Sequential(nn.Flatten(), *wrapper)
+    return summary(flatten_first, input_size=(in_features, 1, 1), batch=args.batch, dtype=args.dtype, optimizer=args.optimizer)
+
+
+def parse_memory(text: str) -> int:
+    match = re.fullmatch(r"\s*([\d.]+)\s*([KMGT]i?B?|B)?\s*", text, re.IGNORECASE)
+    if not match:
+        raise CnnlabError(f"--memory {text!r} is not a size like 16GiB, 12GB or 8000MiB")
+    value, unit = float(match.group(1)), (match.group(2) or "B").upper()
+    powers = {"B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    decimal = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+    factor = decimal.get(unit) or powers[unit[0]]
+    return int(value * factor)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    memory = parse_memory(args.memory) if args.memory else None
+    results = [_summary_for(args, name) for name in args.models]
+    rows = []
+    for result in results:
+        t = result.totals
+        entry = {
+            "model": result.model_name,
+            "input": "x".join(map(str, result.input_size)),
+            "params": t.params,
+            "gflops_per_image": t.flops / result.batch / 1e9,
+            "gmacs_per_image": t.macs / result.batch / 1e9,
+            "activation_memory_mb": t.activation_memory / MB,
+            "parameter_memory_mb": t.parameter_memory / MB,
+            "training_memory_mb": t.training_memory / MB,
+        }
+        if memory is not None:
+            entry["largest_batch"] = result.largest_batch(memory)
+        rows.append(entry)
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    from rich.table import Table
+
+    title = f"minibatch {args.batch}, {args.dtype}, {args.optimizer}" + (f"; memory {args.memory}" if args.memory else "")
+    table = Table(title=title)
+    columns = ["Model", "Input", "Params", "GFLOPs/image", "GMACs/image", "Activations (MB)", "Parameters (MB)", "Training memory (MB)"]
+    if memory is not None:
+        columns.append(f"Largest batch in {args.memory}")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "Model" else "right")
+    for entry in rows:
+        values = [entry["model"], entry["input"], f"{entry['params']:,}", f"{entry['gflops_per_image']:.2f}",
+                  f"{entry['gmacs_per_image']:.2f}", one_decimal(entry["activation_memory_mb"]),
+                  one_decimal(entry["parameter_memory_mb"]), one_decimal(entry["training_memory_mb"])]
+        if memory is not None:
+            values.append(f"{entry['largest_batch']:,}")
+        table.add_row(*values)
+    console().print(table)
+    return 0
+
+
+def run_rf(args: argparse.Namespace) -> int:
+    args.batch, args.dtype, args.optimizer = 1, "float32", "momentum"
+    result = _summary_for(args, depth=args.depth)
+    from rich.table import Table
+
+    table = Table(title=f"{result.model_name}: receptive field of each layer's output, in input pixels")
+    for column in ("Layer", "Kernel", "S", "P", "Output H/W", "RF size", "Jump", "Centre of first unit"):
+        table.add_column(column, justify="left" if column == "Layer" else "right")
+    for row in result.rows:
+        if row.kind in ("activation", "dropout", "norm") and args.depth is None:
+            continue
+        kernel = "x".join(map(str, sorted(set(row.kernel_size)))) if row.kernel_size else ""
+        table.add_row(row.name, kernel, str(row.stride[0]) if row.stride else "", str(row.padding[0]) if row.padding else "",
+                      row.height_width, "" if row.rf is None else str(row.rf), "" if row.jump is None else str(row.jump),
+                      "" if row.rf_centre is None else f"{row.rf_centre:g}")
+    console().print(table)
+    return 0
