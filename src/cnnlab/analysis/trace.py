@@ -324,7 +324,8 @@ class Tracer:
             explain.append(macs_w.text)
         in_field = self.field_of(x)
         self.set_field(output, _Field(in_field.r, in_field.j, in_field.start, False))
-        row = self.new_row(name, "linear", op, output, path, params=params, flops=flops, macs=macs, kernels=c_out,
+        kind = "rbf" if isinstance(module, EuclideanRBF) else "linear"
+        row = self.new_row(name, kind, op, output, path, params=params, flops=flops, macs=macs, kernels=c_out,
                            kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), explain=explain)
         return self.with_field(row, output)
 

@@ -73,6 +73,22 @@ class Inception(nn.Module):
         return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
 
 
+class NaiveInception(nn.Module):
+    """Seed 000's naive module: 1x1, 3x3 and 5x5 convs and a 3x3 max pool side by side, no 1x1
+    reductions: 854M multiply-adds at 28x28x256 with 128/192/96 filters (358M with bottlenecks)."""
+
+    def __init__(self, in_channels: int, ch1x1: int, ch3x3: int, ch5x5: int) -> None:
+        super().__init__()
+        self.branch1 = ConvBnAct(in_channels, ch1x1, 1, batch_norm=False)
+        self.branch2 = ConvBnAct(in_channels, ch3x3, 3, padding=1, batch_norm=False)
+        self.branch3 = ConvBnAct(in_channels, ch5x5, 5, padding=2, batch_norm=False)
+        self.branch4 = nn.MaxPool2d(kernel_size=3, stride=1, padding=1)
+        self.out_channels = ch1x1 + ch3x3 + ch5x5 + in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
+
+
 class InceptionAux(nn.Module):
     """Section 5: 5x5/3 average pool (4x4 maps at 14x14), 1x1 conv 128, fc 1024, dropout 0.7, fc."""
 
