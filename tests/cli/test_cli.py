@@ -51,7 +51,7 @@ def test_bad_set_option_is_explained(capsys):
     assert code == 2 and "nin has no option 'depth'" in err
 
 
-@pytest.mark.parametrize("command", [[], ["models"], ["show"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["models"], ["show"], ["demo"], ["summary"], ["layer"], ["compare"], ["rf"]])
 def test_help_on_every_command(command):
     result = subprocess.run([sys.executable, "-m", "cnnlab", *command, "--help"], capture_output=True, text=True)
     assert result.returncode == 0
