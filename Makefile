@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.cnnlab-installed
 PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -c constraints.txt
 
-.PHONY: install demo test data clean
+.PHONY: install demo test bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The comparisons in BENCHMARKS.md (installs torchinfo, fvcore and ptflops beside cnnlab).
+bench: $(STAMP)
+	$(PIP_INSTALL) -e '.[test,bench]'
+	$(BIN)/python benchmarks/peak.py
+	$(BIN)/python benchmarks/analysis_speed.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -9,6 +9,20 @@ transferred and deployed.
 from cnnlab.errors import CnnlabError, InputShapeError, ModelConfigError, UnknownModelError
 from cnnlab.models import CnnModel, create_model, list_models
 
+
+def summary(model, input_size=None, batch: int = 1, **options):
+    """Per-layer costs of a model (a zoo name or any nn.Module); see cnnlab.analysis.summary."""
+    from cnnlab.analysis import summary as _summary
+
+    return _summary(model, input_size=input_size, batch=batch, **options)
+
+
+def fit(model: str, **settings):
+    """Train a zoo model: cnnlab.fit("resnet20", data="cifar10:DIR", epochs=30); see cnnlab.train.TrainConfig."""
+    from cnnlab.train import TrainConfig, fit as _fit
+
+    return _fit(TrainConfig(model=model, **settings))
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -18,5 +32,7 @@ __all__ = [
     "ModelConfigError",
     "UnknownModelError",
     "create_model",
+    "fit",
     "list_models",
+    "summary",
 ]

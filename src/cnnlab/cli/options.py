@@ -14,7 +14,8 @@ def console(width: int = 120):
 
     from rich.console import Console
 
-    return Console() if sys.stdout.isatty() else Console(width=width)
+    # soft_wrap: lines of text are never broken (logs stay greppable); tables still fit the width.
+    return Console(soft_wrap=True) if sys.stdout.isatty() else Console(width=width, soft_wrap=True)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

@@ -15,8 +15,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from cnnlab.layers import fc_classifier, krizhevsky_lrn, replace_last_linear, window_output_size
-from cnnlab.models.base import CnnModel, stage_info
+from cnnlab.layers import fc_classifier, krizhevsky_lrn, window_output_size
+from cnnlab.models.base import MLPHeadNet, stage_info
 from cnnlab.models.registry import register_model
 
 
@@ -48,7 +48,7 @@ ALEXNET_GROUPED = tuple(
 )
 
 
-class ClassicConvNet(CnnModel):
+class ClassicConvNet(MLPHeadNet):
     """conv-ReLU[-LRN][-pool] layers, flatten, then fc-ReLU-dropout layers: AlexNet and ZFNet.
 
     Children are named as in the papers and seed 003's tables: features.conv1, features.norm1,
@@ -89,7 +89,6 @@ class ClassicConvNet(CnnModel):
                 reduction *= 2
                 self.feature_info.append(stage_info(f"features.pool{pools}", channels, reduction))
         self.features = nn.Sequential(OrderedDict(features))
-        self.flatten = nn.Flatten(1)
         self.num_features = hidden[-1]
         first_fc = len(layers) + 1
         self.classifier = fc_classifier(channels * size * size, hidden, num_classes, dropout, first_layer_number=first_fc)
@@ -97,21 +96,7 @@ class ClassicConvNet(CnnModel):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.flatten(x)
-        if pre_logits:
-            return self.classifier[:-1](x)
-        return self.classifier(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.classifier[-1]
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        replace_last_linear(self.classifier, num_classes)
-
-
-class AlexNetOWT(CnnModel):
+class AlexNetOWT(MLPHeadNet):
     """torchvision's AlexNet: 64-192-384-256-256, no LRN, adaptive 6x6 pool, dropout before fc."""
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> None:
@@ -150,18 +135,6 @@ class AlexNetOWT(CnnModel):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)
-        return self.classifier[:-1](x) if pre_logits else self.classifier(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.classifier[-1]
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        replace_last_linear(self.classifier, num_classes)
-
 
 @register_model(family="alexnet", paper="Krizhevsky et al. 2012", input_size=(3, 227, 227))
 def alexnet(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> ClassicConvNet:

@@ -60,6 +60,52 @@ class CnnModel(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+class PooledLinearNet(CnnModel):
+    """A net that ends in global average pooling, optional dropout and one Linear (`fc`).
+
+    Subclasses own `avgpool` (or override `global_pool`), `fc` (or set `classifier_name`) and,
+    if they use one before the classifier, a `dropout` module.
+    """
+
+    classifier_name = "fc"
+
+    def global_pool(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.avgpool(x), 1)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.global_pool(x)
+        dropout = getattr(self, "dropout", None)
+        if isinstance(dropout, nn.Module):
+            x = dropout(x)
+        return x if pre_logits else self.get_classifier()(x)
+
+    def get_classifier(self) -> nn.Module:
+        return getattr(self, self.classifier_name)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        setattr(self, self.classifier_name, nn.Linear(self.num_features, num_classes))
+
+
+class MLPHeadNet(CnnModel):
+    """A net whose `classifier` is a Sequential of fully-connected layers after a flatten
+    (AlexNet, ZFNet, VGG); `avgpool`, when present, runs first."""
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        pool = getattr(self, "avgpool", None)
+        x = torch.flatten(pool(x) if pool is not None else x, 1)
+        return self.classifier[:-1](x) if pre_logits else self.classifier(x)
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier[-1]
+
+    def reset_classifier(self, num_classes: int) -> None:
+        from cnnlab.layers import replace_last_linear
+
+        self.num_classes = num_classes
+        replace_last_linear(self.classifier, num_classes)
+
+
 def stage_info(module: str, num_chs: int, reduction: int) -> dict:
     """One entry of `feature_info`, in timm's keys."""
     return {"module": module, "num_chs": num_chs, "reduction": reduction}

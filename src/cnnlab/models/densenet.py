@@ -16,7 +16,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as checkpoint
 from torch import nn
 
-from cnnlab.models.base import CnnModel, stage_info
+from cnnlab.models.base import PooledLinearNet, stage_info
 from cnnlab.models.registry import register_model
 
 # Table 1: (growth rate k, layers per dense block, maps of the stem conv).
@@ -91,7 +91,7 @@ class Transition(nn.Sequential):
         self.pool = nn.AvgPool2d(kernel_size=2, stride=2)
 
 
-class DenseNet(CnnModel):
+class DenseNet(PooledLinearNet):
     """Stem, dense blocks joined by transitions, BN-ReLU, global average pool, fc."""
 
     def __init__(
@@ -156,20 +156,14 @@ class DenseNet(CnnModel):
                 if isinstance(module, DenseLayer):
                     nn.init.zeros_(module.conv2.weight)
 
+    classifier_name = "classifier"
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(F.adaptive_avg_pool2d(F.relu(x), (1, 1)), 1)
-        return x if pre_logits else self.classifier(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.classifier
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.classifier = nn.Linear(self.num_features, num_classes)
-
+    def global_pool(self, x: torch.Tensor) -> torch.Tensor:
+        # norm5 is the last layer of `features`; its ReLU runs here, as in torchvision.
+        return torch.flatten(F.adaptive_avg_pool2d(F.relu(x), (1, 1)), 1)
 
 def _register(name: str) -> None:
     growth, blocks, stem = DENSENET_CONFIGS[name]

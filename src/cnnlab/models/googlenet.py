@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.layers import ConvBnAct
-from cnnlab.models.base import CnnModel, stage_info
+from cnnlab.models.base import PooledLinearNet, stage_info
 from cnnlab.models.registry import register_model
 
 # Table 1: the six widths of each inception module, in seed 003's column order:
@@ -112,7 +112,7 @@ class GoogLeNetOutputs(NamedTuple):
     aux_logits1: torch.Tensor
 
 
-class GoogLeNet(CnnModel):
+class GoogLeNet(PooledLinearNet):
     """Stem, nine inception modules, global average pool, dropout, fc; optional auxiliary heads.
 
     With `aux_logits=True`, a model in training mode returns `GoogLeNetOutputs(logits,
@@ -201,22 +201,14 @@ class GoogLeNet(CnnModel):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self._features_and_aux(x, with_aux=False)[0]
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.dropout(torch.flatten(self.avgpool(x), 1))
-        return x if pre_logits else self.fc(x)
-
     def _forward(self, x: torch.Tensor):
         with_aux = self.aux_logits and self.training
         features, aux = self._features_and_aux(x, with_aux)
         logits = self.forward_head(features)
         return GoogLeNetOutputs(logits, aux[1], aux[0]) if with_aux else logits
 
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
     def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = nn.Linear(1024, num_classes)
+        super().reset_classifier(num_classes)
         if self.aux_logits:
             self.aux1.fc2 = nn.Linear(1024, num_classes)
             self.aux2.fc2 = nn.Linear(1024, num_classes)

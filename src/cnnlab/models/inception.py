@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.layers import ConvBnAct
-from cnnlab.models.base import CnnModel, stage_info
+from cnnlab.models.base import PooledLinearNet, stage_info
 from cnnlab.models.registry import register_model
 
 
@@ -147,7 +147,7 @@ class InceptionOutputs(NamedTuple):
     aux_logits: torch.Tensor
 
 
-class InceptionV3(CnnModel):
+class InceptionV3(PooledLinearNet):
     """Stem of plain convs, 3 x A, reduction, 4 x B, reduction, 2 x C, global pool, dropout, fc."""
 
     def __init__(self, *, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True, dropout: float = 0.5) -> None:
@@ -199,22 +199,14 @@ class InceptionV3(CnnModel):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self._features_and_aux(x, with_aux=False)[0]
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.dropout(torch.flatten(self.avgpool(x), 1))
-        return x if pre_logits else self.fc(x)
-
     def _forward(self, x: torch.Tensor):
         with_aux = self.aux_logits and self.training
         features, aux = self._features_and_aux(x, with_aux)
         logits = self.forward_head(features)
         return InceptionOutputs(logits, aux) if with_aux else logits
 
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
     def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = nn.Linear(2048, num_classes)
+        super().reset_classifier(num_classes)
         if self.AuxLogits is not None:
             self.AuxLogits.fc = nn.Linear(768, num_classes)
 

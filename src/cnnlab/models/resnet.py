@@ -20,7 +20,7 @@ from torch import nn
 
 from cnnlab.errors import ModelConfigError
 from cnnlab.layers import DropPath, linear_drop_path_rates
-from cnnlab.models.base import CnnModel, stage_info
+from cnnlab.models.base import PooledLinearNet, stage_info
 from cnnlab.models.registry import register_model
 
 # Table 1: blocks per stage.
@@ -134,7 +134,7 @@ def _deep_stem(in_chans: int, stem_width: int = 32) -> nn.Sequential:
     )
 
 
-class ResNet(CnnModel):
+class ResNet(PooledLinearNet):
     """Stem, four stages of residual blocks (64-128-256-512 wide), global average pool, fc."""
 
     def __init__(
@@ -223,16 +223,6 @@ class ResNet(CnnModel):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)
-        return x if pre_logits else self.fc(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes)
 
 
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from cnnlab.errors import ModelConfigError
 from cnnlab.layers import DropPath, linear_drop_path_rates
-from cnnlab.models.base import CnnModel, stage_info
+from cnnlab.models.base import PooledLinearNet, stage_info
 from cnnlab.models.registry import register_model
 from cnnlab.models.resnet import conv1x1, conv3x3
 
@@ -64,7 +64,7 @@ class CifarBlock(nn.Module):
         return self.relu(out)
 
 
-class CifarResNet(CnnModel):
+class CifarResNet(PooledLinearNet):
     """conv3x3(16) - 3 stages of n blocks - global average pool - fc, for 32x32 images."""
 
     def __init__(
@@ -118,18 +118,6 @@ class CifarResNet(CnnModel):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))
         return self.layer3(self.layer2(self.layer1(x)))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)
-        return x if pre_logits else self.fc(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes)
-
 
 _PAPER = "He et al. 2015 (CIFAR-10, Sec. 4.2)"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnlab.models.base import CnnModel, stage_info
+from cnnlab.models.base import PooledLinearNet, stage_info
 from cnnlab.models.registry import register_model
 
 # Table 5, 1.0x: blocks per stage (2, 3, 4) and output channels (conv1, stages 2-4, conv5).
@@ -60,7 +60,7 @@ class InvertedResidual(nn.Module):
         return channel_shuffle(out, 2)
 
 
-class ShuffleNetV2(CnnModel):
+class ShuffleNetV2(PooledLinearNet):
     def __init__(self, stages_repeats, stages_out_channels, *, num_classes: int = 1000, in_chans: int = 3) -> None:
         super().__init__()
         self.num_classes, self.in_chans = num_classes, in_chans
@@ -85,21 +85,12 @@ class ShuffleNetV2(CnnModel):
         self.feature_info.append(stage_info("conv5", self.num_features, 32))
         self.fc = nn.Linear(self.num_features, num_classes)
 
+    def global_pool(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean([2, 3])
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.conv1(x))
         return self.conv5(self.stage4(self.stage3(self.stage2(x))))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = x.mean([2, 3])
-        return x if pre_logits else self.fc(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes)
-
 
 @register_model(family="shufflenet", paper="Ma et al. 2018", input_size=(3, 224, 224))
 def shufflenet_v2_x1_0(*, num_classes: int = 1000, in_chans: int = 3) -> ShuffleNetV2:

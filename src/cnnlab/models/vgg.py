@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnlab.layers import krizhevsky_lrn, replace_last_linear
-from cnnlab.models.base import CnnModel, stage_info
+from cnnlab.layers import krizhevsky_lrn
+from cnnlab.models.base import MLPHeadNet, stage_info
 from cnnlab.models.registry import register_model
 
 # Table 1. An int is a 3x3 conv (stride 1, pad 1) of that width, ("1x1", C) a 1x1 conv (config C),
@@ -50,7 +50,7 @@ def make_vgg_features(config: tuple, in_chans: int, batch_norm: bool) -> tuple[n
     return nn.Sequential(*layers), feature_info
 
 
-class VGG(CnnModel):
+class VGG(MLPHeadNet):
     """A VGG configuration, laid out as torchvision's VGG (features / avgpool / classifier)."""
 
     def __init__(
@@ -84,18 +84,6 @@ class VGG(CnnModel):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)
-        return self.classifier[:-1](x) if pre_logits else self.classifier(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.classifier[-1]
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        replace_last_linear(self.classifier, num_classes)
-
 
 def _register_vgg(name: str, config: str, batch_norm: bool, doc: str) -> None:
     def builder(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> VGG:

@@ -15,7 +15,7 @@ from torch import nn
 
 from cnnlab.errors import ModelConfigError
 from cnnlab.layers import DropPath, linear_drop_path_rates
-from cnnlab.models.base import CnnModel, stage_info
+from cnnlab.models.base import PooledLinearNet, stage_info
 from cnnlab.models.registry import register_model
 from cnnlab.models.resnet import conv1x1, conv3x3
 
@@ -29,7 +29,7 @@ class PreActBlock(nn.Module):
         self.conv1 = conv3x3(inplanes, planes, stride)
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv2 = conv3x3(planes, planes)
-        self.dropout = dropout
+        self.drop_rate = dropout
         self.shortcut = conv1x1(inplanes, planes, stride) if stride != 1 or inplanes != planes else None
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
@@ -39,12 +39,12 @@ class PreActBlock(nn.Module):
         identity = x if self.shortcut is None else self.shortcut(pre)
         out = self.conv1(pre)
         out = F.relu(self.bn2(out))
-        if self.dropout:
-            out = F.dropout(out, p=self.dropout, training=self.training)
+        if self.drop_rate:
+            out = F.dropout(out, p=self.drop_rate, training=self.training)
         return self.drop_path(self.conv2(out)) + identity
 
 
-class WideResNet(CnnModel):
+class WideResNet(PooledLinearNet):
     def __init__(
         self, depth: int, widen_factor: int, *, num_classes: int = 10, in_chans: int = 3,
         dropout: float = 0.0, drop_path_rate: float = 0.0, zero_init_residual: bool = False,
@@ -87,18 +87,6 @@ class WideResNet(CnnModel):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layer3(self.layer2(self.layer1(self.conv1(x))))
         return self.relu(self.bn(x))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)
-        return x if pre_logits else self.fc(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes)
-
 
 @register_model(family="wide_resnet", paper="Zagoruyko & Komodakis 2016", input_size=(3, 32, 32), num_classes=10)
 def wrn28_10(*, num_classes: int = 10, in_chans: int = 3, dropout: float = 0.0, drop_path_rate: float = 0.0,

@@ -1,0 +1,208 @@
+"""`cnnlab train`, `evaluate` and `predict`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+
+from cnnlab.cli.options import console, variant_kwargs
+from cnnlab.errors import CnnlabError
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train", help="train a model on a data set", argument_default=argparse.SUPPRESS,
+        description="Train a zoo model with the seeds' practices; unset settings take the family's paper defaults "
+                    "(printed at the start). Writes RUN_DIR with checkpoints, metrics and curves.",
+    )
+    train.add_argument("model", metavar="MODEL")
+    train.add_argument("--data", help="data set (default mnist-embedded): fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, folder:DIR, ...")
+    train.add_argument("--config", help="a TOML file of settings; command-line flags override it")
+    train.add_argument("--out", help="run folder (default runs/MODEL)")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--optimizer", choices=("sgd", "adam", "adamw"))
+    train.add_argument("--momentum", type=float)
+    train.add_argument("--nesterov", action="store_true")
+    train.add_argument("--weight-decay", type=float)
+    train.add_argument("--no-decay-norm-bias", action="store_true", help="no weight decay on BatchNorm and bias parameters")
+    train.add_argument("--schedule", choices=("constant", "step", "multistep", "cosine", "onecycle", "plateau"))
+    train.add_argument("--milestones", type=lambda s: tuple(float(v) for v in s.split(",")), help="multistep points as fractions of the run, e.g. 0.5,0.75")
+    train.add_argument("--gamma", type=float, help="learning-rate factor at each step (default 0.1)")
+    train.add_argument("--warmup-epochs", type=float)
+    train.add_argument("--label-smoothing", type=float)
+    train.add_argument("--dropout", type=float, help="the model's dropout probability (models that have one)")
+    train.add_argument("--augment", help="none, digits, cifar, imagenet, or a list: crop=4,flip,rrc,jitter=0.4,erase=0.25")
+    train.add_argument("--clip-grad", type=float, help="clip the gradient norm to this value")
+    train.add_argument("--amp", choices=("bf16", "fp16"), help="mixed precision: bf16 (CPU, GPU) or fp16 (GPU)")
+    train.add_argument("--channels-last", action="store_true")
+    train.add_argument("--compile", action="store_true", help="torch.compile the model")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--device", help="auto (default), cpu or cuda")
+    train.add_argument("--val-fraction", type=float, help="share of the training split held out for validation (default 0.1)")
+    train.add_argument("--subset", type=int, help="train on only this many training images")
+    train.add_argument("--input-size", type=int, help="resize images to this side (default: the model's)")
+    train.add_argument("--set", dest="variant_options", action="append", metavar="KEY=VALUE",
+                       help="a model option, e.g. --set batch_norm=true --set activation=relu")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--overwrite", action="store_true", help="replace the run in --out")
+    train.add_argument("--tensorboard", action="store_true")
+    train.set_defaults(run=run_train)
+
+    evaluate = commands.add_parser("evaluate", help="loss, top-1/top-5, per-class accuracy, confusion matrix",
+                                   description="Evaluate a checkpoint (or a run folder's best) on a data set's test split "
+                                               "(or its held-out validation split when it has no test split).")
+    evaluate.add_argument("checkpoint", metavar="RUN_DIR|CHECKPOINT")
+    evaluate.add_argument("--data", default=None, help="data set (default: the one it was trained on)")
+    evaluate.add_argument("--split", choices=("test", "val"), default=None)
+    evaluate.add_argument("--out", default=None, help="folder for confusion.png/.csv and evaluation.json (default: the run folder)")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.set_defaults(run=run_evaluate)
+
+    predict = commands.add_parser("predict", help="top-k classes of image files",
+                                  description="Classify image files with a checkpoint, using the run's own preprocessing.")
+    predict.add_argument("checkpoint", metavar="CHECKPOINT")
+    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("--top-k", type=int, default=5)
+    predict.add_argument("--device", default="cpu")
+    predict.set_defaults(run=run_predict)
+
+
+def config_from_args(args: argparse.Namespace):
+    from cnnlab.train import TrainConfig
+    from cnnlab.train.config import load_toml
+
+    settings = load_toml(args.config) if getattr(args, "config", None) else {}
+    known = {f.name for f in fields(TrainConfig)}
+    for name, value in vars(args).items():
+        if name in known and name != "model_kwargs":
+            settings[name] = value
+    options = variant_kwargs(getattr(args, "variant_options", None) or [])
+    settings["model_kwargs"] = {**settings.get("model_kwargs", {}), **options}
+    settings["model"] = args.model
+    return TrainConfig(**settings)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from cnnlab.train import fit
+
+    out = console()
+    result = fit(config_from_args(args), log=lambda line: out.print(line, highlight=False), progress=out.is_terminal)
+    out.print(f"run folder {result.out}: best.safetensors/.json (epoch {result.best['epoch']}, val top-1 "
+              f"{result.best['val_top1']:.2%}), last.*, metrics.jsonl, metrics.csv, curves.png; {result.seconds:.1f} s")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from cnnlab.data import Normalization, TensorBatches, load_source, stratified_split
+    from cnnlab.train.checkpoint import load_model, resolve
+    from cnnlab.train.loop import pick_device
+    from cnnlab.train.metrics import evaluate_batches
+
+    device = pick_device(args.device)
+    json_path = resolve(args.checkpoint)
+    model, meta = load_model(json_path, device)
+    data_name = args.data or meta["data"]
+    source = load_source(data_name)
+    if len(source.class_names) != meta["num_classes"]:
+        raise CnnlabError(f"{json_path} was trained for {meta['num_classes']} classes but {source.name} has "
+                          f"{len(source.class_names)}; evaluate on a set with the same classes")
+    if source.image_shape[0] != meta["in_chans"]:
+        raise CnnlabError(f"{json_path} takes {meta['in_chans']}-channel images but {source.name} has {source.image_shape[0]}")
+    split = args.split or ("test" if source.test is not None else "val")
+    if split == "test":
+        if source.test is None:
+            raise CnnlabError(f"{source.name} has no published test split; use --split val")
+        images = source.test
+    else:
+        _, held = stratified_split(source.train.labels, meta.get("val_fraction", 0.1), seed=meta.get("seed", 0))
+        images = source.train.subset(held)
+    normalization = Normalization(tuple(meta["normalization"]["mean"]), tuple(meta["normalization"]["std"]))
+    batches = TensorBatches(images.images, images.labels, 512, size=meta["input_size"][-1], normalization=normalization, device=device)
+    metrics = evaluate_batches(model, batches, meta["num_classes"], confusion=True)
+    folder = Path(args.out) if args.out else json_path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    write_confusion(folder, metrics["confusion"], meta["class_names"])
+    from cnnlab.train.checkpoint import atomic_write_text
+
+    atomic_write_text(folder / "evaluation.json", json.dumps({"checkpoint": str(json_path), "data": data_name, "split": split,
+                                                              **{k: v for k, v in metrics.items() if k != "confusion"}}, indent=2))
+    out = console()
+    out.print(f"{meta['model']} ({json_path}) on {source.name} {split} ({metrics['images']:,} images): loss {metrics['loss']:.4f}, "
+              f"top-1 {metrics['top1']:.2%}, top-5 {metrics['top5']:.2%}, {metrics['images_per_second']:,.0f} images/s")
+    from rich.table import Table
+
+    table = Table(title="per-class top-1")
+    table.add_column("class")
+    table.add_column("top-1", justify="right")
+    for name, accuracy in zip(meta["class_names"], metrics["per_class_top1"]):
+        table.add_row(name, f"{accuracy:.2%}")
+    out.print(table)
+    out.print(f"wrote {folder / 'confusion.png'}, {folder / 'confusion.csv'}, {folder / 'evaluation.json'}")
+    return 0
+
+
+def write_confusion(folder: Path, matrix: list[list[int]], class_names: list[str]) -> None:
+    import csv
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cnnlab.train.checkpoint import atomic_write_text
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["true \\ predicted", *class_names])
+    for name, row in zip(class_names, matrix):
+        writer.writerow([name, *row])
+    atomic_write_text(folder / "confusion.csv", buffer.getvalue())
+    n = len(class_names)
+    figure, axis = plt.subplots(figsize=(1.0 + 0.45 * n, 0.8 + 0.45 * n))
+    axis.imshow(matrix, cmap="Blues")
+    ticks = range(n)
+    axis.set_xticks(ticks, class_names, rotation=90, fontsize=7)
+    axis.set_yticks(ticks, class_names, fontsize=7)
+    axis.set(xlabel="predicted", ylabel="true", title="confusion matrix")
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                axis.text(j, i, str(matrix[i][j]), ha="center", va="center", fontsize=6)
+    figure.tight_layout()
+    temporary = folder / ".confusion.png.tmp"
+    figure.savefig(temporary, dpi=100, format="png")
+    plt.close(figure)
+    temporary.replace(folder / "confusion.png")
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from cnnlab.data import Normalization
+    from cnnlab.data.sources import decode_image
+    from cnnlab.data.augment import resize
+    from cnnlab.train.checkpoint import load_model
+
+    model, meta = load_model(args.checkpoint, args.device)
+    channels, size = meta["in_chans"], meta["input_size"][-1]
+    stored = meta.get("stored_size", meta["input_size"])[-1]
+    normalization = Normalization(tuple(meta["normalization"]["mean"]), tuple(meta["normalization"]["std"]))
+    out = console()
+    k = min(args.top_k, meta["num_classes"])
+    for path in args.images:
+        if not Path(path).is_file():
+            raise CnnlabError(f"{path} does not exist")
+        image = decode_image(Path(path), channels)
+        # The run's preprocessing: to the stored size of its data, then to the model's input, normalized.
+        x = resize(resize(image[None].float() / 255.0, stored), size)
+        with torch.no_grad():
+            probabilities = torch.softmax(model(normalization(x.to(args.device))), dim=1)[0]
+        top = probabilities.topk(k)
+        ranked = ", ".join(f"{meta['class_names'][i]} {p:.1%}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
+        out.print(f"{path}: {ranked}", highlight=False)
+    return 0

@@ -1,0 +1,139 @@
+"""Checkpoints that survive a crash and never run code when read.
+
+A checkpoint named NAME in a run folder is three files:
+    NAME.safetensors   the weights (safetensors: tensors only, nothing executable)
+    NAME.json          everything needed to rebuild and use the model (name, options, classes,
+                       input size, normalization, epoch, metrics, versions)
+    NAME.state.pt      optimizer, scheduler, scaler and RNG states for --resume, read with
+                       torch.load(weights_only=True)
+Every file is written to a temporary name in the same folder and renamed into place, and the JSON
+goes last: a checkpoint whose JSON exists is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from cnnlab.errors import CnnlabError
+
+
+class CheckpointError(CnnlabError):
+    """A checkpoint that is missing, corrupt, or for another model or data set."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def versions() -> dict[str, str]:
+    import torchvision
+
+    from cnnlab import __version__
+
+    return {"cnnlab": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "python": platform.python_version()}
+
+
+def save_checkpoint(folder: Path, name: str, model: torch.nn.Module, meta: dict[str, Any],
+                    training_state: dict[str, Any] | None = None) -> Path:
+    """Write NAME.safetensors, NAME.state.pt (when given) and then NAME.json, each atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    temporary = folder / f".{name}.safetensors.tmp-{os.getpid()}"
+    save_file(weights, str(temporary))
+    os.replace(temporary, folder / f"{name}.safetensors")
+    if training_state is not None:
+        temporary = folder / f".{name}.state.pt.tmp-{os.getpid()}"
+        torch.save(training_state, temporary)
+        os.replace(temporary, folder / f"{name}.state.pt")
+    atomic_write_text(folder / f"{name}.json", json.dumps({**meta, "versions": versions()}, indent=2))
+    return folder / f"{name}.json"
+
+
+def resolve(path: str | Path) -> Path:
+    """The .json of a checkpoint given as a run folder (its best, else last), a .json, a
+    .safetensors, or a name without suffix."""
+    path = Path(path)
+    if path.is_dir():
+        for candidate in ("best", "last"):
+            if (path / f"{candidate}.json").is_file():
+                return path / f"{candidate}.json"
+        raise CheckpointError(f"{path} holds no checkpoint (no best.json or last.json); train into it first")
+    if path.suffix in (".safetensors", ".json", ".pt"):
+        path = path.with_name(path.name.split(".")[0] + ".json")
+    elif not path.suffix:
+        path = path.with_suffix(".json")
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}: give a run folder, or a checkpoint's .json or .safetensors")
+    return path
+
+
+def read_meta(json_path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(json_path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{json_path} is not a readable checkpoint description ({error}); it is damaged") from None
+    for key in ("model", "num_classes", "in_chans"):
+        if key not in meta:
+            raise CheckpointError(f"{json_path} has no {key!r}: it is not a cnnlab checkpoint")
+    return meta
+
+
+def load_weights(json_path: Path) -> dict[str, torch.Tensor]:
+    weights_path = json_path.with_name(json_path.name[: -len(".json")] + ".safetensors")
+    if not weights_path.is_file():
+        raise CheckpointError(f"{weights_path} is missing: the checkpoint is incomplete")
+    try:
+        return load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{weights_path} is corrupt or truncated ({str(error).splitlines()[0]}); "
+                              "use another checkpoint (e.g. last instead of best)") from None
+
+
+def load_training_state(json_path: Path) -> dict[str, Any]:
+    state_path = json_path.with_name(json_path.name[: -len(".json")] + ".state.pt")
+    if not state_path.is_file():
+        raise CheckpointError(f"{state_path} is missing: this checkpoint cannot resume training")
+    try:
+        return torch.load(state_path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - torch raises several types for damaged or unsafe files
+        raise CheckpointError(f"{state_path} cannot be read safely ({str(error).splitlines()[0][:200]}); "
+                              "it is damaged or holds more than tensors") from None
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu"):
+    """The model of a checkpoint, weights loaded, in eval mode; and its metadata."""
+    from cnnlab.models import create_model
+
+    json_path = resolve(path)
+    meta = read_meta(json_path)
+    try:
+        model = create_model(meta["model"], num_classes=meta["num_classes"], in_chans=meta["in_chans"],
+                             **meta.get("model_kwargs", {}))
+    except TypeError as error:
+        raise CheckpointError(f"{json_path} gives {meta['model']} options it does not take "
+                              f"({str(error).split('argument')[-1].strip()}); the file was edited or is from another model") from None
+    weights = load_weights(json_path)
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as error:
+        raise CheckpointError(f"{json_path.with_suffix('.safetensors')} does not fit {meta['model']}: "
+                              f"{str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else error}") from None
+    return model.to(device).eval(), meta

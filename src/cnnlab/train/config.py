@@ -1,0 +1,130 @@
+"""Training settings, with each family's defaults taken from its paper where the paper says."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from cnnlab.errors import CnnlabError
+
+
+@dataclass
+class TrainConfig:
+    model: str
+    data: str = "mnist-embedded"
+    out: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    optimizer: str | None = None  # sgd, adam, adamw
+    momentum: float | None = None
+    nesterov: bool | None = None
+    weight_decay: float | None = None
+    no_decay_norm_bias: bool = False
+    schedule: str | None = None  # constant, step, multistep, cosine, onecycle, plateau
+    milestones: tuple[float, ...] | None = None  # fractions of the run, for multistep
+    gamma: float = 0.1
+    warmup_epochs: float = 0.0
+    label_smoothing: float = 0.0
+    dropout: float | None = None
+    augment: str | None = None
+    clip_grad: float | None = None
+    amp: str | None = None  # bf16 (CPU and GPU), fp16 (GPU, with a gradient scaler)
+    channels_last: bool = False
+    compile: bool = False
+    seed: int = 0
+    device: str = "auto"
+    val_fraction: float = 0.1
+    subset: int | None = None  # train on the first N images of the (shuffled) training split
+    input_size: int | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    resume: bool = False
+    overwrite: bool = False
+    tensorboard: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["milestones"] = list(self.milestones) if self.milestones else None
+        return data
+
+
+# (family, or model name) -> defaults; a paper's own values where it gives them.
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    # LeCun et al. 1998 train with stochastic diagonal Levenberg-Marquardt, which PyTorch does not
+    # have; Adam at 1e-3 with cosine decay is the usual stand-in.
+    "lenet": dict(optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="cosine", epochs=10, batch_size=128),
+    # Krizhevsky et al. 2012, Sec. 5: SGD, batch 128, momentum 0.9, weight decay 5e-4, lr 0.01 divided by 10 on plateaus.
+    "alexnet": dict(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4, schedule="step", epochs=90, batch_size=128),
+    "zfnet": dict(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4, schedule="step", epochs=70, batch_size=128),
+    # Simonyan & Zisserman, Sec. 3.1: batch 256, momentum 0.9, weight decay 5e-4, lr 0.01 /10 on plateaus.
+    "vgg": dict(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4, schedule="step", epochs=74, batch_size=256),
+    "nin": dict(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4, schedule="step", epochs=90, batch_size=128),
+    # Szegedy et al. 2014: momentum 0.9, lr decreased 4% every 8 epochs.
+    "googlenet": dict(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=2e-4, schedule="step", epochs=90, batch_size=128),
+    "inception": dict(optimizer="sgd", lr=0.045, momentum=0.9, weight_decay=4e-5, schedule="step", epochs=100, batch_size=32),
+    # He et al. 2015, Sec. 3.4: SGD lr 0.1, momentum 0.9, weight decay 1e-4, batch 256, lr /10 at fixed points.
+    "resnet": dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, schedule="multistep", milestones=(0.33, 0.67),
+                   epochs=90, batch_size=256),
+    "resnext": dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, schedule="multistep", milestones=(0.33, 0.67),
+                    epochs=90, batch_size=256),
+    # Sec. 4.2 (CIFAR): lr 0.1 divided by 10 at 32k and 48k of 64k iterations, batch 128.
+    "resnet_cifar": dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, schedule="multistep",
+                         milestones=(0.5, 0.75), epochs=160, batch_size=128),
+    # Huang et al. 2016: SGD, Nesterov momentum 0.9, weight decay 1e-4, lr /10 at 50% and 75%.
+    "densenet": dict(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4, schedule="multistep",
+                     milestones=(0.5, 0.75), epochs=90, batch_size=256),
+    # Zagoruyko & Komodakis: lr 0.1, Nesterov 0.9, weight decay 5e-4, /5 at 30%, 60%, 80% (gamma 0.2).
+    "wide_resnet": dict(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="multistep",
+                        milestones=(0.3, 0.6, 0.8), gamma=0.2, epochs=200, batch_size=128),
+    "squeezenet": dict(optimizer="sgd", lr=0.04, momentum=0.9, weight_decay=2e-4, schedule="cosine", epochs=90, batch_size=256),
+    "shufflenet": dict(optimizer="sgd", lr=0.5, momentum=0.9, weight_decay=4e-5, schedule="cosine", epochs=240, batch_size=1024),
+}
+GENERIC_DEFAULTS = dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, schedule="cosine", epochs=30, batch_size=128)
+SCHEDULES = ("constant", "step", "multistep", "cosine", "onecycle", "plateau")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+def with_family_defaults(config: TrainConfig, family: str) -> tuple[TrainConfig, dict[str, Any]]:
+    """Fill every unset setting from the family's defaults; returns the config and what was filled."""
+    defaults = {**GENERIC_DEFAULTS, "momentum": 0.9, "nesterov": False, **FAMILY_DEFAULTS.get(family, {})}
+    filled = {}
+    for name, value in defaults.items():
+        if getattr(config, name, None) is None:
+            setattr(config, name, value)
+            filled[name] = value
+    if config.milestones is None:
+        config.milestones = (0.5, 0.75)
+    validate(config)
+    return config, filled
+
+
+def validate(config: TrainConfig) -> None:
+    if config.optimizer not in OPTIMIZERS:
+        raise CnnlabError(f"unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if config.schedule not in SCHEDULES:
+        raise CnnlabError(f"unknown schedule {config.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    if config.amp not in (None, "bf16", "fp16"):
+        raise CnnlabError(f"--amp takes bf16 or fp16, got {config.amp!r}")
+    for name in ("epochs", "batch_size"):
+        if getattr(config, name) < 1:
+            raise CnnlabError(f"--{name.replace('_', '-')} must be at least 1")
+    if config.lr <= 0:
+        raise CnnlabError(f"--lr must be positive, got {config.lr}")
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise CnnlabError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise CnnlabError(f"{path} is not valid TOML: {error}") from None
+    data = {key.replace("-", "_"): value for key, value in data.items()}
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise CnnlabError(f"{path} has unknown settings {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return data

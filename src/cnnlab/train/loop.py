@@ -1,0 +1,372 @@
+"""`fit`: train a zoo model on a named data set with the seeds' practices, and write a run folder.
+
+    RUN/metrics.jsonl, metrics.csv   one line per epoch (loss, top-1, top-5, lr, images/s)
+    RUN/best.*, RUN/last.*           checkpoints (see train/checkpoint.py)
+    RUN/config.json                  the settings, defaults filled in
+    RUN/curves.png                   loss and top-1/top-5 for train and val
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnlab.data import Normalization, TensorBatches, channel_stats, load_source, parse_augment, stratified_split
+from cnnlab.errors import CnnlabError
+from cnnlab.models import create_model, get_entry
+from cnnlab.train.checkpoint import (
+    atomic_write_text, load_training_state, load_weights, read_meta, save_checkpoint,
+)
+from cnnlab.train.config import TrainConfig, with_family_defaults
+from cnnlab.train.metrics import evaluate_batches
+
+
+class TrainingDiverged(CnnlabError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class RunResult:
+    out: Path
+    history: list[dict[str, Any]]
+    best: dict[str, Any]
+    test: dict[str, Any] | None
+    seconds: float
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise CnnlabError("--device cuda was asked for but PyTorch sees no GPU here; use --device cpu")
+    return torch.device(requested)
+
+
+def parameter_groups(model: nn.Module, weight_decay: float, no_decay_norm_bias: bool) -> list[dict]:
+    """Weight decay on every parameter, or (no_decay_norm_bias) not on BatchNorm and bias terms."""
+    if not no_decay_norm_bias:
+        return [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": weight_decay}]
+    decay, no_decay = [], []
+    for module in model.modules():
+        for name, parameter in module.named_parameters(recurse=False):
+            if not parameter.requires_grad:
+                continue
+            is_norm = isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm))
+            (no_decay if is_norm or name == "bias" else decay).append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(config: TrainConfig, groups: list[dict]) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=bool(config.nesterov))
+    if config.optimizer == "adam":
+        # torch's Adam adds weight decay to the gradient (L2), as the seeds' "weight decay" means.
+        return torch.optim.Adam(groups, lr=config.lr)
+    return torch.optim.AdamW(groups, lr=config.lr)
+
+
+def lr_multiplier(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    """The learning rate at each step, as a fraction of --lr: linear warm-up, then the schedule."""
+    total = config.epochs * steps_per_epoch
+    warmup = int(config.warmup_epochs * steps_per_epoch)
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        if config.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        if config.schedule == "onecycle":  # up over the first 30% (unless warm-up did it), then cosine down
+            if not warmup and progress < 0.3:
+                return 0.04 + 0.96 * progress / 0.3
+            rest = (progress - (0 if warmup else 0.3)) / (1 if warmup else 0.7)
+            return 0.5 * (1 + math.cos(math.pi * min(max(rest, 0.0), 1.0)))
+        if config.schedule == "step":  # /10 every third of the run
+            return config.gamma ** int(3 * min(progress, 0.999))
+        if config.schedule == "multistep":
+            return config.gamma ** sum(progress >= m for m in config.milestones)
+        return 1.0  # constant, and plateau (driven per epoch by ReduceLROnPlateau)
+
+    return schedule
+
+
+def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise CnnlabError(f"{out} is a file; give a folder for the run")
+    if out.exists() and any(out.iterdir()) and not (resume or overwrite):
+        raise CnnlabError(f"{out} already holds a run; continue it with --resume, replace it with --overwrite, "
+                          "or choose another --out")
+    if resume and not (out / "last.json").is_file():
+        raise CnnlabError(f"--resume: {out} has no last.json checkpoint to continue from")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def load_splits(config: TrainConfig):
+    """(train, val, test) ImageSets, the class names and the data notes."""
+    source = load_source(config.data)
+    train_all = source.train
+    kept, held = stratified_split(train_all.labels, config.val_fraction, seed=config.seed)
+    train, val = train_all.subset(kept), train_all.subset(held)
+    if config.subset:
+        if config.subset < len(source.class_names):
+            raise CnnlabError(f"--subset {config.subset} is smaller than the number of classes")
+        train = train.subset(torch.arange(min(config.subset, len(train))))
+    return train, val, source.test, source
+
+
+def fit(config: TrainConfig, log: Callable[[str], None] = print, progress: bool = False) -> RunResult:
+    """Train `config.model` on `config.data` and write the run folder; see the module docstring."""
+    started = time.perf_counter()
+    entry = get_entry(config.model)
+    config, filled = with_family_defaults(config, entry.family)
+    if config.optimizer != "sgd":  # momentum and Nesterov are SGD's settings
+        filled = {k: v for k, v in filled.items() if k not in ("momentum", "nesterov")}
+    device = pick_device(config.device)
+    out = Path(config.out or f"runs/{config.model}")
+    prepare_run_folder(out, config.resume, config.overwrite)
+    torch.manual_seed(config.seed)
+
+    train, val, test, source = load_splits(config)
+    channels, height, _ = train.images.shape[1:]
+    size = config.input_size or entry.input_size[-1]
+    mean, std = channel_stats(train.images)
+    normalization = Normalization(mean, std)
+    augment = parse_augment(config.augment, default="digits" if channels == 1 else "cifar")
+    model_kwargs = dict(config.model_kwargs)
+    if config.dropout is not None:
+        model_kwargs["dropout"] = config.dropout
+    try:
+        model = create_model(config.model, num_classes=len(source.class_names), in_chans=channels, **model_kwargs)
+    except TypeError as error:
+        raise CnnlabError(f"{config.model} has no option {str(error).split('argument')[-1].strip()}") from None
+    model.to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+
+    train_batches = TensorBatches(train.images, train.labels, config.batch_size, size=size, normalization=normalization,
+                                  augment=augment, shuffle=True, seed=config.seed, device=device, drop_last=len(train) > config.batch_size)
+    val_batches = TensorBatches(val.images, val.labels, 512, size=size, normalization=normalization, device=device)
+    steps_per_epoch = len(train_batches)
+    optimizer = make_optimizer(config, parameter_groups(model, config.weight_decay, config.no_decay_norm_bias))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(config, steps_per_epoch))
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.gamma, patience=2) if config.schedule == "plateau" else None
+    use_scaler = config.amp == "fp16"
+    if use_scaler and device.type != "cuda":
+        raise CnnlabError("--amp fp16 needs a GPU (it uses a gradient scaler); on the CPU use --amp bf16")
+    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16 if config.amp == "bf16" else torch.float16)) \
+        if config.amp else nullcontext
+    step_model = torch.compile(model) if config.compile else model
+
+    meta = {
+        "model": config.model, "model_kwargs": model_kwargs, "num_classes": len(source.class_names), "in_chans": channels,
+        "data": config.data, "class_names": list(source.class_names), "input_size": [channels, size, size],
+        "stored_size": [channels, height, height], "normalization": {"mean": list(mean), "std": list(std)},
+        "seed": config.seed, "val_fraction": config.val_fraction,
+    }
+    history: list[dict[str, Any]] = []
+    start_epoch, best = 0, {"val_top1": -1.0}
+    if config.resume:
+        start_epoch, history, best = _resume(out, model, optimizer, scheduler, plateau, scaler, meta)
+    else:
+        atomic_write_text(out / "config.json", json.dumps({**config.to_dict(), "filled_defaults": filled}, indent=2, default=str))
+
+    log(f"{config.model} on {source.name}: {len(train):,} train / {len(val):,} val"
+        + (f" / {len(test):,} test" if test is not None else "") + f" images, {channels}x{size}x{size}, "
+        f"{len(source.class_names)} classes, {sum(p.numel() for p in model.parameters()):,} parameters, on {device}")
+    log(f"settings: {config.optimizer} lr {config.lr:g}" + (f" momentum {config.momentum:g}" if config.optimizer == 'sgd' else "")
+        + (" nesterov" if config.nesterov else "") + f", weight decay {config.weight_decay:g}"
+        + (" (not on norm/bias)" if config.no_decay_norm_bias else "") + f", {config.schedule} schedule"
+        + (f" ({config.warmup_epochs:g} warm-up epochs)" if config.warmup_epochs else "") + f", batch {config.batch_size}, "
+        f"{config.epochs} epochs, augmentation: {augment.describe()}"
+        + (f", label smoothing {config.label_smoothing:g}" if config.label_smoothing else "")
+        + (f", amp {config.amp}" if config.amp else "") + (f"; family defaults used for {', '.join(filled)}" if filled else ""))
+
+    writer = _tensorboard(out) if config.tensorboard else None
+    for epoch in range(start_epoch, config.epochs):
+        train_batches.set_epoch(epoch)
+        model.train()
+        epoch_start = time.perf_counter()
+        loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
+        bar = _progress(progress, epoch, config.epochs, steps_per_epoch)
+        for step, (x, y) in enumerate(train_batches):
+            if config.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast():
+                output = step_model(x)
+                logits = output[0] if isinstance(output, tuple) else output
+                loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+                if isinstance(output, tuple):  # auxiliary heads, weighted 0.3 as in GoogLeNet
+                    loss = loss + 0.3 * sum(F.cross_entropy(aux, y, label_smoothing=config.label_smoothing) for aux in output[1:])
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; the last good checkpoint is "
+                    f"{out / 'last.json'}" + (f" (epoch {epoch})" if epoch else " (none yet: it diverged in the first epoch)")
+                    + f" and is untouched. Lower --lr (now {config.lr:g}), add --clip-grad 1.0, or add --warmup-epochs 1"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if config.clip_grad:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.detach().argmax(1) == y).sum()
+            seen += len(y)
+            if bar is not None:
+                bar.update(step + 1, loss=(loss_sum / seen).item(), accuracy=(correct / seen).item(), images=seen,
+                           seconds=time.perf_counter() - epoch_start)
+        if bar is not None:
+            bar.close()
+        train_seconds = time.perf_counter() - epoch_start
+        val_metrics = evaluate_batches(model, val_batches, len(source.class_names))
+        if plateau is not None:
+            plateau.step(val_metrics["loss"])
+        record = {
+            "epoch": epoch + 1, "train_loss": (loss_sum / seen).item(), "train_top1": (correct / seen).item(),
+            "val_loss": val_metrics["loss"], "val_top1": val_metrics["top1"], "val_top5": val_metrics["top5"],
+            "lr": optimizer.param_groups[0]["lr"], "images_per_second": seen / train_seconds, "seconds": train_seconds,
+        }
+        history.append(record)
+        is_best = record["val_top1"] > best["val_top1"]
+        if is_best:
+            best = dict(record)
+        state = {
+            "epoch": epoch + 1, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "plateau": plateau.state_dict() if plateau is not None else {}, "scaler": scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+            "best": best, "history": json.dumps(history),
+        }
+        checkpoint_meta = {**meta, "epoch": epoch + 1, "metrics": record}
+        if is_best:
+            save_checkpoint(out, "best", model, checkpoint_meta)
+        save_checkpoint(out, "last", model, checkpoint_meta, state)
+        write_metrics(out, history)
+        if writer is not None:
+            for key, value in record.items():
+                writer.add_scalar(key, value, epoch + 1)
+        log(f"epoch {epoch + 1:>3}/{config.epochs}: train loss {record['train_loss']:.4f} top-1 {record['train_top1']:.2%} | "
+            f"val loss {record['val_loss']:.4f} top-1 {record['val_top1']:.2%} top-5 {record['val_top5']:.2%} | "
+            f"lr {record['lr']:.3g} | {record['images_per_second']:,.0f} img/s")
+
+    test_metrics = None
+    if test is not None:
+        best_model = _model_from(out / "best.json", device)
+        test_batches = TensorBatches(test.images, test.labels, 512, size=size, normalization=normalization, device=device)
+        test_metrics = evaluate_batches(best_model, test_batches, len(source.class_names))
+        atomic_write_text(out / "test.json", json.dumps(test_metrics, indent=2))
+        log(f"test ({len(test):,} images, best epoch {best['epoch']}): loss {test_metrics['loss']:.4f}, "
+            f"top-1 {test_metrics['top1']:.2%}, top-5 {test_metrics['top5']:.2%}")
+    plot_curves(out, history)
+    if writer is not None:
+        writer.close()
+    return RunResult(out, history, best, test_metrics, time.perf_counter() - started)
+
+
+def _resume(out: Path, model, optimizer, scheduler, plateau, scaler, meta) -> tuple[int, list, dict]:
+    json_path = out / "last.json"
+    saved = read_meta(json_path)
+    for key in ("model", "num_classes", "in_chans", "data"):
+        if saved.get(key) != meta[key]:
+            raise CnnlabError(f"--resume: {json_path} was trained with {key} {saved.get(key)!r}, but this run has "
+                              f"{meta[key]!r}; resume with the same settings or start a new --out")
+    model.load_state_dict(load_weights(json_path))
+    state = load_training_state(json_path)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if plateau is not None and state.get("plateau"):
+        plateau.load_state_dict(state["plateau"])
+    scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng"):
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    history = json.loads(state["history"])
+    write_metrics(out, history)  # drop any line written after this checkpoint
+    return int(state["epoch"]), history, state["best"]
+
+
+def _model_from(json_path: Path, device: torch.device) -> nn.Module:
+    from cnnlab.train.checkpoint import load_model
+
+    return load_model(json_path, device)[0]
+
+
+def write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
+    atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(record) + "\n" for record in history))
+    buffer = io.StringIO()
+    if history:
+        writer = csv.DictWriter(buffer, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    atomic_write_text(out / "metrics.csv", buffer.getvalue())
+
+
+def plot_curves(out: Path, history: list[dict[str, Any]]) -> Path | None:
+    if not history:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 3.6))
+    loss_axis.plot(epochs, [r["train_loss"] for r in history], label="train")
+    loss_axis.plot(epochs, [r["val_loss"] for r in history], label="val")
+    loss_axis.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
+    accuracy_axis.plot(epochs, [100 * r["train_top1"] for r in history], label="train top-1")
+    accuracy_axis.plot(epochs, [100 * r["val_top1"] for r in history], label="val top-1")
+    accuracy_axis.plot(epochs, [100 * r["val_top5"] for r in history], label="val top-5", linestyle="--")
+    accuracy_axis.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    for axis in (loss_axis, accuracy_axis):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    path = out / "curves.png"
+    temporary = out / ".curves.png.tmp"
+    figure.savefig(temporary, dpi=100, format="png")
+    plt.close(figure)
+    temporary.replace(path)
+    return path
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise CnnlabError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+    return SummaryWriter(str(out / "tensorboard"))
+
+
+class _Bar:
+    def __init__(self, epoch: int, epochs: int, steps: int) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn(f"epoch {epoch + 1}/{epochs}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                                 TimeRemainingColumn(), transient=True)
+        self.task = self.progress.add_task("train", total=steps, info="")
+        self.progress.start()
+
+    def update(self, step: int, loss: float, accuracy: float, images: int, seconds: float) -> None:
+        self.progress.update(self.task, completed=step,
+                             info=f"loss {loss:.4f} top-1 {accuracy:.2%} {images / max(seconds, 1e-9):,.0f} img/s")
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def _progress(enabled: bool, epoch: int, epochs: int, steps: int) -> _Bar | None:
+    return _Bar(epoch, epochs, steps) if enabled else None
