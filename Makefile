@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.cnnlab-installed
 PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -c constraints.txt
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test data bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The full Fashion-MNIST (60,000 + 10,000 images) from Debian, into /usr/share/datasets/fashion-mnist.
+data:
+	test -d /usr/share/datasets/fashion-mnist || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; }
 
 # The comparisons in BENCHMARKS.md (installs torchinfo, fvcore and ptflops beside cnnlab).
 bench: $(STAMP)

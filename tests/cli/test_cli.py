@@ -51,11 +51,18 @@ def test_bad_set_option_is_explained(capsys):
     assert code == 2 and "nin has no option 'depth'" in err
 
 
-@pytest.mark.parametrize("command", [[], ["models"], ["show"], ["demo"], ["summary"], ["layer"], ["compare"], ["rf"], ["data"], ["data", "info"], ["data", "show"], ["train"], ["evaluate"], ["predict"]])
-def test_help_on_every_command(command):
-    result = subprocess.run([sys.executable, "-m", "cnnlab", *command, "--help"], capture_output=True, text=True)
-    assert result.returncode == 0
-    assert result.stdout.startswith("usage: cnnlab")
+@pytest.mark.parametrize("command", [[], ["models"], ["show"], ["demo"], ["summary"], ["layer"], ["compare"], ["rf"],
+                                     ["data"], ["data", "info"], ["data", "show"], ["train"], ["evaluate"], ["predict"]])
+def test_help_on_every_command(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: cnnlab")
+
+
+def test_python_dash_m_cnnlab():
+    result = subprocess.run([sys.executable, "-m", "cnnlab", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("usage: cnnlab")
 
 
 def test_demo_trains_lenet_to_the_accuracy_bar(tmp_path, capsys):

@@ -148,3 +148,23 @@ def test_real_fashion_mnist():
     assert torch.bincount(source.train.labels).tolist() == [6_000] * 10
     assert torch.bincount(source.test.labels).tolist() == [1_000] * 10
     assert source.class_names == FASHION_MNIST_NAMES
+
+
+def test_large_folder_streams_through_dataloader_workers(tmp_path, monkeypatch):
+    from cnnlab.data import FolderBatches, Normalization, StreamingImageSet, make_batches, parse_augment
+    from cnnlab.data import sources
+
+    for colour, name in ((10, "cats"), (200, "dogs")):
+        for i in range(5):
+            write_png(tmp_path / name / f"{i}.png", colour)
+    monkeypatch.setattr(sources, "IN_MEMORY_LIMIT", 0)  # everything counts as large
+    source = load_source(f"folder:{tmp_path}", image_size=16)
+    assert isinstance(source.train, StreamingImageSet) and source.notes
+    batches = make_batches(source.train, 4, size=16, normalization=Normalization((0.5,) * 3, (0.5,) * 3),
+                           augment=parse_augment("cifar"), shuffle=True, seed=0, workers=2)
+    assert isinstance(batches, FolderBatches) and len(batches) == 3
+    labels = []
+    for x, y in batches:
+        assert x.shape[1:] == (3, 16, 16) and x.dtype == torch.float32
+        labels += y.tolist()
+    assert sorted(labels) == [0] * 5 + [1] * 5

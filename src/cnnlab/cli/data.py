@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from cnnlab.cli.options import console
-from cnnlab.data import channel_stats, load_source, parse_augment
+from cnnlab.data import StreamingImageSet, image_stats, load_source, parse_augment
 from cnnlab.data.augment import resize
 from cnnlab.errors import CnnlabError
 
@@ -40,7 +40,7 @@ def run_info(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     source = load_source(args.name, image_size=args.image_size)
     seconds = time.perf_counter() - started
-    mean, std = channel_stats(source.train.images)
+    mean, std = image_stats(source.train)
     out = console()
     c, h, w = source.image_shape
     out.print(f"[bold]{source.name}[/bold]: {len(source.train):,} training images"
@@ -78,7 +78,10 @@ def run_show(args: argparse.Namespace) -> int:
     source = load_source(args.name, image_size=args.image_size)
     generator = torch.Generator().manual_seed(args.seed)
     index = torch.randperm(len(source.train), generator=generator)[: args.count]
-    x = source.train.images[index].float() / 255.0
+    if isinstance(source.train, StreamingImageSet):
+        x = source.train.subset(index).sample_images(len(index)).float() / 255.0
+    else:
+        x = source.train.images[index].float() / 255.0
     size = args.size or x.shape[-1]
     if args.augmented or args.augment:
         default = "digits" if x.shape[1] == 1 else "cifar"

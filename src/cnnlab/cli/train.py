@@ -99,7 +99,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from cnnlab.data import Normalization, TensorBatches, load_source, stratified_split
+    from cnnlab.data import Normalization, load_source, make_batches, stratified_split
     from cnnlab.train.checkpoint import load_model, resolve
     from cnnlab.train.loop import pick_device
     from cnnlab.train.metrics import evaluate_batches
@@ -123,7 +123,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         _, held = stratified_split(source.train.labels, meta.get("val_fraction", 0.1), seed=meta.get("seed", 0))
         images = source.train.subset(held)
     normalization = Normalization(tuple(meta["normalization"]["mean"]), tuple(meta["normalization"]["std"]))
-    batches = TensorBatches(images.images, images.labels, 512, size=meta["input_size"][-1], normalization=normalization, device=device)
+    batches = make_batches(images, 512, size=meta["input_size"][-1], normalization=normalization, device=device)
     metrics = evaluate_batches(model, batches, meta["num_classes"], confusion=True)
     folder = Path(args.out) if args.out else json_path.parent
     folder.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from cnnlab.data.augment import Augment, resize
 
@@ -34,6 +35,14 @@ class Normalization:
         mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
         return (x - mean) / std
+
+
+def prepare(x: torch.Tensor, augment: Augment | None, generator: torch.Generator, size: int,
+            normalization: Normalization) -> torch.Tensor:
+    """uint8 batch on the device -> augmented (or just resized), normalized float batch."""
+    x = x.float().div_(255.0)
+    x = augment(x, generator, size) if augment else resize(x, size)
+    return normalization(x)
 
 
 class TensorBatches:
@@ -89,6 +98,63 @@ class TensorBatches:
         generator = torch.Generator(device=self.device).manual_seed(self.seed * 7_919 + self.epoch)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             index = order[start: start + self.batch_size]
-            x = self.images[index].float().div_(255.0)
-            x = self.augment(x, generator, self.size) if self.augment else resize(x, self.size)
-            yield self.normalization(x), self.labels[index]
+            yield prepare(self.images[index], self.augment, generator, self.size, self.normalization), self.labels[index]
+
+
+class _DecodedFolder(Dataset):
+    def __init__(self, paths: list, labels: torch.Tensor, image_size: int) -> None:
+        self.paths, self.labels, self.image_size = paths, labels, image_size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        from cnnlab.data.sources import decode_resized
+
+        return decode_resized(self.paths[index], self.image_size), self.labels[index]
+
+
+class FolderBatches(TensorBatches):
+    """TensorBatches for a StreamingImageSet: DataLoader workers decode and resize the files
+    (torchvision), the device augments and normalizes whole batches, as for in-memory sets."""
+
+    def __init__(self, images, batch_size: int, *, size: int, normalization: Normalization, augment: Augment | None = None,
+                 shuffle: bool = False, seed: int = 0, device="cpu", drop_last: bool = False, workers: int = 2) -> None:
+        self.dataset = _DecodedFolder(images.paths, images.labels, images.image_size)
+        self.device = torch.device(device)
+        self.batch_size, self.size, self.normalization = batch_size, size, normalization
+        self.augment = augment if augment is not None and augment.active else None
+        self.shuffle, self.seed, self.drop_last, self.epoch, self.workers = shuffle, seed, drop_last, 0, workers
+        self.count = len(images)
+
+    def __len__(self) -> int:
+        return self.count // self.batch_size if self.drop_last else -(-self.count // self.batch_size)
+
+    def order(self) -> torch.Tensor:
+        if not self.shuffle:
+            return torch.arange(self.count)
+        return torch.randperm(self.count, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch))
+
+    def __iter__(self):
+        loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=self.order().tolist(), drop_last=self.drop_last,
+                            num_workers=self.workers, pin_memory=self.device.type == "cuda")
+        generator = torch.Generator(device=self.device).manual_seed(self.seed * 7_919 + self.epoch)
+        for images, labels in loader:
+            images, labels = images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+            yield prepare(images, self.augment, generator, self.size, self.normalization), labels
+
+
+def make_batches(images, batch_size: int, **options) -> TensorBatches:
+    """Batches of an in-memory ImageSet or a StreamingImageSet."""
+    from cnnlab.data.sources import StreamingImageSet
+
+    if isinstance(images, StreamingImageSet):
+        return FolderBatches(images, batch_size, **options)
+    return TensorBatches(images.images, images.labels, batch_size, **options)
+
+
+def image_stats(images) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean/std of a set (of a 2,000-image sample when it streams from disk)."""
+    from cnnlab.data.sources import StreamingImageSet
+
+    return channel_stats(images.sample_images() if isinstance(images, StreamingImageSet) else images.images)

@@ -56,20 +56,53 @@ class ImageSet:
     def subset(self, indices: torch.Tensor) -> "ImageSet":
         return ImageSet(self.name, self.images[indices], self.labels[indices], self.class_names)
 
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
+
+
+@dataclass
+class StreamingImageSet:
+    """A folder set too large to keep in memory: paths and labels; images are decoded per batch
+    by DataLoader workers (see data.loader.FolderBatches)."""
+
+    name: str
+    paths: list[Path]
+    labels: torch.Tensor
+    class_names: tuple[str, ...]
+    image_size: int
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def subset(self, indices: torch.Tensor) -> "StreamingImageSet":
+        return StreamingImageSet(self.name, [self.paths[i] for i in indices.tolist()], self.labels[indices],
+                                 self.class_names, self.image_size)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (3, self.image_size, self.image_size)
+
+    def sample_images(self, count: int = 2000, seed: int = 0) -> torch.Tensor:
+        """Up to `count` decoded images, e.g. for normalization statistics."""
+        generator = torch.Generator().manual_seed(seed)
+        chosen = torch.randperm(len(self), generator=generator)[:count].tolist()
+        return torch.stack([decode_resized(self.paths[i], self.image_size) for i in chosen])
+
 
 @dataclass
 class DataSource:
     """A named data set: its training images and, where published, its test images."""
 
     name: str
-    train: ImageSet
-    test: ImageSet | None
+    train: ImageSet | StreamingImageSet
+    test: ImageSet | StreamingImageSet | None
     class_names: tuple[str, ...]
     notes: list[str] = field(default_factory=list)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train.images.shape[1:])
+        return self.train.shape
 
 
 # -- the embedded digits ------------------------------------------------------------------------
@@ -303,27 +336,36 @@ def decode_resized(path: Path, size: int) -> torch.Tensor:
     return TF.center_crop(image, [size, size])
 
 
-def load_folder(directory: Path, image_size: int = 64) -> DataSource:
-    """A folder set read into memory at `image_size` (for small sets; big ones stream: data.loader)."""
+IN_MEMORY_LIMIT = 2**30  # decoded bytes up to which a folder set is read into one tensor
+
+
+def load_folder(directory: Path, image_size: int = 64, in_memory_limit: int | None = None) -> DataSource:
+    """A folder set at `image_size`: read into memory when it fits `in_memory_limit` bytes
+    decoded, else streamed (decoded per batch by DataLoader workers)."""
     directory = _existing_directory(directory, "folder")
     splits = {name: directory / name for name in ("train", "val", "test") if (directory / name).is_dir()}
     train_dir = splits.get("train", directory)
     held_out = splits.get("test") or splits.get("val")
     train_items, class_names = folder_files(train_dir)
-
-    def read(items: list[tuple[Path, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        images = torch.stack([decode_resized(path, image_size) for path, _ in items])
-        return images, torch.tensor([label for _, label in items], dtype=torch.int64)
-
-    train = ImageSet(f"folder:{directory.name}", *read(train_items), class_names)
-    test = None
+    test_items = None
     if held_out is not None:
         test_items, test_names = folder_files(held_out)
         if test_names != class_names:
             raise DataError(f"{held_out} has classes {list(test_names)} but {train_dir} has {list(class_names)}; "
                             "the held-out folder needs the same class subfolders")
-        test = ImageSet(train.name, *read(test_items), class_names)
-    return DataSource(train.name, train, test, class_names)
+    count = len(train_items) + len(test_items or [])
+    limit = IN_MEMORY_LIMIT if in_memory_limit is None else in_memory_limit
+    streaming = count * 3 * image_size * image_size > limit
+    name = f"folder:{directory.name}"
+
+    def make(items: list[tuple[Path, int]]):
+        labels = torch.tensor([label for _, label in items], dtype=torch.int64)
+        if streaming:
+            return StreamingImageSet(name, [path for path, _ in items], labels, class_names, image_size)
+        return ImageSet(name, torch.stack([decode_resized(path, image_size) for path, _ in items]), labels, class_names)
+
+    notes = [f"{count:,} images stream from disk ({count * 3 * image_size**2 / 2**30:.1f} GiB decoded)"] if streaming else []
+    return DataSource(name, make(train_items), make(test_items) if test_items else None, class_names, notes=notes)
 
 
 def _existing_directory(path: Path, name: str) -> Path:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.data import Normalization, TensorBatches, channel_stats, load_source, parse_augment, stratified_split
+from cnnlab.data import Normalization, image_stats, load_source, make_batches, parse_augment, stratified_split
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model, get_entry
 from cnnlab.train.checkpoint import (
@@ -138,9 +138,9 @@ def fit(config: TrainConfig, log: Callable[[str], None] = print, progress: bool 
     torch.manual_seed(config.seed)
 
     train, val, test, source = load_splits(config)
-    channels, height, _ = train.images.shape[1:]
+    channels, height, _ = train.shape
     size = config.input_size or entry.input_size[-1]
-    mean, std = channel_stats(train.images)
+    mean, std = image_stats(train)
     normalization = Normalization(mean, std)
     augment = parse_augment(config.augment, default="digits" if channels == 1 else "cifar")
     model_kwargs = dict(config.model_kwargs)
@@ -154,9 +154,9 @@ def fit(config: TrainConfig, log: Callable[[str], None] = print, progress: bool 
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
 
-    train_batches = TensorBatches(train.images, train.labels, config.batch_size, size=size, normalization=normalization,
-                                  augment=augment, shuffle=True, seed=config.seed, device=device, drop_last=len(train) > config.batch_size)
-    val_batches = TensorBatches(val.images, val.labels, 512, size=size, normalization=normalization, device=device)
+    train_batches = make_batches(train, config.batch_size, size=size, normalization=normalization, augment=augment,
+                                 shuffle=True, seed=config.seed, device=device, drop_last=len(train) > config.batch_size)
+    val_batches = make_batches(val, 512, size=size, normalization=normalization, device=device)
     steps_per_epoch = len(train_batches)
     optimizer = make_optimizer(config, parameter_groups(model, config.weight_decay, config.no_decay_norm_bias))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(config, steps_per_epoch))
@@ -265,7 +265,7 @@ def fit(config: TrainConfig, log: Callable[[str], None] = print, progress: bool 
     test_metrics = None
     if test is not None:
         best_model = _model_from(out / "best.json", device)
-        test_batches = TensorBatches(test.images, test.labels, 512, size=size, normalization=normalization, device=device)
+        test_batches = make_batches(test, 512, size=size, normalization=normalization, device=device)
         test_metrics = evaluate_batches(best_model, test_batches, len(source.class_names))
         atomic_write_text(out / "test.json", json.dumps(test_metrics, indent=2))
         log(f"test ({len(test):,} images, best epoch {best['epoch']}): loss {test_metrics['loss']:.4f}, "
