@@ -98,4 +98,27 @@ def test_tensor_batches_cover_the_set_resize_normalize_and_repeat():
     assert [y.tolist() for _, y in batches] == first
     plain = TensorBatches(images[:1], labels[:1], 1, size=28, normalization=Normalization((0.5,), (0.25,)))
     x, _ = next(iter(plain))
-    assert torch.allclose(x, (images[:1].float() / 255 - 0.5) / 0.25)
+    torch.testing.assert_close(x, (images[:1].float() / 255 - 0.5) / 0.25)
+
+
+def test_crop_and_flip_in_one_gather_is_a_crop_then_a_flip():
+    from cnnlab.data.augment import crop_and_flip
+
+    x = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
+    out = crop_and_flip(x, 2, 0.5, generator())
+    assert out.dtype == torch.uint8
+    padded = F.pad(x, (2, 2, 2, 2))
+    flips = 0
+    for i in range(64):
+        windows = [padded[i, :, dy:dy + 8, dx:dx + 8] for dy in range(5) for dx in range(5)]
+        plain = any(torch.equal(w, out[i]) for w in windows)
+        mirrored = any(torch.equal(w.flip(-1), out[i]) for w in windows)
+        assert plain or mirrored
+        flips += mirrored and not plain
+    assert 15 < flips < 50
+
+
+def test_normalizing_uint8_directly_matches_the_float_route():
+    x = torch.randint(0, 256, (4, 3, 5, 5), dtype=torch.uint8)
+    normalization = Normalization((0.4, 0.5, 0.6), (0.2, 0.25, 0.3))
+    torch.testing.assert_close(normalization.from_uint8(x), normalization(x.float() / 255))

@@ -35,6 +35,27 @@ def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> to
     return padded[batch, :, rows, cols].permute(0, 3, 1, 2)  # advanced indexing puts C last
 
 
+def crop_and_flip(x: torch.Tensor, padding: int, flip_probability: float, generator: torch.Generator) -> torch.Tensor:
+    """Random crop (zero padding) and horizontal flip together, for any dtype (uint8 here, before
+    conversion, so the copies move a quarter of the bytes a float copy would).
+
+    The same result as random_crop then horizontal_flip. A crop's rows are one contiguous block
+    per (sample, channel) of the padded image, so they are picked from an `unfold` view (block
+    copies); one gather then takes each row's columns, mirrored where the sample flips.
+    """
+    n, c, h, w = x.shape
+    width = w + 2 * padding
+    padded = F.pad(x, (padding, padding, padding, padding)) if padding else x
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=x.device)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=x.device)
+    flip = torch.rand(n, generator=generator, device=x.device) < flip_probability
+    windows = padded.reshape(n * c, -1).unfold(1, h * width, width)  # (N*C, 2p+1, h*width), a view
+    rows = windows[torch.arange(n * c, device=x.device), dy.repeat_interleave(c)].view(n, c, h, width)
+    across = torch.arange(w, device=x.device)
+    cols = dx[:, None] + torch.where(flip[:, None], w - 1 - across, across)  # N, W
+    return torch.gather(rows, 3, cols[:, None, None, :].expand(n, c, h, w))
+
+
 def horizontal_flip(x: torch.Tensor, probability: float, generator: torch.Generator) -> torch.Tensor:
     flip = torch.rand(x.shape[0], generator=generator, device=x.device) < probability
     return torch.where(flip[:, None, None, None], x.flip(3), x)
@@ -113,6 +134,11 @@ class Augment:
     @property
     def active(self) -> bool:
         return any(getattr(self, f.name) for f in fields(self))
+
+    @property
+    def geometric_only(self) -> bool:
+        """Only crop and flip: they can run on the uint8 batch before conversion."""
+        return not (self.resized_crop or self.jitter or self.erase)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator, size: int) -> torch.Tensor:
         """`x` in [0, 1] at the stored size; returns the augmented batch at `size`."""

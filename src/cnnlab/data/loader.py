@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from cnnlab.data.augment import Augment, resize
+from cnnlab.data.augment import Augment, crop_and_flip, resize
 
 
 def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -32,17 +32,29 @@ class Normalization:
     std: tuple[float, ...]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """(x - mean) / std for x in [0, 1]."""
         mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
         return (x - mean) / std
+
+    def from_uint8(self, x: torch.Tensor) -> torch.Tensor:
+        """The same from uint8 pixels, as one multiply and one subtract: x / (255 std) - mean / std."""
+        std = torch.tensor(self.std, device=x.device, dtype=torch.float32).view(1, -1, 1, 1)
+        mean = torch.tensor(self.mean, device=x.device, dtype=torch.float32).view(1, -1, 1, 1)
+        return x.float().mul_(1.0 / (255.0 * std)).sub_(mean / std)
 
 
 def prepare(x: torch.Tensor, augment: Augment | None, generator: torch.Generator, size: int,
             normalization: Normalization) -> torch.Tensor:
     """uint8 batch on the device -> augmented (or just resized), normalized float batch."""
+    if augment is None or augment.geometric_only:
+        if augment is not None:
+            x = crop_and_flip(x, augment.crop_padding, augment.flip, generator)
+        if x.shape[-1] == size and x.shape[-2] == size:
+            return normalization.from_uint8(x)
+        return normalization(resize(x.float().div_(255.0), size))
     x = x.float().div_(255.0)
-    x = augment(x, generator, size) if augment else resize(x, size)
-    return normalization(x)
+    return normalization(augment(x, generator, size))
 
 
 class TensorBatches:
