@@ -1,5 +1,8 @@
-"""Deploy: BatchNorm folding (more to come: weight mapping, export, latency benchmark)."""
+"""Deploy: BatchNorm folding, export (ONNX, ExportedProgram, TorchScript) and latency benchmarks."""
 
+from cnnlab.deploy.bench import Timing, benchmark
+from cnnlab.deploy.export import ExportError, export_onnx, export_program, export_torchscript
 from cnnlab.deploy.fold import FoldReport, fold_batchnorm
 
-__all__ = ["FoldReport", "fold_batchnorm"]
+__all__ = ["ExportError", "FoldReport", "Timing", "benchmark", "export_onnx", "export_program", "export_torchscript",
+           "fold_batchnorm"]

@@ -1,0 +1,105 @@
+"""Inference latency and throughput of one model in several forms, side by side in one run:
+eager, BatchNorm folded, channels_last, torch.compile, and ONNX Runtime."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cnnlab.deploy.fold import fold_batchnorm
+
+VARIANTS = ("eager", "folded", "channels_last", "compile", "onnxruntime")
+
+
+@dataclass
+class Timing:
+    variant: str
+    batch: int
+    median_ms: float
+    p90_ms: float
+    p99_ms: float
+    images_per_second: float
+    note: str = ""
+
+
+def _time(run, warmup: int, iterations: int) -> list[float]:
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def _summarize(variant: str, batch: int, times: list[float], note: str = "") -> Timing:
+    ordered = sorted(times)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    median = statistics.median(ordered)
+    return Timing(variant, batch, median, pick(0.9), pick(0.99), batch * 1000 / median, note)
+
+
+def benchmark(model: nn.Module, input_size: tuple[int, int, int], batches=(1,), variants=VARIANTS,
+              warmup: int = 5, iterations: int = 30) -> list[Timing]:
+    model = model.eval()
+    results = []
+    for batch in batches:
+        x = torch.randn(batch, *input_size)
+        forms: dict[str, tuple] = {}
+        for variant in variants:
+            note = ""
+            try:
+                if variant == "eager":
+                    runner = model
+                elif variant == "folded":
+                    runner, report = fold_batchnorm(model, x[:1])
+                    note = f"{len(report.folded)} BN folded, {len(report.kept)} kept"
+                elif variant == "channels_last":
+                    runner = fold_batchnorm(model, x[:1])[0].to(memory_format=torch.channels_last)
+                    note = "folded + channels_last"
+                elif variant == "compile":
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        runner = torch.compile(fold_batchnorm(model, x[:1])[0])
+                    note = "folded + torch.compile"
+                elif variant == "onnxruntime":
+                    runner, note = _onnx_runner(model, x)
+                else:
+                    raise ValueError(variant)
+                forms[variant] = (runner, note)
+            except Exception as error:  # noqa: BLE001 - a form that cannot run is reported, not fatal
+                results.append(Timing(variant, batch, float("nan"), float("nan"), float("nan"), 0.0,
+                                      f"unavailable: {type(error).__name__}: {str(error).splitlines()[0][:80]}"))
+        for variant, (runner, note) in forms.items():
+            data = x.contiguous(memory_format=torch.channels_last) if variant == "channels_last" else x
+            if variant == "onnxruntime":
+                times = _time(lambda: runner(data), warmup, iterations)
+            else:
+                with torch.inference_mode():
+                    times = _time(lambda: runner(data), warmup, iterations)
+            results.append(_summarize(variant, batch, times, note))
+    return results
+
+
+def _onnx_runner(model: nn.Module, x: torch.Tensor):
+    import onnxruntime
+
+    from cnnlab.deploy.export import export_onnx
+
+    folder = Path(tempfile.mkdtemp(prefix="cnnlab-bench-"))
+    folded, _ = fold_batchnorm(model, x[:1])
+    info = export_onnx(folded, x, folder / "model.onnx")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = onnxruntime.InferenceSession(info["path"], options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    array = x.numpy()
+    return (lambda _data: session.run(None, {name: array})), "folded, ONNX Runtime (CPU)"

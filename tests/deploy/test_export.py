@@ -1,0 +1,78 @@
+"""Export: ONNX checked and run by ONNX Runtime, ExportedProgram, TorchScript; clear failures."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+
+import cnnlab
+from cnnlab.cli import main
+from cnnlab.deploy import ExportError, benchmark, export_onnx, export_program, export_torchscript, fold_batchnorm
+from tests.models.test_torchvision_equivalence import randomize_batchnorm_statistics
+
+
+@pytest.mark.parametrize("name, side", [("resnet20", 32), ("densenet_bc_100_12", 32), ("lenet5", 32)])
+def test_folded_onnx_matches_pytorch_at_any_batch(tmp_path, name, side):
+    model = cnnlab.create_model(name).eval()
+    randomize_batchnorm_statistics(model)
+    x = torch.randn(1, model.in_chans, side, side)
+    folded, _ = fold_batchnorm(model, x)
+    info = export_onnx(folded, x, tmp_path / "model.onnx", dynamic_batch=True)
+    assert info["max_relative_difference"] < 1e-4
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    batch = torch.randn(5, model.in_chans, side, side)
+    with torch.no_grad():
+        expected = model(batch).numpy()  # the original, unfolded model
+    actual = session.run(None, {"x": batch.numpy()})[0]
+    assert np.abs(actual - expected).max() < 1e-4 * max(1.0, np.abs(expected).max())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]  # one self-contained file, no leftovers
+
+
+def test_exported_program_and_torchscript_reload(tmp_path):
+    model = cnnlab.create_model("resnet20").eval()
+    x = torch.randn(2, 3, 32, 32)
+    export_program(model, x, tmp_path / "m.pt2")
+    export_torchscript(model, x, tmp_path / "m.pt")
+    with torch.no_grad():
+        expected = model(x)
+        torch.testing.assert_close(torch.export.load(str(tmp_path / "m.pt2")).module()(x), expected)
+        torch.testing.assert_close(torch.jit.load(str(tmp_path / "m.pt"))(x), expected)
+
+
+def test_export_errors_leave_nothing_behind(tmp_path):
+    model = cnnlab.create_model("lenet5_modern").eval()
+    x = torch.randn(1, 1, 28, 28)
+    with pytest.raises(ExportError, match=r"opset 9 cannot be written .* choose one of 18-23"):
+        export_onnx(model, x, tmp_path / "m.onnx", opset=9)
+    with pytest.raises(ExportError, match=r"the folder .*missing does not exist"):
+        export_onnx(model, x, tmp_path / "missing" / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_cli_from_a_checkpoint(tmp_path, capsys):
+    from cnnlab.train import TrainConfig, fit
+
+    fit(TrainConfig(model="lenet5_modern", epochs=1, subset=320, batch_size=64, optimizer="adam", lr=2e-3,
+                    model_kwargs={"activation": "relu", "pool": "max", "batch_norm": True}, out=str(tmp_path / "run")),
+        log=lambda _: None)
+    code = main(["export", str(tmp_path / "run"), "--fold-bn", "--onnx", str(tmp_path / "lenet.onnx"), "--dynamic-batch"])
+    out = capsys.readouterr().out
+    assert code == 0 and "4 BatchNorm layers folded" in out and "onnx.checker passed" in out
+    code = main(["export", str(tmp_path / "run")])
+    assert code == 2 and "say what to write" in capsys.readouterr().err
+    code = main(["export", "nonsense-model", "--onnx", str(tmp_path / "x.onnx")])
+    assert code == 2 and "neither a checkpoint nor a zoo model" in capsys.readouterr().err
+
+
+def test_bench_reports_every_form(capsys):
+    results = benchmark(cnnlab.create_model("lenet5_modern", batch_norm=True), (1, 28, 28), batches=(1, 4),
+                        variants=("eager", "folded", "channels_last", "onnxruntime"), warmup=1, iterations=3)
+    assert [(r.variant, r.batch) for r in results] == [
+        (v, b) for b in (1, 4) for v in ("eager", "folded", "channels_last", "onnxruntime")]
+    assert all(r.images_per_second > 0 and r.p99_ms >= r.median_ms for r in results)
+    code = main(["bench", "lenet5_modern", "--batch", "1", "--variants", "eager,folded", "--iterations", "3"])
+    assert code == 0 and "vs eager" in capsys.readouterr().out
+    code = main(["bench", "lenet5_modern", "--variants", "tensorrt"])
+    assert code == 2 and "unknown variant(s) tensorrt" in capsys.readouterr().err
