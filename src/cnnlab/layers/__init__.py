@@ -4,6 +4,7 @@ from cnnlab.layers.activations import ScaledTanh, make_activation
 from cnnlab.layers.classifier import fc_classifier, replace_last_linear
 from cnnlab.layers.conv import ConvBnAct
 from cnnlab.layers.drop_path import DropPath, linear_drop_path_rates
+from cnnlab.layers.init import kaiming_init_
 from cnnlab.layers.norm import krizhevsky_lrn
 from cnnlab.layers.shapes import window_output_size
 
@@ -12,6 +13,7 @@ __all__ = [
     "DropPath",
     "ScaledTanh",
     "fc_classifier",
+    "kaiming_init_",
     "krizhevsky_lrn",
     "linear_drop_path_rates",
     "make_activation",

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import ModelConfigError
-from cnnlab.layers import DropPath, linear_drop_path_rates
+from cnnlab.layers import DropPath, kaiming_init_, linear_drop_path_rates
 from cnnlab.models.base import PooledLinearNet, stage_info
 from cnnlab.models.registry import register_model
 
@@ -183,12 +183,7 @@ class ResNet(PooledLinearNet):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(self.num_features, num_classes)
 
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        kaiming_init_(self)
         if zero_init_residual:  # each block starts as the identity (Goyal et al. 2017)
             for module in self.modules():
                 if isinstance(module, (BasicBlock, Bottleneck)):

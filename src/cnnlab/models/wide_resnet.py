@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import ModelConfigError
-from cnnlab.layers import DropPath, linear_drop_path_rates
+from cnnlab.layers import DropPath, kaiming_init_, linear_drop_path_rates
 from cnnlab.models.base import PooledLinearNet, stage_info
 from cnnlab.models.registry import register_model
 from cnnlab.models.resnet import conv1x1, conv3x3
@@ -71,14 +71,8 @@ class WideResNet(PooledLinearNet):
         self.relu = nn.ReLU(inplace=True)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(widths[-1], num_classes)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.zeros_(module.bias)
+        kaiming_init_(self)
+        nn.init.zeros_(self.fc.bias)
         if zero_init_residual:  # pre-activation: the branch ends in conv2, so zero it
             for module in self.modules():
                 if isinstance(module, PreActBlock):
