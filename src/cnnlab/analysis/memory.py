@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnlab.analysis.trace import meta_copy
+from cnnlab.models.base import meta_copy
 
 
 def saved_for_backward_bytes(model: nn.Module, input_size: tuple[int, int, int], batch: int,

@@ -8,7 +8,6 @@ shapes are computed: no memory is allocated and no arithmetic is done, whatever 
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any, Callable
@@ -21,6 +20,7 @@ from torch.overrides import TorchFunctionMode
 from cnnlab.analysis import formulas
 from cnnlab.layers import ScaledTanh
 from cnnlab.layers.drop_path import DropPath
+from cnnlab.models.base import meta_copy, skip_batchnorm_
 from cnnlab.models.lenet import EuclideanRBF, SparseConnectionConv2d, TrainableSubsampling
 
 
@@ -464,29 +464,13 @@ def _is_attribute(func) -> bool:
     return name in ("__get__", "__set__", "size", "dim", "numel", "new_empty", "new_zeros", "bernoulli_", "uniform_", "detach")
 
 
-def meta_copy(model: nn.Module) -> nn.Module:
-    """A copy of `model` on the meta device that shares no memory and copies no data."""
-    memo = {}
-    for tensor in chain(model.parameters(), model.buffers()):
-        meta = torch.empty_like(tensor, device="meta")
-        memo[id(tensor)] = nn.Parameter(meta, tensor.requires_grad) if isinstance(tensor, nn.Parameter) else meta
-    return copy.deepcopy(model, memo)
-
-
-def _bn_shape_only(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    # BatchNorm keeps the shape; the meta kernel is slow (Python decompositions), so the walk
-    # returns a fresh tensor of the same shape, which is what the real op returns.
-    return torch.empty_like(x)
-
-
 def trace(model: nn.Module, input_shape: tuple[int, ...], settings: TraceSettings,
           copy_model: bool = True) -> tuple[list[LayerRow], Tracer, torch.Tensor]:
     """Run `model` (a meta copy of it, unless `copy_model` is False) on a (batch, *input_shape)
     meta tensor, in eval mode."""
+    # BatchNorm keeps the shape; the walk skips its slow meta kernel (see models.base.meta_copy).
     meta_model = (meta_copy(model) if copy_model else model).eval()
-    for module in meta_model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.forward = _bn_shape_only.__get__(module)
+    skip_batchnorm_(meta_model)
     tracer = Tracer(meta_model, settings)
     handles = []
     for module in meta_model.modules():

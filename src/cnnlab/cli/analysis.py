@@ -79,11 +79,16 @@ def add_cost_options(parser: argparse.ArgumentParser) -> None:
                         help="parameter copies while training: sgd 2, momentum 3 (the seeds'), adam 4")
 
 
-def _summary_for(args: argparse.Namespace, name: str | None = None, depth: int | None = None):
+def _model_kwargs(args: argparse.Namespace) -> dict:
     kwargs = variant_kwargs(getattr(args, "variant_options", []))
     for option in ("num_classes", "in_chans"):
         if getattr(args, option, None) is not None:
             kwargs[option] = getattr(args, option)
+    return kwargs
+
+
+def _summary_for(args: argparse.Namespace, name: str | None = None, depth: int | None = None):
+    kwargs = _model_kwargs(args)
     try:
         return summary(name or args.model, input_size=args.input, batch=getattr(args, "batch", 1),
                        dtype=getattr(args, "dtype", "float32"), optimizer=getattr(args, "optimizer", "momentum"),
@@ -127,14 +132,10 @@ def run_summary(args: argparse.Namespace) -> int:
 def measured_saved_bytes(args: argparse.Namespace) -> int:
     from cnnlab.analysis.memory import saved_for_backward_bytes
 
-    kwargs = variant_kwargs(args.variant_options)
-    for option in ("num_classes", "in_chans"):
-        if getattr(args, option, None) is not None:
-            kwargs[option] = getattr(args, option)
     from cnnlab.models import create_model
 
     with torch.device("meta"):
-        model = create_model(args.model, **kwargs)
+        model = create_model(args.model, **_model_kwargs(args))
     size = parse_input_size(args.input) if args.input else model.default_input_size
     return saved_for_backward_bytes(model, size, args.batch, getattr(torch, args.dtype))
 

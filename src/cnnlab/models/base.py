@@ -172,23 +172,37 @@ def accepted_input_sizes(model: CnnModel) -> tuple[int, int | None]:
     return probe.smallest_side(designed), probe.largest_side(designed)
 
 
+def meta_copy(model: nn.Module, shapes_only_batchnorm: bool = False) -> nn.Module:
+    """A copy of `model` on the `meta` device that shares no memory and copies no data.
+
+    Pre-filling deepcopy's memo maps every parameter and buffer to an empty meta tensor. With
+    `shapes_only_batchnorm`, BatchNorm layers return a fresh tensor of their input's shape instead
+    of running: BatchNorm never changes a shape and its meta kernel is slow (Python
+    decompositions), so shape walks (input probes, summaries) skip it, ~10x faster on DenseNet-264.
+    """
+    memo = {}
+    for tensor in chain(model.parameters(), model.buffers()):
+        meta = torch.empty_like(tensor, device="meta")
+        memo[id(tensor)] = nn.Parameter(meta, tensor.requires_grad) if isinstance(tensor, nn.Parameter) else meta
+    copied = copy.deepcopy(model, memo)
+    if shapes_only_batchnorm:
+        skip_batchnorm_(copied)
+    return copied
+
+
+def skip_batchnorm_(model: nn.Module) -> None:
+    """Make every BatchNorm of a meta-device model return an empty tensor of its input's shape."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.forward = torch.empty_like
+
+
 class _MetaProbe:
     """A data-free copy of a model on the `meta` device, to try input sizes on."""
 
     def __init__(self, model: nn.Module) -> None:
-        # Pre-filling deepcopy's memo maps every parameter and buffer to an empty meta tensor,
-        # so the copy shares no memory with the model and copies no data.
-        memo = {}
-        for tensor in chain(model.parameters(), model.buffers()):
-            meta = torch.empty_like(tensor, device="meta")
-            memo[id(tensor)] = nn.Parameter(meta, tensor.requires_grad) if isinstance(tensor, nn.Parameter) else meta
-        self.model = copy.deepcopy(model, memo).eval()
+        self.model = meta_copy(model, shapes_only_batchnorm=True).eval()
         self.in_chans = model.in_chans
-        # BatchNorm never changes a shape, and its meta kernel is slow (Python decompositions):
-        # the probe skips it, which makes a DenseNet-264 probe ~10x faster.
-        for module in self.model.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                module.forward = _identity
 
     def runs(self, height: int, width: int) -> bool:
         probe = torch.empty(2, self.in_chans, height, width, device="meta")
@@ -225,10 +239,6 @@ class _MetaProbe:
             else:
                 high = middle
         return low
-
-
-def _identity(x: torch.Tensor) -> torch.Tensor:
-    return x
 
 
 def _display_name(model: nn.Module) -> str:

@@ -26,7 +26,7 @@ from cnnlab.data import Normalization, image_stats, load_source, make_batches, p
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model, get_entry
 from cnnlab.train.checkpoint import (
-    atomic_write_text, load_training_state, load_weights, read_meta, save_checkpoint,
+    atomic_write_text, load_model, load_training_state, load_weights, read_meta, save_checkpoint,
 )
 from cnnlab.train.config import TrainConfig, with_family_defaults
 from cnnlab.train.metrics import evaluate_batches
@@ -264,7 +264,7 @@ def fit(config: TrainConfig, log: Callable[[str], None] = print, progress: bool 
 
     test_metrics = None
     if test is not None:
-        best_model = _model_from(out / "best.json", device)
+        best_model, _ = load_model(out / "best.json", device)
         test_batches = make_batches(test, 512, size=size, normalization=normalization, device=device)
         test_metrics = evaluate_batches(best_model, test_batches, len(source.class_names))
         atomic_write_text(out / "test.json", json.dumps(test_metrics, indent=2))
@@ -296,12 +296,6 @@ def _resume(out: Path, model, optimizer, scheduler, plateau, scaler, meta) -> tu
     history = json.loads(state["history"])
     write_metrics(out, history)  # drop any line written after this checkpoint
     return int(state["epoch"]), history, state["best"]
-
-
-def _model_from(json_path: Path, device: torch.device) -> nn.Module:
-    from cnnlab.train.checkpoint import load_model
-
-    return load_model(json_path, device)[0]
 
 
 def write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
