@@ -49,6 +49,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--input-size", type=int, help="resize images to this side (default: the model's)")
     train.add_argument("--set", dest="variant_options", action="append", metavar="KEY=VALUE",
                        help="a model option, e.g. --set batch_norm=true --set activation=relu")
+    train.add_argument("--init", help="start from these weights: a run folder or checkpoint, a .safetensors, or a "
+                                      "torchvision/timm .pth state_dict (matched by name; a report says what fitted)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     train.add_argument("--tensorboard", action="store_true")

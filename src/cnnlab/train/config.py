@@ -40,6 +40,7 @@ class TrainConfig:
     subset: int | None = None  # train on the first N images of the (shuffled) training split
     input_size: int | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None  # start from these weights (checkpoint, .safetensors, .pth)
     resume: bool = False
     overwrite: bool = False
     tensorboard: bool = False

@@ -150,6 +150,10 @@ def fit(config: TrainConfig, log: Callable[[str], None] = print, progress: bool 
         model = create_model(config.model, num_classes=len(source.class_names), in_chans=channels, **model_kwargs)
     except TypeError as error:
         raise CnnlabError(f"{config.model} has no option {str(error).split('argument')[-1].strip()}") from None
+    if config.init and not config.resume:
+        from cnnlab.deploy.weights import initialize_from
+
+        log(initialize_from(model, config.init).summary())
     model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
