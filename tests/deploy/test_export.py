@@ -30,6 +30,7 @@ def test_folded_onnx_matches_pytorch_at_any_batch(tmp_path, name, side):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]  # one self-contained file, no leftovers
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_exported_program_and_torchscript_reload(tmp_path):
     model = cnnlab.create_model("resnet20").eval()
     x = torch.randn(2, 3, 32, 32)
