@@ -32,6 +32,8 @@ def test_unknown_model_suggests_the_closest_names():
     assert str(error.value).startswith("unknown model 'vgg1'; did you mean vgg11")
     with pytest.raises(UnknownModelError, match="did you mean alexnet"):
         cnnlab.create_model("alexnt")
+    with pytest.raises(UnknownModelError, match=r"^unknown model 'resnet5'; did you mean resnet50, resnet56, "):
+        cnnlab.create_model("resnet5")
 
 
 def test_bad_variant_option_names_the_choices():

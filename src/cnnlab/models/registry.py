@@ -111,8 +111,9 @@ def create_model(
 def _unknown_message(name: str) -> str:
     names = list(_REGISTRY)
     close = difflib.get_close_matches(name, names, n=4, cutoff=0.6)
-    # Names that start with what was typed ("resnet5" -> resnet50, resnet56) read better first.
-    prefixed = sorted((n for n in names if n.startswith(name)), key=_natural_key)
+    # Names that start with what was typed read better first, the shortest first
+    # ("resnet5" -> resnet50, resnet56, then resnet50b, ...).
+    prefixed = sorted((n for n in names if n.startswith(name)), key=lambda n: (len(n), _natural_key(n)))
     suggestions = list(dict.fromkeys(prefixed[:4] + close))[:4]
     message = f"unknown model {name!r}"
     if suggestions:
