@@ -36,6 +36,5 @@ def saved_for_backward_bytes(model: nn.Module, input_size: tuple[int, int, int],
 
     x = torch.empty((batch, *input_size), device="meta", dtype=dtype)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        output = meta_model(x)
-    del output, keep_alive
+        meta_model(x)
     return total

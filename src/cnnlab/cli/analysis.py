@@ -143,7 +143,7 @@ def measured_saved_bytes(args: argparse.Namespace) -> int:
 def run_layer(args: argparse.Namespace) -> int:
     out = console()
     if args.kind == "fc":
-        in_features = int(re.sub(r"\D", "", args.input.split("x")[-1])) if "x" not in args.input else _features(args.input)
+        in_features = _features(args.input)
         if args.kernels is None:
             raise CnnlabError("an fc layer needs --kernels N (its number of output features)")
         module = nn.Linear(in_features, args.kernels, bias=not args.no_bias, device="meta")
@@ -159,10 +159,10 @@ def run_layer(args: argparse.Namespace) -> int:
                                bias=not args.no_bias, device="meta")
         else:
             module = nn.MaxPool2d(args.kernel, args.stride, args.padding)
-    wrapper = nn.Sequential(module)
+    # One layer as a net of its own (an fc layer flattens its input first), walked like any model.
+    net, shape = (nn.Sequential(module), size) if len(size) == 3 else (nn.Sequential(nn.Flatten(), module), (size[0], 1, 1))
     try:
-        result = summary(wrapper, input_size=size if len(size) == 3 else (size[0], 1, 1), batch=args.batch,
-                         dtype=args.dtype, optimizer=args.optimizer) if len(size) == 3 else _fc_summary(wrapper, size[0], args)
+        result = summary(net, input_size=shape, batch=args.batch, dtype=args.dtype, optimizer=args.optimizer)
     except Exception as error:  # noqa: BLE001 - the message names the layer's own problem
         if isinstance(error, CnnlabError):
             raise
@@ -178,16 +178,12 @@ def run_layer(args: argparse.Namespace) -> int:
 
 
 def _features(text: str) -> int:
-    values = [int(v) for v in re.split(r"\s*x\s*", text.strip())]
+    """Features of an fc layer's input: '9216', '9,216' or a shape such as '256x6x6'."""
+    values = [int(v.replace(",", "")) for v in re.split(r"\s*x\s*", text.strip())]
     total = 1
     for v in values:
         total *= v
     return total
-
-
-def _fc_summary(wrapper: nn.Module, in_features: int, args: argparse.Namespace):
-    flatten_first = nn.Sequential(nn.Flatten(), *wrapper)
-    return summary(flatten_first, input_size=(in_features, 1, 1), batch=args.batch, dtype=args.dtype, optimizer=args.optimizer)
 
 
 def parse_memory(text: str) -> int:

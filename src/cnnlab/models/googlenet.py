@@ -7,7 +7,6 @@ fc, ...), whose `googlenet` is kept as the named variant `googlenet_tv`.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import NamedTuple
 
 import torch
