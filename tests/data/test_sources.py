@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +169,24 @@ def test_large_folder_streams_through_dataloader_workers(tmp_path, monkeypatch):
         assert x.shape[1:] == (3, 16, 16) and x.dtype == torch.float32
         labels += y.tolist()
     assert sorted(labels) == [0] * 5 + [1] * 5
+
+
+def test_class_selection_keeps_and_relabels_classes():
+    source = load_source("mnist-embedded[7,2-3]")
+    assert source.name == "mnist-embedded[7,2-3]" and source.class_names == ("7", "2", "3")
+    assert source.train.labels.bincount().tolist() == [500, 500, 500]
+    everything = load_source("mnist-embedded")
+    sevens = everything.train.images[everything.train.labels == 7]
+    assert torch.equal(source.train.images[source.train.labels == 0], sevens)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("mnist-embedded[4-1]", "the range '4-1' runs backwards; write [1-4]"),
+    ("mnist-embedded[0-10]", "class 10 does not exist; the set has classes 0-9"),
+    ("mnist-embedded[a]", "cannot read the class selection 'a'"),
+    ("mnist-embedded[3]", "needs at least two classes"),
+    ("mnist-embedded[1,1]", "a class is named twice"),
+])
+def test_bad_class_selections(spec, message):
+    with pytest.raises(DataError, match=re.escape(message)):
+        load_source(spec)

@@ -47,12 +47,12 @@ def test_step_cosine_onecycle_constant():
 
 def test_no_weight_decay_on_norm_and_bias():
     model = create_model("resnet20")
-    decay, no_decay = parameter_groups(model, 1e-4, no_decay_norm_bias=True)
+    decay, no_decay = parameter_groups(model, 1e-4, no_decay_norm_bias=True, base_lr=0.1)
     assert decay["weight_decay"] == 1e-4 and no_decay["weight_decay"] == 0.0
     assert all(p.dim() > 1 for p in decay["params"])  # conv and fc weights
     assert all(p.dim() == 1 for p in no_decay["params"])  # BN gammas/betas, fc bias
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
-    (everything,) = parameter_groups(model, 1e-4, no_decay_norm_bias=False)
+    (everything,) = parameter_groups(model, 1e-4, no_decay_norm_bias=False, base_lr=0.1)
     assert len(everything["params"]) == len(list(model.parameters()))
 
 

@@ -20,41 +20,32 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                     "(printed at the start). Writes RUN_DIR with checkpoints, metrics and curves.",
     )
     train.add_argument("model", metavar="MODEL")
-    train.add_argument("--data", help="data set (default mnist-embedded): fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, folder:DIR, ...")
-    train.add_argument("--config", help="a TOML file of settings; command-line flags override it")
-    train.add_argument("--out", help="run folder (default runs/MODEL)")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--lr", type=float)
-    train.add_argument("--optimizer", choices=("sgd", "adam", "adamw"))
-    train.add_argument("--momentum", type=float)
-    train.add_argument("--nesterov", action="store_true")
-    train.add_argument("--weight-decay", type=float)
-    train.add_argument("--no-decay-norm-bias", action="store_true", help="no weight decay on BatchNorm and bias parameters")
-    train.add_argument("--schedule", choices=("constant", "step", "multistep", "cosine", "onecycle", "plateau"))
-    train.add_argument("--milestones", type=lambda s: tuple(float(v) for v in s.split(",")), help="multistep points as fractions of the run, e.g. 0.5,0.75")
-    train.add_argument("--gamma", type=float, help="learning-rate factor at each step (default 0.1)")
-    train.add_argument("--warmup-epochs", type=float)
-    train.add_argument("--label-smoothing", type=float)
-    train.add_argument("--dropout", type=float, help="the model's dropout probability (models that have one)")
-    train.add_argument("--augment", help="none, digits, cifar, imagenet, or a list: crop=4,flip,rrc,jitter=0.4,erase=0.25")
-    train.add_argument("--clip-grad", type=float, help="clip the gradient norm to this value")
-    train.add_argument("--amp", choices=("bf16", "fp16"), help="mixed precision: bf16 (CPU, GPU) or fp16 (GPU)")
-    train.add_argument("--channels-last", action="store_true")
-    train.add_argument("--compile", action="store_true", help="torch.compile the model")
-    train.add_argument("--seed", type=int)
-    train.add_argument("--device", help="auto (default), cpu or cuda")
-    train.add_argument("--val-fraction", type=float, help="share of the training split held out for validation (default 0.1)")
-    train.add_argument("--subset", type=int, help="train on only this many training images")
-    train.add_argument("--input-size", type=int, help="resize images to this side (default: the model's)")
-    train.add_argument("--set", dest="variant_options", action="append", metavar="KEY=VALUE",
-                       help="a model option, e.g. --set batch_norm=true --set activation=relu")
+    add_training_arguments(train)
     train.add_argument("--init", help="start from these weights: a run folder or checkpoint, a .safetensors, or a "
                                       "torchvision/timm .pth state_dict (matched by name; a report says what fitted)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    train.add_argument("--overwrite", action="store_true", help="replace the run in --out")
-    train.add_argument("--tensorboard", action="store_true")
     train.set_defaults(run=run_train)
+
+    transfer = commands.add_parser(
+        "transfer", help="transfer trained weights to new data: linear-probe, finetune or progressive",
+        argument_default=argparse.SUPPRESS,
+        description="Start MODEL from --init weights with a new head for --data's classes, then: linear-probe (backbone "
+                    "frozen in eval mode, the head trained on cached features), finetune (the head first, then everything "
+                    "at a smaller rate) or progressive (the head first, then per-stage rates decaying toward the input, the "
+                    "lowest stages frozen). Writes a normal run folder and reports held-out accuracy.",
+    )
+    transfer.add_argument("model", metavar="MODEL")
+    transfer.add_argument("--init", required=True, help="the trained weights: a run folder or checkpoint (its preprocessing "
+                                                        "is reused), a .safetensors, or a torchvision/timm .pth state_dict")
+    transfer.add_argument("--mode", dest="transfer", required=True, choices=("linear-probe", "finetune", "progressive"))
+    transfer.add_argument("--head-epochs", type=int, help="finetune/progressive: epochs of the head alone first (default 2)")
+    transfer.add_argument("--finetune-lr-scale", type=float,
+                          help="finetune/progressive: the later phase's lr as a share of --lr (default 0.1)")
+    transfer.add_argument("--lr-decay", type=float, help="progressive: lr factor per stage toward the input (default 0.5)")
+    transfer.add_argument("--freeze-stages", type=int, help="progressive: keep the lowest N stages frozen (default 0)")
+    transfer.add_argument("--no-feature-cache", dest="feature_cache", action="store_false",
+                          help="run the frozen backbone every epoch (slower; lets augmentation apply to the head's training)")
+    add_training_arguments(transfer)
+    transfer.set_defaults(run=run_train)
 
     evaluate = commands.add_parser("evaluate", help="loss, top-1/top-5, per-class accuracy, confusion matrix",
                                    description="Evaluate a checkpoint (or a run folder's best) on a data set's test split "
@@ -75,6 +66,42 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     predict.set_defaults(run=run_predict)
 
 
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """The settings `train` and `transfer` share (TrainConfig's fields)."""
+    parser.add_argument("--data", help="data set (default mnist-embedded): fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, folder:DIR, ...")
+    parser.add_argument("--config", help="a TOML file of settings; command-line flags override it")
+    parser.add_argument("--out", help="run folder (default runs/MODEL)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--optimizer", choices=("sgd", "adam", "adamw"))
+    parser.add_argument("--momentum", type=float)
+    parser.add_argument("--nesterov", action="store_true")
+    parser.add_argument("--weight-decay", type=float)
+    parser.add_argument("--no-decay-norm-bias", action="store_true", help="no weight decay on BatchNorm and bias parameters")
+    parser.add_argument("--schedule", choices=("constant", "step", "multistep", "cosine", "onecycle", "plateau"))
+    parser.add_argument("--milestones", type=lambda s: tuple(float(v) for v in s.split(",")), help="multistep points as fractions of the run, e.g. 0.5,0.75")
+    parser.add_argument("--gamma", type=float, help="learning-rate factor at each step (default 0.1)")
+    parser.add_argument("--warmup-epochs", type=float)
+    parser.add_argument("--label-smoothing", type=float)
+    parser.add_argument("--dropout", type=float, help="the model's dropout probability (models that have one)")
+    parser.add_argument("--augment", help="none, digits, cifar, imagenet, or a list: crop=4,flip,rrc,jitter=0.4,erase=0.25")
+    parser.add_argument("--clip-grad", type=float, help="clip the gradient norm to this value")
+    parser.add_argument("--amp", choices=("bf16", "fp16"), help="mixed precision: bf16 (CPU, GPU) or fp16 (GPU)")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--device", help="auto (default), cpu or cuda")
+    parser.add_argument("--val-fraction", type=float, help="share of the training split held out for validation (default 0.1)")
+    parser.add_argument("--subset", type=int, help="train on only this many training images")
+    parser.add_argument("--input-size", type=int, help="resize images to this side (default: the model's)")
+    parser.add_argument("--set", dest="variant_options", action="append", metavar="KEY=VALUE",
+                        help="a model option, e.g. --set batch_norm=true --set activation=relu")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--overwrite", action="store_true", help="replace the run in --out")
+    parser.add_argument("--tensorboard", action="store_true")
+
+
 def config_from_args(args: argparse.Namespace):
     from cnnlab.train import TrainConfig
     from cnnlab.train.config import load_toml
@@ -91,12 +118,16 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """`cnnlab train`, and `cnnlab transfer` (its --mode lands in TrainConfig.transfer)."""
     from cnnlab.train import fit
 
     out = console()
     result = fit(config_from_args(args), log=lambda line: out.print(line, highlight=False), progress=out.is_terminal)
+    held_out = (f"test top-1 {result.test['top1']:.2%}" if result.test is not None
+                else f"no test split; best val top-1 {result.best['val_top1']:.2%}")
     out.print(f"run folder {result.out}: best.safetensors/.json (epoch {result.best['epoch']}, val top-1 "
-              f"{result.best['val_top1']:.2%}), last.*, metrics.jsonl, metrics.csv, curves.png; {result.seconds:.1f} s")
+              f"{result.best['val_top1']:.2%}), last.*, metrics.jsonl, metrics.csv, curves.png; {held_out}; "
+              f"{result.seconds:.1f} s", highlight=False)
     return 0
 
 

@@ -8,6 +8,10 @@ A small set is read once into one uint8 tensor (N, C, H, W) plus int64 labels an
     mnist:DIR  fashion-mnist:DIR  kmnist:DIR     IDX files as published, gzipped or not
     cifar10:DIR|FILE.tar.gz  cifar100:DIR|FILE.tar.gz   the python pickle batches as published
     folder:DIR                   one subfolder per class (JPEG/PNG), optional train/ val/ test/
+
+Any name takes a class selection at its end, e.g. `fashion-mnist[0-4]` or `cifar10:DIR[0,1,8,9]`:
+only those classes are kept, relabelled 0..k-1 in the order given (how a transfer experiment
+splits one set into a pretraining half and a target half).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import gzip
 import importlib.util
 import io
 import pickle
+import re
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -385,8 +390,57 @@ DATASET_NAMES = ("mnist-embedded", "fashion-mnist", "fashion-mnist:DIR", "mnist:
                  "cifar10:DIR", "cifar100:DIR", "cifar100-coarse:DIR", "folder:DIR")
 
 
+CLASS_SELECTION = re.compile(r"^(?P<name>.+)\[(?P<classes>[^\[\]]*)\]$")
+
+
+def parse_class_selection(text: str, class_names: tuple[str, ...], spec: str) -> list[int]:
+    """'0-4' or '0,2,5-7' -> class indices, each checked against the set's classes."""
+    chosen: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not match:
+            raise DataError(f"{spec!r}: cannot read the class selection {part!r}; write indices and ranges, e.g. [0-4] or [0,2,5-7]")
+        first, last = int(match[1]), int(match[2] or match[1])
+        if last < first:
+            raise DataError(f"{spec!r}: the range {part!r} runs backwards; write [{last}-{first}]")
+        chosen.extend(range(first, last + 1))
+    out_of_range = [c for c in chosen if c >= len(class_names)]
+    if out_of_range:
+        raise DataError(f"{spec!r}: class {out_of_range[0]} does not exist; the set has classes 0-{len(class_names) - 1}")
+    if len(set(chosen)) != len(chosen):
+        raise DataError(f"{spec!r}: a class is named twice in the selection")
+    if len(chosen) < 2:
+        raise DataError(f"{spec!r}: a classifier needs at least two classes; select more")
+    return chosen
+
+
+def select_classes(source: DataSource, classes: list[int], label: str) -> DataSource:
+    """Only the images of `classes`, relabelled 0..k-1 in that order."""
+    names = tuple(source.class_names[c] for c in classes)
+    relabel = torch.full((len(source.class_names),), -1, dtype=torch.int64)
+    relabel[torch.tensor(classes)] = torch.arange(len(classes))
+
+    def keep(images):
+        if images is None:
+            return None
+        kept = torch.nonzero(relabel[images.labels] >= 0).flatten()
+        subset = images.subset(kept)
+        subset.labels = relabel[subset.labels]
+        subset.class_names = names
+        return subset
+
+    notes = [*source.notes, f"classes {', '.join(map(str, classes))} of {source.name} ({', '.join(names)}), relabelled 0-{len(classes) - 1}"]
+    return DataSource(f"{source.name}[{label}]", keep(source.train), keep(source.test), names, notes)
+
+
 def load_source(spec: str, image_size: int = 64) -> DataSource:
     """The data set named by `spec` (see the module docstring)."""
+    selection = CLASS_SELECTION.match(spec.strip())
+    if selection:
+        source = load_source(selection["name"], image_size)
+        classes = parse_class_selection(selection["classes"], source.class_names, spec)
+        return select_classes(source, classes, selection["classes"].replace(" ", ""))
     kind, sep, location = spec.partition(":")
     kind = kind.strip().lower()
     if kind == "mnist-embedded" and not sep:
@@ -405,4 +459,5 @@ def load_source(spec: str, image_size: int = 64) -> DataSource:
         return load_cifar(Path(location), 10 if kind == "cifar10" else 100, coarse=kind.endswith("coarse"))
     if kind == "folder" and sep:
         return load_folder(Path(location), image_size)
-    raise DataError(f"unknown data set {spec!r}; name one of {', '.join(DATASET_NAMES)}")
+    raise DataError(f"unknown data set {spec!r}; name one of {', '.join(DATASET_NAMES)} "
+                    "(any of them with a class selection such as [0-4] at the end)")

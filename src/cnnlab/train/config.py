@@ -41,6 +41,12 @@ class TrainConfig:
     input_size: int | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     init: str | None = None  # start from these weights (checkpoint, .safetensors, .pth)
+    transfer: str | None = None  # linear-probe, finetune, progressive (train/transfer.py); needs init
+    head_epochs: int = 2  # finetune/progressive: epochs of the new head alone before the rest trains
+    finetune_lr_scale: float = 0.1  # finetune/progressive: the backbone phase's lr as a share of lr
+    lr_decay: float = 0.5  # progressive: lr factor per stage toward the input
+    freeze_stages: int = 0  # progressive: the lowest stages kept frozen
+    feature_cache: bool = True  # linear-probe and head phases: compute the frozen backbone's features once
     resume: bool = False
     overwrite: bool = False
     tensorboard: bool = False

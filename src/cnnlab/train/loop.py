@@ -53,21 +53,26 @@ def pick_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def parameter_groups(model: nn.Module, weight_decay: float, no_decay_norm_bias: bool) -> list[dict]:
-    """Weight decay on every parameter, or (no_decay_norm_bias) not on BatchNorm and bias terms."""
-    if not no_decay_norm_bias:
-        return [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": weight_decay}]
-    decay, no_decay = [], []
-    for module in model.modules():
+def parameter_groups(model: nn.Module, weight_decay: float, no_decay_norm_bias: bool, base_lr: float,
+                     lr_scale: Callable[[str], float | None] | None = None) -> list[dict]:
+    """Optimizer groups over the trainable parameters: weight decay on all, or (no_decay_norm_bias)
+    not on BatchNorm and bias terms; `lr_scale(name)` gives each parameter's learning rate as a
+    fraction of `base_lr` (None: the parameter is not trained)."""
+    groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
+    for module_name, module in model.named_modules():
+        is_norm = isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm))
         for name, parameter in module.named_parameters(recurse=False):
-            if not parameter.requires_grad:
+            scale = lr_scale(f"{module_name}.{name}".lstrip(".")) if lr_scale else 1.0
+            if not parameter.requires_grad or scale is None:
                 continue
-            is_norm = isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm))
-            (no_decay if is_norm or name == "bias" else decay).append(parameter)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            decays = not (no_decay_norm_bias and (is_norm or name == "bias"))
+            groups.setdefault((scale, decays), []).append(parameter)
+    return [{"params": params, "lr": base_lr * scale, "weight_decay": weight_decay if decays else 0.0}
+            for (scale, decays), params in sorted(groups.items(), key=lambda item: (-item[0][0], not item[0][1]))]
 
 
 def make_optimizer(config: TrainConfig, groups: list[dict]) -> torch.optim.Optimizer:
+    """The optimizer over `groups` (each with its own lr, as parameter_groups makes them)."""
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=bool(config.nesterov))
     if config.optimizer == "adam":
@@ -76,10 +81,13 @@ def make_optimizer(config: TrainConfig, groups: list[dict]) -> torch.optim.Optim
     return torch.optim.AdamW(groups, lr=config.lr)
 
 
-def lr_multiplier(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
-    """The learning rate at each step, as a fraction of --lr: linear warm-up, then the schedule."""
-    total = config.epochs * steps_per_epoch
-    warmup = int(config.warmup_epochs * steps_per_epoch)
+def lr_multiplier(config: TrainConfig, steps_per_epoch: int, epochs: int | None = None,
+                  warmup_epochs: float | None = None) -> Callable[[int], float]:
+    """The learning rate at each step, as a fraction of --lr: linear warm-up, then the schedule
+    (over `epochs`, by default the run's)."""
+    total = (epochs or config.epochs) * steps_per_epoch
+    warmup_epochs = config.warmup_epochs if warmup_epochs is None else warmup_epochs
+    warmup = int(warmup_epochs * steps_per_epoch)
 
     def schedule(step: int) -> float:
         if step < warmup:
@@ -125,11 +133,34 @@ def load_splits(config: TrainConfig):
     return train, val, source.test, source
 
 
+@dataclass
+class Phase:
+    """A stretch of a run with its own optimizer: which parameters train at what share of the
+    learning rate, which modules stay in eval mode, and whether only the head trains, on
+    features the frozen backbone computed once. A plain run is one phase; transfer plans several
+    (train/transfer.py)."""
+
+    name: str
+    epochs: int
+    lr_scale: Callable[[str], float | None] | None = None  # parameter name -> share of lr; None: frozen
+    frozen_modules: tuple[nn.Module, ...] = ()  # kept in eval mode, so their BatchNorm statistics stay
+    cached_features: bool = False
+    lr: float | None = None  # the phase's base learning rate (default --lr)
+    warmup_epochs: float | None = None  # default --warmup-epochs
+
+
 def fit(config: TrainConfig, log: Callable[[str], None] = print, progress: bool = False) -> RunResult:
-    """Train `config.model` on `config.data` and write the run folder; see the module docstring."""
+    """Train `config.model` on `config.data` and write the run folder; see the module docstring.
+    With `config.transfer` set, the run starts from `config.init` with a new head and follows the
+    transfer mode's phases."""
     started = time.perf_counter()
     entry = get_entry(config.model)
+    transfer = None
+    if config.transfer:
+        from cnnlab.train import transfer
+    filled_transfer = transfer.fill_defaults(config) if transfer else {}
     config, filled = with_family_defaults(config, entry.family)
+    filled = {**filled_transfer, **filled}
     if config.optimizer != "sgd":  # momentum and Nesterov are SGD's settings
         filled = {k: v for k, v in filled.items() if k not in ("momentum", "nesterov")}
     device = pick_device(config.device)
@@ -139,167 +170,218 @@ def fit(config: TrainConfig, log: Callable[[str], None] = print, progress: bool 
 
     train, val, test, source = load_splits(config)
     channels, height, _ = train.shape
-    size = config.input_size or entry.input_size[-1]
-    mean, std = image_stats(train)
+    pretrained = transfer.pretrained_preprocessing(config.init, channels) if transfer else None
+    size = config.input_size or (pretrained["size"] if pretrained else entry.input_size[-1])
+    mean, std = (pretrained["mean"], pretrained["std"]) if pretrained else image_stats(train)
     normalization = Normalization(mean, std)
     augment = parse_augment(config.augment, default="digits" if channels == 1 else "cifar")
     model_kwargs = dict(config.model_kwargs)
     if config.dropout is not None:
         model_kwargs["dropout"] = config.dropout
+    num_classes = len(source.class_names)
     try:
-        model = create_model(config.model, num_classes=len(source.class_names), in_chans=channels, **model_kwargs)
+        model = create_model(config.model, num_classes=num_classes, in_chans=channels, **model_kwargs)
     except TypeError as error:
         raise CnnlabError(f"{config.model} has no option {str(error).split('argument')[-1].strip()}") from None
     if config.init and not config.resume:
         from cnnlab.deploy.weights import initialize_from
 
         log(initialize_from(model, config.init).summary())
+        if transfer:
+            model.reset_classifier(num_classes)
+            log(f"new head: {type(model.get_classifier()).__name__} to {num_classes} classes"
+                + (f"; preprocessing of the pretrained run: {size}x{size}, mean {mean}, std {std}" if pretrained else ""))
     model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-
-    train_batches = make_batches(train, config.batch_size, size=size, normalization=normalization, augment=augment,
-                                 shuffle=True, seed=config.seed, device=device, drop_last=len(train) > config.batch_size)
-    val_batches = make_batches(val, 512, size=size, normalization=normalization, device=device)
-    steps_per_epoch = len(train_batches)
-    optimizer = make_optimizer(config, parameter_groups(model, config.weight_decay, config.no_decay_norm_bias))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(config, steps_per_epoch))
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.gamma, patience=2) if config.schedule == "plateau" else None
-    use_scaler = config.amp == "fp16"
-    if use_scaler and device.type != "cuda":
-        raise CnnlabError("--amp fp16 needs a GPU (it uses a gradient scaler); on the CPU use --amp bf16")
-    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16 if config.amp == "bf16" else torch.float16)) \
-        if config.amp else nullcontext
-    step_model = torch.compile(model) if config.compile else model
+    phases = transfer.plan(model, config, log, augment.active) if transfer else [Phase("train", config.epochs)]
 
     meta = {
-        "model": config.model, "model_kwargs": model_kwargs, "num_classes": len(source.class_names), "in_chans": channels,
+        "model": config.model, "model_kwargs": model_kwargs, "num_classes": num_classes, "in_chans": channels,
         "data": config.data, "class_names": list(source.class_names), "input_size": [channels, size, size],
         "stored_size": [channels, height, height], "normalization": {"mean": list(mean), "std": list(std)},
         "seed": config.seed, "val_fraction": config.val_fraction,
     }
+    if transfer:
+        meta["transfer"] = {"mode": config.transfer, "init": str(config.init), "phases": [[p.name, p.epochs] for p in phases]}
     history: list[dict[str, Any]] = []
-    start_epoch, best = 0, {"val_top1": -1.0}
+    start_epoch, best, saved_state = 0, {"val_top1": -1.0}, None
     if config.resume:
-        start_epoch, history, best = _resume(out, model, optimizer, scheduler, plateau, scaler, meta)
+        start_epoch, history, best, saved_state = _resume(out, model, meta)
     else:
         atomic_write_text(out / "config.json", json.dumps({**config.to_dict(), "filled_defaults": filled}, indent=2, default=str))
 
+    total_epochs = sum(phase.epochs for phase in phases)
     log(f"{config.model} on {source.name}: {len(train):,} train / {len(val):,} val"
         + (f" / {len(test):,} test" if test is not None else "") + f" images, {channels}x{size}x{size}, "
-        f"{len(source.class_names)} classes, {sum(p.numel() for p in model.parameters()):,} parameters, on {device}")
+        f"{num_classes} classes, {sum(p.numel() for p in model.parameters()):,} parameters, on {device}")
     log(f"settings: {config.optimizer} lr {config.lr:g}" + (f" momentum {config.momentum:g}" if config.optimizer == 'sgd' else "")
         + (" nesterov" if config.nesterov else "") + f", weight decay {config.weight_decay:g}"
         + (" (not on norm/bias)" if config.no_decay_norm_bias else "") + f", {config.schedule} schedule"
         + (f" ({config.warmup_epochs:g} warm-up epochs)" if config.warmup_epochs else "") + f", batch {config.batch_size}, "
-        f"{config.epochs} epochs, augmentation: {augment.describe()}"
+        f"{total_epochs} epochs, augmentation: {augment.describe()}"
         + (f", label smoothing {config.label_smoothing:g}" if config.label_smoothing else "")
-        + (f", amp {config.amp}" if config.amp else "") + (f"; family defaults used for {', '.join(filled)}" if filled else ""))
+        + (f", amp {config.amp}" if config.amp else "") + (f"; defaults used for {', '.join(filled)}" if filled else ""))
 
-    writer = _tensorboard(out) if config.tensorboard else None
-    for epoch in range(start_epoch, config.epochs):
-        train_batches.set_epoch(epoch)
-        model.train()
-        epoch_start = time.perf_counter()
-        loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
-        bar = _progress(progress, epoch, config.epochs, steps_per_epoch)
-        for step, (x, y) in enumerate(train_batches):
-            if config.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast():
-                output = step_model(x)
-                logits = output[0] if isinstance(output, tuple) else output
-                loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-                if isinstance(output, tuple):  # auxiliary heads, weighted 0.3 as in GoogLeNet
-                    loss = loss + 0.3 * sum(F.cross_entropy(aux, y, label_smoothing=config.label_smoothing) for aux in output[1:])
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; the last good checkpoint is "
-                    f"{out / 'last.json'}" + (f" (epoch {epoch})" if epoch else " (none yet: it diverged in the first epoch)")
-                    + f" and is untouched. Lower --lr (now {config.lr:g}), add --clip-grad 1.0, or add --warmup-epochs 1"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if config.clip_grad:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.detach().argmax(1) == y).sum()
-            seen += len(y)
-            if bar is not None:
-                bar.update(step + 1, loss=(loss_sum / seen).item(), accuracy=(correct / seen).item(), images=seen,
-                           seconds=time.perf_counter() - epoch_start)
-        if bar is not None:
-            bar.close()
-        train_seconds = time.perf_counter() - epoch_start
-        val_metrics = evaluate_batches(model, val_batches, len(source.class_names))
-        if plateau is not None:
-            plateau.step(val_metrics["loss"])
-        record = {
-            "epoch": epoch + 1, "train_loss": (loss_sum / seen).item(), "train_top1": (correct / seen).item(),
-            "val_loss": val_metrics["loss"], "val_top1": val_metrics["top1"], "val_top5": val_metrics["top5"],
-            "lr": optimizer.param_groups[0]["lr"], "images_per_second": seen / train_seconds, "seconds": train_seconds,
-        }
-        history.append(record)
-        is_best = record["val_top1"] > best["val_top1"]
-        if is_best:
-            best = dict(record)
-        state = {
-            "epoch": epoch + 1, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "plateau": plateau.state_dict() if plateau is not None else {}, "scaler": scaler.state_dict(),
-            "torch_rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
-            "best": best, "history": json.dumps(history),
-        }
-        checkpoint_meta = {**meta, "epoch": epoch + 1, "metrics": record}
-        if is_best:
-            save_checkpoint(out, "best", model, checkpoint_meta)
-        save_checkpoint(out, "last", model, checkpoint_meta, state)
-        write_metrics(out, history)
-        if writer is not None:
-            for key, value in record.items():
-                writer.add_scalar(key, value, epoch + 1)
-        log(f"epoch {epoch + 1:>3}/{config.epochs}: train loss {record['train_loss']:.4f} top-1 {record['train_top1']:.2%} | "
-            f"val loss {record['val_loss']:.4f} top-1 {record['val_top1']:.2%} top-5 {record['val_top5']:.2%} | "
-            f"lr {record['lr']:.3g} | {record['images_per_second']:,.0f} img/s")
+    run = _Run(config, model, device, out, meta, history, best, log, progress, total_epochs,
+               _tensorboard(out) if config.tensorboard else None)
+    begin = 0
+    for index, phase in enumerate(phases):
+        if start_epoch < begin + phase.epochs:
+            continuing = saved_state if saved_state and saved_state.get("phase", 0) == index and start_epoch > begin else None
+            images_per_step = not phase.cached_features  # else one unaugmented pass feeds the feature cache
+            train_batches = make_batches(train, config.batch_size if images_per_step else 512, size=size,
+                                         normalization=normalization, augment=augment if images_per_step else None,
+                                         shuffle=images_per_step, seed=config.seed, device=device,
+                                         drop_last=images_per_step and len(train) > config.batch_size)
+            val_batches = make_batches(val, 512, size=size, normalization=normalization, device=device)
+            run.phase(index, phase, range(max(start_epoch, begin), begin + phase.epochs), train_batches, val_batches, continuing)
+        begin += phase.epochs
 
     test_metrics = None
     if test is not None:
         best_model, _ = load_model(out / "best.json", device)
         test_batches = make_batches(test, 512, size=size, normalization=normalization, device=device)
-        test_metrics = evaluate_batches(best_model, test_batches, len(source.class_names))
+        test_metrics = evaluate_batches(best_model, test_batches, num_classes)
         atomic_write_text(out / "test.json", json.dumps(test_metrics, indent=2))
-        log(f"test ({len(test):,} images, best epoch {best['epoch']}): loss {test_metrics['loss']:.4f}, "
+        log(f"test ({len(test):,} images, best epoch {run.best['epoch']}): loss {test_metrics['loss']:.4f}, "
             f"top-1 {test_metrics['top1']:.2%}, top-5 {test_metrics['top5']:.2%}")
     plot_curves(out, history)
-    if writer is not None:
-        writer.close()
-    return RunResult(out, history, best, test_metrics, time.perf_counter() - started)
+    if run.writer is not None:
+        run.writer.close()
+    return RunResult(out, history, run.best, test_metrics, time.perf_counter() - started)
 
 
-def _resume(out: Path, model, optimizer, scheduler, plateau, scaler, meta) -> tuple[int, list, dict]:
+class _Run:
+    """The state one run's phases share, and the epoch loop."""
+
+    def __init__(self, config, model, device, out, meta, history, best, log, progress, total_epochs, writer) -> None:
+        self.config, self.model, self.device, self.out, self.meta = config, model, device, out, meta
+        self.history, self.best, self.log, self.progress = history, best, log, progress
+        self.total_epochs, self.writer = total_epochs, writer
+        self.step_model = torch.compile(model) if config.compile else model
+        if config.amp == "fp16" and device.type != "cuda":
+            raise CnnlabError("--amp fp16 needs a GPU (it uses a gradient scaler); on the CPU use --amp bf16")
+        dtype = torch.bfloat16 if config.amp == "bf16" else torch.float16
+        self.autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if config.amp else nullcontext
+
+    def phase(self, index: int, phase: Phase, epochs: range, train_batches, val_batches, continuing: dict | None) -> None:
+        config, model, device, out = self.config, self.model, self.device, self.out
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(phase.lr_scale is None or phase.lr_scale(name) is not None)
+        forward, evaluated = self.step_model, model
+        if phase.cached_features:
+            from cnnlab.train.transfer import cache_features
+
+            train_batches, val_batches, seconds = cache_features(model, train_batches, val_batches, config.batch_size, config.seed)
+            forward = evaluated = model.get_classifier()
+            self.log(f"phase {phase.name}: the frozen backbone's features of {train_batches.count:,} + {val_batches.count:,} "
+                     f"images computed once in {seconds:.1f} s ({train_batches.features.shape[1]} per image)")
+        num_classes = self.meta["num_classes"]
+        steps_per_epoch = len(train_batches)
+        optimizer = make_optimizer(config, parameter_groups(model, config.weight_decay, config.no_decay_norm_bias,
+                                                            phase.lr or config.lr, phase.lr_scale))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lr_multiplier(config, steps_per_epoch, phase.epochs, phase.warmup_epochs))
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.gamma, patience=2) \
+            if config.schedule == "plateau" else None
+        scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
+        if continuing is not None:
+            optimizer.load_state_dict(continuing["optimizer"])
+            scheduler.load_state_dict(continuing["scheduler"])
+            if plateau is not None and continuing.get("plateau"):
+                plateau.load_state_dict(continuing["plateau"])
+            scaler.load_state_dict(continuing["scaler"])
+        for epoch in epochs:
+            train_batches.set_epoch(epoch)
+            model.train()
+            for module in phase.frozen_modules:
+                module.eval()
+            epoch_start = time.perf_counter()
+            loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
+            bar = _progress(self.progress, epoch, self.total_epochs, steps_per_epoch)
+            for step, (x, y) in enumerate(train_batches):
+                if config.channels_last and x.dim() == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with self.autocast():
+                    output = forward(x)
+                    logits = output[0] if isinstance(output, tuple) else output
+                    loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+                    if isinstance(output, tuple):  # auxiliary heads, weighted 0.3 as in GoogLeNet
+                        loss = loss + 0.3 * sum(F.cross_entropy(aux, y, label_smoothing=config.label_smoothing) for aux in output[1:])
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(
+                        f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; the last good checkpoint is "
+                        f"{out / 'last.json'}" + (f" (epoch {epoch})" if epoch else " (none yet: it diverged in the first epoch)")
+                        + f" and is untouched. Lower --lr (now {config.lr:g}), add --clip-grad 1.0, or add --warmup-epochs 1"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if config.clip_grad:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.clip_grad)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                loss_sum += loss.detach() * len(y)
+                correct += (logits.detach().argmax(1) == y).sum()
+                seen += len(y)
+                if bar is not None:
+                    bar.update(step + 1, loss=(loss_sum / seen).item(), accuracy=(correct / seen).item(), images=seen,
+                               seconds=time.perf_counter() - epoch_start)
+            if bar is not None:
+                bar.close()
+            train_seconds = time.perf_counter() - epoch_start
+            val_metrics = evaluate_batches(evaluated, val_batches, num_classes)
+            if plateau is not None:
+                plateau.step(val_metrics["loss"])
+            record = {
+                "epoch": epoch + 1, "phase": phase.name, "train_loss": (loss_sum / seen).item(),
+                "train_top1": (correct / seen).item(), "val_loss": val_metrics["loss"], "val_top1": val_metrics["top1"],
+                "val_top5": val_metrics["top5"], "lr": optimizer.param_groups[0]["lr"],
+                "images_per_second": seen / train_seconds, "seconds": train_seconds,
+            }
+            self.history.append(record)
+            is_best = record["val_top1"] > self.best["val_top1"]
+            if is_best:
+                self.best = dict(record)
+            state = {
+                "epoch": epoch + 1, "phase": index, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "plateau": plateau.state_dict() if plateau is not None else {}, "scaler": scaler.state_dict(),
+                "torch_rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+                "best": self.best, "history": json.dumps(self.history),
+            }
+            checkpoint_meta = {**self.meta, "epoch": epoch + 1, "metrics": record}
+            if is_best:
+                save_checkpoint(out, "best", model, checkpoint_meta)
+            save_checkpoint(out, "last", model, checkpoint_meta, state)
+            write_metrics(out, self.history)
+            if self.writer is not None:
+                for key, value in record.items():
+                    if key != "phase":
+                        self.writer.add_scalar(key, value, epoch + 1)
+            self.log(f"epoch {epoch + 1:>3}/{self.total_epochs}" + (f" ({phase.name})" if phase.name != "train" else "")
+                     + f": train loss {record['train_loss']:.4f} top-1 {record['train_top1']:.2%} | "
+                     f"val loss {record['val_loss']:.4f} top-1 {record['val_top1']:.2%} top-5 {record['val_top5']:.2%} | "
+                     f"lr {record['lr']:.3g} | {record['images_per_second']:,.0f} img/s")
+
+
+def _resume(out: Path, model, meta) -> tuple[int, list, dict, dict]:
+    """Weights and RNG from the run's last checkpoint; returns (epoch, history, best, training state)."""
     json_path = out / "last.json"
     saved = read_meta(json_path)
-    for key in ("model", "num_classes", "in_chans", "data"):
-        if saved.get(key) != meta[key]:
+    for key in ("model", "num_classes", "in_chans", "data", "transfer"):
+        if saved.get(key) != meta.get(key):
             raise CnnlabError(f"--resume: {json_path} was trained with {key} {saved.get(key)!r}, but this run has "
-                              f"{meta[key]!r}; resume with the same settings or start a new --out")
+                              f"{meta.get(key)!r}; resume with the same settings or start a new --out")
     model.load_state_dict(load_weights(json_path))
     state = load_training_state(json_path)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    if plateau is not None and state.get("plateau"):
-        plateau.load_state_dict(state["plateau"])
-    scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["torch_rng"])
     if state.get("cuda_rng"):
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     history = json.loads(state["history"])
     write_metrics(out, history)  # drop any line written after this checkpoint
-    return int(state["epoch"]), history, state["best"]
+    return int(state["epoch"]), history, state["best"], state
 
 
 def write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
