@@ -26,14 +26,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.run(args) or 0
     except CnnlabError as error:
-        print(f"cnnlab {args.command}: error: {error}", file=sys.stderr)
+        print(f"cnnlab {args.command}{_rank()}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _rank() -> str:
+    """' (rank R of N)' in a torchrun worker, so a failure names its process."""
+    import os
+
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    return f" (rank {os.environ.get('RANK', '?')} of {size})" if size > 1 else ""
 
 
 def _version() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from dataclasses import fields
 from pathlib import Path
 
@@ -100,6 +101,28 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     parser.add_argument("--tensorboard", action="store_true")
+    scale = parser.add_argument_group("data-parallel (torchrun)", "run under `torchrun --nproc-per-node N -m cnnlab ...`, "
+                                      "or give --nproc N to launch torchrun on this machine; --batch-size is per process")
+    scale.add_argument("--nproc", type=int, help="launch N processes on this machine with torchrun (gloo on CPU, nccl on GPUs)")
+    scale.add_argument("--max-restarts", type=int, help="with --nproc: torchrun restarts the job this many times after a "
+                                                        "failure; add --resume to continue from the last checkpoint")
+    scale.add_argument("--sync-bn", action="store_true", help="BatchNorm statistics over the global batch")
+    scale.add_argument("--accumulate", type=int, help="micro-batches per optimizer step (all-reduce on the last only)")
+    scale.add_argument("--scale-lr", action="store_true",
+                       help="linear scaling rule: lr x processes x accumulate, with warm-up (Goyal et al. 2017)")
+
+
+def strip_launch_options(argv: list[str]) -> list[str]:
+    """The command line without --nproc/--max-restarts (each worker runs the rest)."""
+    kept, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item in ("--nproc", "--max-restarts"):
+            skip = True
+        elif not item.startswith(("--nproc=", "--max-restarts=")):
+            kept.append(item)
+    return kept
 
 
 def config_from_args(args: argparse.Namespace):
@@ -120,9 +143,15 @@ def config_from_args(args: argparse.Namespace):
 def run_train(args: argparse.Namespace) -> int:
     """`cnnlab train`, and `cnnlab transfer` (its --mode lands in TrainConfig.transfer)."""
     from cnnlab.train import fit
+    from cnnlab.train.distributed import launch, launched_by_torchrun
 
+    nproc = getattr(args, "nproc", None)
+    if nproc is not None and not launched_by_torchrun():
+        return launch(nproc, strip_launch_options(args.argv), getattr(args, "max_restarts", 0) or 0)
     out = console()
     result = fit(config_from_args(args), log=lambda line: out.print(line, highlight=False), progress=out.is_terminal)
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # rank 0 reports for the job
     held_out = (f"test top-1 {result.test['top1']:.2%}" if result.test is not None
                 else f"no test split; best val top-1 {result.best['val_top1']:.2%}")
     out.print(f"run folder {result.out}: best.safetensors/.json (epoch {result.best['epoch']}, val top-1 "

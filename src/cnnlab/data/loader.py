@@ -57,12 +57,29 @@ def prepare(x: torch.Tensor, augment: Augment | None, generator: torch.Generator
     return normalization(augment(x, generator, size))
 
 
+def shard_order(count: int, shuffle: bool, seed: int, epoch: int, rank: int = 0, world_size: int = 1) -> torch.Tensor:
+    """The epoch's permutation of range(count), drawn from seed x 1,000,003 + epoch; with several
+    ranks, this rank's shard of it, cut by torch's DistributedSampler itself."""
+    if world_size == 1:
+        if not shuffle:
+            return torch.arange(count)
+        return torch.randperm(count, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    from torch.utils.data import DistributedSampler
+
+    sampler = DistributedSampler(range(count), num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed * 1_000_003)
+    sampler.set_epoch(epoch)  # the same generator seed (seed + epoch) and randperm as above
+    return torch.tensor(list(sampler), dtype=torch.int64)
+
+
 class TensorBatches:
     """Minibatches of (float images, labels) from uint8 images kept whole on `device`.
 
     Each epoch is a permutation drawn from `seed + epoch` (`set_epoch`), so runs repeat exactly
     and a resumed run sees the same batches. Augmentation, resizing to `size` and normalization
-    happen per batch, on the device.
+    happen per batch, on the device. Under data-parallel training (`world_size` > 1) each rank
+    takes its shard of that permutation exactly as torch's DistributedSampler cuts it: disjoint,
+    padded with the first indices so every rank steps the same number of times; with one process
+    the order is the same permutation, so N ranks at batch B see what one process sees at N x B.
     """
 
     def __init__(
@@ -78,7 +95,10 @@ class TensorBatches:
         seed: int = 0,
         device: str | torch.device = "cpu",
         drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
+        self.rank, self.world_size = rank, world_size
         self.device = torch.device(device)
         self.images = images.to(self.device)
         self.labels = labels.to(self.device)
@@ -95,15 +115,12 @@ class TensorBatches:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        n = self.images.shape[0]
+        n = -(-self.images.shape[0] // self.world_size)  # this rank's shard, padded
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def order(self) -> torch.Tensor:
-        n = self.images.shape[0]
-        if not self.shuffle:
-            return torch.arange(n, device=self.device)
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return torch.randperm(n, generator=generator).to(self.device)
+        """This rank's indices for the epoch (all of them in one process)."""
+        return shard_order(self.images.shape[0], self.shuffle, self.seed, self.epoch, self.rank, self.world_size).to(self.device)
 
     def __iter__(self):
         order = self.order()
@@ -131,7 +148,9 @@ class FolderBatches(TensorBatches):
     (torchvision), the device augments and normalizes whole batches, as for in-memory sets."""
 
     def __init__(self, images, batch_size: int, *, size: int, normalization: Normalization, augment: Augment | None = None,
-                 shuffle: bool = False, seed: int = 0, device="cpu", drop_last: bool = False, workers: int = 2) -> None:
+                 shuffle: bool = False, seed: int = 0, device="cpu", drop_last: bool = False, workers: int = 2,
+                 rank: int = 0, world_size: int = 1) -> None:
+        self.rank, self.world_size = rank, world_size
         self.dataset = _DecodedFolder(images.paths, images.labels, images.image_size)
         self.device = torch.device(device)
         self.batch_size, self.size, self.normalization = batch_size, size, normalization
@@ -140,12 +159,11 @@ class FolderBatches(TensorBatches):
         self.count = len(images)
 
     def __len__(self) -> int:
-        return self.count // self.batch_size if self.drop_last else -(-self.count // self.batch_size)
+        n = -(-self.count // self.world_size)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def order(self) -> torch.Tensor:
-        if not self.shuffle:
-            return torch.arange(self.count)
-        return torch.randperm(self.count, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch))
+        return shard_order(self.count, self.shuffle, self.seed, self.epoch, self.rank, self.world_size)
 
     def __iter__(self):
         loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=self.order().tolist(), drop_last=self.drop_last,

@@ -47,6 +47,9 @@ class TrainConfig:
     lr_decay: float = 0.5  # progressive: lr factor per stage toward the input
     freeze_stages: int = 0  # progressive: the lowest stages kept frozen
     feature_cache: bool = True  # linear-probe and head phases: compute the frozen backbone's features once
+    sync_bn: bool = False  # data-parallel: BatchNorm statistics over the global batch
+    accumulate: int = 1  # micro-batches per optimizer step (no all-reduce on the first K-1)
+    scale_lr: bool = False  # linear scaling rule: lr x (ranks x accumulate), with warm-up
     resume: bool = False
     overwrite: bool = False
     tensorboard: bool = False
@@ -114,7 +117,7 @@ def validate(config: TrainConfig) -> None:
         raise CnnlabError(f"unknown schedule {config.schedule!r}; choose one of {', '.join(SCHEDULES)}")
     if config.amp not in (None, "bf16", "fp16"):
         raise CnnlabError(f"--amp takes bf16 or fp16, got {config.amp!r}")
-    for name in ("epochs", "batch_size"):
+    for name in ("epochs", "batch_size", "accumulate"):
         if getattr(config, name) < 1:
             raise CnnlabError(f"--{name.replace('_', '-')} must be at least 1")
     if config.lr <= 0:

@@ -28,7 +28,9 @@ from cnnlab.models import create_model, get_entry
 from cnnlab.train.checkpoint import (
     atomic_write_text, load_model, load_training_state, load_weights, read_meta, save_checkpoint,
 )
+from cnnlab.train import distributed
 from cnnlab.train.config import TrainConfig, with_family_defaults
+from cnnlab.train.distributed import World
 from cnnlab.train.metrics import evaluate_batches
 
 
@@ -109,15 +111,32 @@ def lr_multiplier(config: TrainConfig, steps_per_epoch: int, epochs: int | None 
     return schedule
 
 
-def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
+def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> bool:
+    """Check the run folder and create it; returns whether there is a run to resume."""
     if out.exists() and not out.is_dir():
         raise CnnlabError(f"{out} is a file; give a folder for the run")
     if out.exists() and any(out.iterdir()) and not (resume or overwrite):
         raise CnnlabError(f"{out} already holds a run; continue it with --resume, replace it with --overwrite, "
                           "or choose another --out")
     if resume and not (out / "last.json").is_file():
-        raise CnnlabError(f"--resume: {out} has no last.json checkpoint to continue from")
-    out.mkdir(parents=True, exist_ok=True)
+        if not distributed.launched_by_torchrun():
+            raise CnnlabError(f"--resume: {out} has no last.json checkpoint to continue from")
+        resume = False  # torchrun --max-restarts with --resume: no checkpoint yet, so this attempt starts fresh
+    out.mkdir(parents=True, exist_ok=True)  # every rank checks before any writes (fit's barrier)
+    return resume
+
+
+def scaled_for(config: TrainConfig, world: World) -> dict[str, Any]:
+    """--scale-lr: the linear scaling rule (Goyal et al. 2017): the global batch is ranks x
+    accumulate times --batch-size, so the learning rate grows by that factor, reached by a linear
+    warm-up (5 epochs as in the paper, or a fifth of a shorter run) unless --warmup-epochs says."""
+    factor = world.size * config.accumulate
+    if not config.scale_lr or factor == 1:
+        return {}
+    changes = {"lr": config.lr * factor}
+    if not config.warmup_epochs:
+        changes["warmup_epochs"] = min(5.0, config.epochs / 5)
+    return changes
 
 
 def load_splits(config: TrainConfig):
@@ -163,9 +182,26 @@ def fit(config: TrainConfig, log: Callable[[str], None] = print, progress: bool 
     filled = {**filled_transfer, **filled}
     if config.optimizer != "sgd":  # momentum and Nesterov are SGD's settings
         filled = {k: v for k, v in filled.items() if k not in ("momentum", "nesterov")}
-    device = pick_device(config.device)
+    world = distributed.setup(config.device)
+    try:
+        return _fit(config, filled, entry, transfer, world, log if world.is_main else _quiet, progress and world.is_main, started)
+    finally:
+        distributed.teardown(world)
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+def _fit(config, filled, entry, transfer, world, log, progress, started) -> RunResult:
+    device = world.device
+    base_lr = config.lr
+    scaled = scaled_for(config, world)
+    for name, value in scaled.items():
+        setattr(config, name, value)
     out = Path(config.out or f"runs/{config.model}")
-    prepare_run_folder(out, config.resume, config.overwrite)
+    config.resume = prepare_run_folder(out, config.resume, config.overwrite)
+    world.barrier()
     torch.manual_seed(config.seed)
 
     train, val, test, source = load_splits(config)
@@ -194,6 +230,13 @@ def fit(config: TrainConfig, log: Callable[[str], None] = print, progress: bool 
     model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if config.sync_bn:
+        if not world.distributed:
+            log("--sync-bn: one process, so BatchNorm already sees the whole batch; nothing converted")
+        else:
+            model, converted = distributed.convert_sync_batchnorm(model, world)
+            log(f"--sync-bn: {converted} BatchNorm layers compute their statistics over the global batch "
+                + ("(torch SyncBatchNorm)" if device.type == "cuda" else "(GlobalBatchNorm over gloo)"))
     phases = transfer.plan(model, config, log, augment.active) if transfer else [Phase("train", config.epochs)]
 
     meta = {
@@ -208,7 +251,7 @@ def fit(config: TrainConfig, log: Callable[[str], None] = print, progress: bool 
     start_epoch, best, saved_state = 0, {"val_top1": -1.0}, None
     if config.resume:
         start_epoch, history, best, saved_state = _resume(out, model, meta)
-    else:
+    elif world.is_main:
         atomic_write_text(out / "config.json", json.dumps({**config.to_dict(), "filled_defaults": filled}, indent=2, default=str))
 
     total_epochs = sum(phase.epochs for phase in phases)
@@ -222,9 +265,16 @@ def fit(config: TrainConfig, log: Callable[[str], None] = print, progress: bool 
         f"{total_epochs} epochs, augmentation: {augment.describe()}"
         + (f", label smoothing {config.label_smoothing:g}" if config.label_smoothing else "")
         + (f", amp {config.amp}" if config.amp else "") + (f"; defaults used for {', '.join(filled)}" if filled else ""))
+    if world.distributed or config.accumulate > 1:
+        log(f"data-parallel: {world.size} processes ({'nccl' if device.type == 'cuda' else 'gloo'}), batch {config.batch_size} "
+            f"per process x {world.size}" + (f" x {config.accumulate} accumulated" if config.accumulate > 1 else "")
+            + f" = global batch {config.batch_size * world.size * config.accumulate:,}"
+            + (f"; --scale-lr: lr {base_lr:g} x {world.size * config.accumulate} = {config.lr:g}"
+               + (f" after {config.warmup_epochs:g} warm-up epochs" if config.warmup_epochs else "") if scaled else ""))
 
-    run = _Run(config, model, device, out, meta, history, best, log, progress, total_epochs,
-               _tensorboard(out) if config.tensorboard else None)
+    run = _Run(config, model, world, out, meta, history, best, log, progress, total_epochs,
+               _tensorboard(out) if config.tensorboard and world.is_main else None)
+    shard = dict(rank=world.rank, world_size=world.size)
     begin = 0
     for index, phase in enumerate(phases):
         if start_epoch < begin + phase.epochs:
@@ -233,20 +283,23 @@ def fit(config: TrainConfig, log: Callable[[str], None] = print, progress: bool 
             train_batches = make_batches(train, config.batch_size if images_per_step else 512, size=size,
                                          normalization=normalization, augment=augment if images_per_step else None,
                                          shuffle=images_per_step, seed=config.seed, device=device,
-                                         drop_last=images_per_step and len(train) > config.batch_size)
-            val_batches = make_batches(val, 512, size=size, normalization=normalization, device=device)
+                                         drop_last=images_per_step and len(train) > config.batch_size * world.size, **shard)
+            val_batches = make_batches(val, 512, size=size, normalization=normalization, device=device, **shard)
             run.phase(index, phase, range(max(start_epoch, begin), begin + phase.epochs), train_batches, val_batches, continuing)
         begin += phase.epochs
 
     test_metrics = None
+    world.barrier()  # rank 0 has written best.json
     if test is not None:
         best_model, _ = load_model(out / "best.json", device)
-        test_batches = make_batches(test, 512, size=size, normalization=normalization, device=device)
-        test_metrics = evaluate_batches(best_model, test_batches, num_classes)
-        atomic_write_text(out / "test.json", json.dumps(test_metrics, indent=2))
+        test_batches = make_batches(test, 512, size=size, normalization=normalization, device=device, **shard)
+        test_metrics = evaluate_batches(best_model, test_batches, num_classes, world=world)
+        if world.is_main:
+            atomic_write_text(out / "test.json", json.dumps(test_metrics, indent=2))
         log(f"test ({len(test):,} images, best epoch {run.best['epoch']}): loss {test_metrics['loss']:.4f}, "
             f"top-1 {test_metrics['top1']:.2%}, top-5 {test_metrics['top5']:.2%}")
-    plot_curves(out, history)
+    if world.is_main:
+        plot_curves(out, history)
     if run.writer is not None:
         run.writer.close()
     return RunResult(out, history, run.best, test_metrics, time.perf_counter() - started)
@@ -255,30 +308,38 @@ def fit(config: TrainConfig, log: Callable[[str], None] = print, progress: bool 
 class _Run:
     """The state one run's phases share, and the epoch loop."""
 
-    def __init__(self, config, model, device, out, meta, history, best, log, progress, total_epochs, writer) -> None:
-        self.config, self.model, self.device, self.out, self.meta = config, model, device, out, meta
+    def __init__(self, config, model, world, out, meta, history, best, log, progress, total_epochs, writer) -> None:
+        device = world.device
+        self.config, self.model, self.world, self.device, self.out, self.meta = config, model, world, device, out, meta
         self.history, self.best, self.log, self.progress = history, best, log, progress
         self.total_epochs, self.writer = total_epochs, writer
-        self.step_model = torch.compile(model) if config.compile else model
         if config.amp == "fp16" and device.type != "cuda":
             raise CnnlabError("--amp fp16 needs a GPU (it uses a gradient scaler); on the CPU use --amp bf16")
         dtype = torch.bfloat16 if config.amp == "bf16" else torch.float16
         self.autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if config.amp else nullcontext
 
     def phase(self, index: int, phase: Phase, epochs: range, train_batches, val_batches, continuing: dict | None) -> None:
-        config, model, device, out = self.config, self.model, self.device, self.out
+        config, model, device, out, world = self.config, self.model, self.device, self.out, self.world
         for name, parameter in model.named_parameters():
             parameter.requires_grad_(phase.lr_scale is None or phase.lr_scale(name) is not None)
-        forward, evaluated = self.step_model, model
+        trained, evaluated = model, model
         if phase.cached_features:
             from cnnlab.train.transfer import cache_features
 
-            train_batches, val_batches, seconds = cache_features(model, train_batches, val_batches, config.batch_size, config.seed)
-            forward = evaluated = model.get_classifier()
+            train_batches, val_batches, seconds = cache_features(model, train_batches, val_batches, config.batch_size,
+                                                                 config.seed, world)
+            trained = evaluated = model.get_classifier()
             self.log(f"phase {phase.name}: the frozen backbone's features of {train_batches.count:,} + {val_batches.count:,} "
                      f"images computed once in {seconds:.1f} s ({train_batches.features.shape[1]} per image)")
+        wrapped = distributed.wrap(trained, world)  # DDP registers hooks for what trains in this phase
+        forward = torch.compile(wrapped) if config.compile else wrapped
         num_classes = self.meta["num_classes"]
-        steps_per_epoch = len(train_batches)
+        accumulate = config.accumulate
+        micro_steps = len(train_batches) // accumulate * accumulate  # a last partial group is left out
+        if micro_steps == 0:
+            raise CnnlabError(f"--accumulate {accumulate} needs at least {accumulate} batches per epoch; this rank has "
+                              f"{len(train_batches)}: lower --accumulate or --batch-size")
+        steps_per_epoch = micro_steps // accumulate
         optimizer = make_optimizer(config, parameter_groups(model, config.weight_decay, config.no_decay_norm_bias,
                                                             phase.lr or config.lr, phase.lr_scale))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -299,40 +360,51 @@ class _Run:
                 module.eval()
             epoch_start = time.perf_counter()
             loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
-            bar = _progress(self.progress, epoch, self.total_epochs, steps_per_epoch)
-            for step, (x, y) in enumerate(train_batches):
+            bar = _progress(self.progress, epoch, self.total_epochs, micro_steps)
+            optimizer.zero_grad(set_to_none=True)
+            for micro, (x, y) in zip(range(micro_steps), train_batches):
+                last_micro = (micro + 1) % accumulate == 0
                 if config.channels_last and x.dim() == 4:
                     x = x.contiguous(memory_format=torch.channels_last)
-                with self.autocast():
-                    output = forward(x)
-                    logits = output[0] if isinstance(output, tuple) else output
-                    loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-                    if isinstance(output, tuple):  # auxiliary heads, weighted 0.3 as in GoogLeNet
-                        loss = loss + 0.3 * sum(F.cross_entropy(aux, y, label_smoothing=config.label_smoothing) for aux in output[1:])
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(
-                        f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; the last good checkpoint is "
-                        f"{out / 'last.json'}" + (f" (epoch {epoch})" if epoch else " (none yet: it diverged in the first epoch)")
-                        + f" and is untouched. Lower --lr (now {config.lr:g}), add --clip-grad 1.0, or add --warmup-epochs 1"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if config.clip_grad:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.clip_grad)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
+                # The first K-1 micro-steps of a group keep their gradients local (no all-reduce).
+                with wrapped.no_sync() if world.distributed and not last_micro else nullcontext():
+                    with self.autocast():
+                        output = forward(x)
+                        logits = output[0] if isinstance(output, tuple) else output
+                        loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+                        if isinstance(output, tuple):  # auxiliary heads, weighted 0.3 as in GoogLeNet
+                            loss = loss + 0.3 * sum(F.cross_entropy(aux, y, label_smoothing=config.label_smoothing)
+                                                    for aux in output[1:])
+                    if not torch.isfinite(loss):
+                        raise TrainingDiverged(
+                            f"the loss became {loss.item()} at epoch {epoch + 1}, step {micro // accumulate + 1}; the last "
+                            f"good checkpoint is {out / 'last.json'}"
+                            + (f" (epoch {epoch})" if epoch else " (none yet: it diverged in the first epoch)")
+                            + f" and is untouched. Lower --lr (now {config.lr:g}), add --clip-grad 1.0, or add --warmup-epochs 1"
+                        )
+                    scaler.scale(loss / accumulate).backward()
+                if last_micro:
+                    if config.clip_grad:
+                        scaler.unscale_(optimizer)
+                        nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.clip_grad)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
                 loss_sum += loss.detach() * len(y)
                 correct += (logits.detach().argmax(1) == y).sum()
                 seen += len(y)
                 if bar is not None:
-                    bar.update(step + 1, loss=(loss_sum / seen).item(), accuracy=(correct / seen).item(), images=seen,
+                    bar.update(micro + 1, loss=(loss_sum / seen).item(), accuracy=(correct / seen).item(), images=seen,
                                seconds=time.perf_counter() - epoch_start)
             if bar is not None:
                 bar.close()
             train_seconds = time.perf_counter() - epoch_start
-            val_metrics = evaluate_batches(evaluated, val_batches, num_classes)
+            if world.distributed:  # the training figures of all ranks
+                totals = torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(seen), device=device)])
+                torch.distributed.all_reduce(totals)
+                loss_sum, correct, seen = totals[0], totals[1], int(totals[2].item())
+            val_metrics = evaluate_batches(evaluated, val_batches, num_classes, world=world)
             if plateau is not None:
                 plateau.step(val_metrics["loss"])
             record = {
@@ -352,10 +424,11 @@ class _Run:
                 "best": self.best, "history": json.dumps(self.history),
             }
             checkpoint_meta = {**self.meta, "epoch": epoch + 1, "metrics": record}
-            if is_best:
-                save_checkpoint(out, "best", model, checkpoint_meta)
-            save_checkpoint(out, "last", model, checkpoint_meta, state)
-            write_metrics(out, self.history)
+            if world.is_main:  # the unwrapped model: its checkpoint loads into one process
+                if is_best:
+                    save_checkpoint(out, "best", model, checkpoint_meta)
+                save_checkpoint(out, "last", model, checkpoint_meta, state)
+                write_metrics(out, self.history)
             if self.writer is not None:
                 for key, value in record.items():
                     if key != "phase":

@@ -1,4 +1,9 @@
-"""Loss, top-1/top-5, per-class accuracy and the confusion matrix over a whole split."""
+"""Loss, top-1/top-5, per-class accuracy and the confusion matrix over a whole split.
+
+Under data-parallel training each rank predicts its shard; the per-image results are gathered and
+the padding DistributedSampler adds (repeated first indices) is dropped, so the metrics are those
+of the full split, equal to one process's.
+"""
 
 from __future__ import annotations
 
@@ -10,32 +15,50 @@ from torch import nn
 
 
 @torch.no_grad()
-def evaluate_batches(model: nn.Module, batches, num_classes: int, confusion: bool = False) -> dict:
-    """Metrics of `model` (put in eval mode) over every batch; the confusion matrix on request."""
+def evaluate_batches(model: nn.Module, batches, num_classes: int, confusion: bool = False, world=None) -> dict:
+    """Metrics of `model` (put in eval mode) over every batch; the confusion matrix on request.
+    With a distributed `world`, `batches` are this rank's shard and every rank gets the metrics of
+    the whole split."""
     model.eval()
-    device = next(model.parameters()).device
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    top1 = torch.zeros((), device=device)
-    top5 = torch.zeros((), device=device)
-    matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
-    seen = 0
-    started = time.perf_counter()
     k = min(5, num_classes)
+    losses, top, labels = [], [], []
+    started = time.perf_counter()
     for x, y in batches:
         output = model(x)
         logits = output[0] if isinstance(output, tuple) else output
-        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
-        best = logits.topk(k, dim=1).indices
-        top1 += (best[:, 0] == y).sum()
-        top5 += (best == y[:, None]).any(1).sum()
-        matrix += torch.bincount(y * num_classes + best[:, 0], minlength=num_classes**2).view(num_classes, num_classes)
-        seen += len(y)
+        losses.append(F.cross_entropy(logits.float(), y, reduction="none").double())
+        top.append(logits.topk(k, dim=1).indices)
+        labels.append(y)
+    device = next(model.parameters()).device
+    loss = torch.cat(losses) if losses else torch.zeros(0, dtype=torch.float64, device=device)
+    best = torch.cat(top) if top else torch.zeros(0, k, dtype=torch.int64, device=device)
+    y = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.int64, device=device)
+    if world is not None and world.distributed:
+        from cnnlab.train.distributed import gather
+
+        index = batches.order()[: len(y)].to(device)
+        index, loss, best, y = (gather(t, world) for t in (index, loss, best, y))
+        first = first_occurrences(index)
+        loss, best, y = loss[first], best[first], y[first]
     seconds = time.perf_counter() - started
+    seen = len(y)
+    matrix = torch.bincount(y * num_classes + best[:, 0], minlength=num_classes**2).view(num_classes, num_classes)
     per_class = (matrix.diag().float() / matrix.sum(1).clamp(min=1).float()).tolist()
     result = {
-        "loss": (loss_sum / max(seen, 1)).item(), "top1": (top1 / max(seen, 1)).item(), "top5": (top5 / max(seen, 1)).item(),
+        "loss": (loss.sum() / max(seen, 1)).item(), "top1": ((best[:, 0] == y).sum() / max(seen, 1)).item(),
+        "top5": ((best == y[:, None]).any(1).sum() / max(seen, 1)).item(),
         "images": seen, "images_per_second": seen / max(seconds, 1e-9), "per_class_top1": per_class,
     }
     if confusion:
         result["confusion"] = matrix.cpu().tolist()
     return result
+
+
+def first_occurrences(index: torch.Tensor) -> torch.Tensor:
+    """Positions of the first appearance of each distinct value of `index`, in increasing order of
+    that value (DistributedSampler's padding repeats indices; this drops the repeats)."""
+    order = torch.argsort(index, stable=True)
+    sorted_index = index[order]
+    keep = torch.ones_like(sorted_index, dtype=torch.bool)
+    keep[1:] = sorted_index[1:] != sorted_index[:-1]
+    return order[keep]

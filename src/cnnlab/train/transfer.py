@@ -23,8 +23,10 @@ from typing import Callable
 import torch
 from torch import nn
 
+from cnnlab.data.loader import shard_order
 from cnnlab.errors import CnnlabError
 from cnnlab.train.config import TrainConfig
+from cnnlab.train.distributed import World
 from cnnlab.train.loop import Phase
 
 MODES = ("linear-probe", "finetune", "progressive")
@@ -128,12 +130,14 @@ def plan(model: nn.Module, config: TrainConfig, log: Callable[[str], None], augm
 
 
 class FeatureBatches:
-    """Minibatches of cached (features, labels), reshuffled each epoch from the seed as TensorBatches are."""
+    """Minibatches of cached (features, labels), ordered and sharded exactly as TensorBatches orders
+    and shards images (data.loader.shard_order)."""
 
     def __init__(self, features: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffle: bool, seed: int,
-                 drop_last: bool) -> None:
+                 drop_last: bool, rank: int = 0, world_size: int = 1) -> None:
         self.features, self.labels, self.batch_size = features, labels, batch_size
         self.shuffle, self.seed, self.drop_last, self.epoch = shuffle, seed, drop_last, 0
+        self.rank, self.world_size = rank, world_size
 
     @property
     def count(self) -> int:
@@ -143,34 +147,47 @@ class FeatureBatches:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.count // self.batch_size if self.drop_last else -(-self.count // self.batch_size)
+        n = -(-self.count // self.world_size)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def order(self) -> torch.Tensor:
+        return shard_order(self.count, self.shuffle, self.seed, self.epoch, self.rank, self.world_size).to(self.features.device)
 
     def __iter__(self):
-        order = torch.arange(self.count)
-        if self.shuffle:
-            order = torch.randperm(self.count, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch))
-        order = order.to(self.features.device)
+        order = self.order()
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             index = order[start: start + self.batch_size]
             yield self.features[index], self.labels[index]
 
 
 @torch.no_grad()
-def backbone_features(model: nn.Module, batches) -> tuple[torch.Tensor, torch.Tensor]:
-    """What the head sees, `forward_head(forward_features(x), pre_logits=True)`, for every batch,
-    with the whole model in eval mode."""
+def backbone_features(model: nn.Module, batches, world: World | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the head sees, `forward_head(forward_features(x), pre_logits=True)`, for every image
+    of `batches` in index order, with the whole model in eval mode. Under data-parallel training
+    each rank computes its shard and all ranks receive all features."""
     model.eval()
     features, labels = [], []
     for x, y in batches:
         features.append(model.forward_head(model.forward_features(x), pre_logits=True).float())
         labels.append(y)
-    return torch.cat(features), torch.cat(labels)
+    features, labels = torch.cat(features), torch.cat(labels)
+    if world is not None and world.distributed:
+        from cnnlab.train.distributed import gather
+        from cnnlab.train.metrics import first_occurrences
+
+        index = gather(batches.order()[: len(labels)].to(labels.device), world)
+        features, labels = gather(features, world), gather(labels, world)
+        keep = first_occurrences(index)  # the padding dropped, each image once, sorted by index
+        features, labels = features[keep], labels[keep]
+    return features, labels
 
 
-def cache_features(model: nn.Module, train_batches, val_batches, batch_size: int, seed: int):
+def cache_features(model: nn.Module, train_batches, val_batches, batch_size: int, seed: int, world: World):
     """(train FeatureBatches, val FeatureBatches, seconds) from unaugmented, unshuffled image batches."""
     started = time.perf_counter()
-    features, labels = backbone_features(model, train_batches)
-    train = FeatureBatches(features, labels, batch_size, shuffle=True, seed=seed, drop_last=len(labels) > batch_size)
-    val = FeatureBatches(*backbone_features(model, val_batches), 512, shuffle=False, seed=seed, drop_last=False)
+    shard = dict(rank=world.rank, world_size=world.size)
+    features, labels = backbone_features(model, train_batches, world)
+    train = FeatureBatches(features, labels, batch_size, shuffle=True, seed=seed,
+                           drop_last=len(labels) > batch_size * world.size, **shard)
+    val = FeatureBatches(*backbone_features(model, val_batches, world), 512, shuffle=False, seed=seed, drop_last=False, **shard)
     return train, val, time.perf_counter() - started

@@ -1,0 +1,150 @@
+"""Data-parallel training with torchrun (gloo, 2 CPU processes): equal to one process with the same
+global batch, BatchNorm synchronized, evaluation gathered, a killed rank ends the job with a message."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DistributedSampler
+
+from cnnlab.cli import main
+from cnnlab.data.loader import shard_order
+from cnnlab.train import TrainConfig, fit, load_model
+from cnnlab.train.checkpoint import load_weights
+
+RELU_MAX = ["--set", "activation=relu", "--set", "pool=max"]
+# 575 val images: 288 + 287 across two ranks, so the gathered evaluation must drop one padded image.
+COMMON = ["--epochs", "2", "--subset", "640", "--augment", "none", "--optimizer", "sgd", "--lr", "0.02", "--val-fraction", "0.115"]
+
+
+def torchrun(out: Path, *extra: str, nproc: int = 2) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "cnnlab",
+               "train", "lenet5_modern", *RELU_MAX, *COMMON, "--out", str(out), *extra]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def single(out: Path, batch_norm: bool = False, **settings) -> None:
+    options = {"activation": "relu", "pool": "max", **({"batch_norm": True} if batch_norm else {})}
+    settings = {"epochs": 2, "subset": 640, **settings}
+    fit(TrainConfig(model="lenet5_modern", augment="none", optimizer="sgd", lr=0.02, val_fraction=0.115,
+                    model_kwargs=options, out=str(out), **settings), log=lambda line: None)
+
+
+def max_difference(a: Path, b: Path) -> float:
+    first, second = load_weights(a / "last.json"), load_weights(b / "last.json")
+    assert first.keys() == second.keys()
+    return max((first[k].double() - second[k].double()).abs().max().item() for k in first)
+
+
+def metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_shards_are_distributed_samplers():
+    for count, shuffle in ((10, True), (11, True), (11, False)):
+        shards = [shard_order(count, shuffle, seed=3, epoch=2, rank=r, world_size=2).tolist() for r in range(2)]
+        for rank, shard in enumerate(shards):
+            sampler = DistributedSampler(range(count), num_replicas=2, rank=rank, shuffle=shuffle, seed=3 * 1_000_003)
+            sampler.set_epoch(2)
+            assert shard == list(sampler)
+        assert len(shards[0]) == len(shards[1]) == -(-count // 2)  # padded to equal length
+        assert set(shards[0]) | set(shards[1]) == set(range(count))  # together: every image
+        # one process sees the same permutation the shards interleave
+        one = shard_order(count, shuffle, seed=3, epoch=2).tolist()
+        assert [one[i] for i in range(0, count, 2)] == shards[0][: len(range(0, count, 2))]
+
+
+def test_two_processes_equal_one_with_the_same_global_batch(tmp_path):
+    torchrun(tmp_path / "ddp", "--batch-size", "32")
+    single(tmp_path / "one", batch_size=64)
+    assert max_difference(tmp_path / "ddp", tmp_path / "one") < 1e-5
+    ddp, one = metrics(tmp_path / "ddp"), metrics(tmp_path / "one")
+    # the gathered evaluation: the whole validation split (575 images) once, as one process sees it
+    assert [r["val_top1"] for r in ddp] == [r["val_top1"] for r in one]
+    assert [r["val_loss"] for r in ddp] == pytest.approx([r["val_loss"] for r in one], abs=1e-6)
+    config = json.loads((tmp_path / "ddp" / "config.json").read_text())
+    assert config["batch_size"] == 32
+    # saved from the unwrapped module: loads into one process as it is
+    model, meta = load_model(tmp_path / "ddp")
+    assert not any(key.startswith("module.") for key in model.state_dict())
+
+
+def test_sync_batchnorm_equals_one_process(tmp_path):
+    # A few steps: BatchNorm nets amplify float rounding (summation order) step by step, so over
+    # many steps any two runs drift apart; after 4 they agree to float precision.
+    torchrun(tmp_path / "sync", "--set", "batch_norm=true", "--sync-bn", "--batch-size", "32", "--epochs", "1",
+             "--subset", "256")
+    single(tmp_path / "one", batch_norm=True, batch_size=64, epochs=1, subset=256)
+    assert max_difference(tmp_path / "sync", tmp_path / "one") < 1e-5  # running statistics included
+
+
+def test_accumulation_equals_the_larger_batch(tmp_path):
+    # 2 ranks x 16 images x 2 micro-steps (the first without all-reduce) = one process at 64
+    torchrun(tmp_path / "ddp", "--batch-size", "16", "--accumulate", "2")
+    single(tmp_path / "one", batch_size=64)
+    assert max_difference(tmp_path / "ddp", tmp_path / "one") < 1e-5
+    single(tmp_path / "accumulated", batch_size=32, accumulate=2)
+    assert max_difference(tmp_path / "accumulated", tmp_path / "one") < 1e-5
+
+
+def test_without_sync_bn_each_rank_normalizes_its_own_half(tmp_path):
+    torchrun(tmp_path / "local", "--set", "batch_norm=true", "--batch-size", "32")
+    single(tmp_path / "one", batch_norm=True, batch_size=64)
+    assert max_difference(tmp_path / "local", tmp_path / "one") > 1e-4  # what --sync-bn is for
+
+
+def test_resume_with_another_process_count_and_scale_lr(tmp_path, capsys):
+    done = torchrun(tmp_path / "run", "--batch-size", "32", "--scale-lr", "--warmup-epochs", "1")
+    assert "global batch 64; --scale-lr: lr 0.02 x 2 = 0.04 after 1 warm-up epochs" in done.stdout
+    assert done.stdout.count("run folder") == 1  # rank 0 reports for the job
+    code = main(["train", "lenet5_modern", *RELU_MAX, *COMMON[2:], "--epochs", "3", "--batch-size", "64", "--resume",
+                 "--out", str(tmp_path / "run")])
+    assert code == 0 and [r["epoch"] for r in metrics(tmp_path / "run")] == [1, 2, 3]
+
+
+def _pid_of_rank(marker: str, rank: int) -> int | None:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environment = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"CNNLAB_TEST_MARK={marker}".encode() in environment and f"RANK={rank}".encode() in environment:
+            return int(entry.name)
+    return None
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the rank's process through /proc")
+def test_a_killed_rank_stops_the_job_with_a_message(tmp_path):
+    marker = f"{os.getpid()}-{time.time()}"
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "cnnlab", "train", "lenet5_modern", *RELU_MAX, "--nproc", "2", "--epochs", "200",
+               "--subset", "2000", "--batch-size", "16", "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "CNNLAB_TEST_MARK": marker})
+    deadline = time.time() + 120
+    while not (out / "last.json").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert (out / "last.json").exists(), process.communicate()[1][-2000:]
+    pid = _pid_of_rank(marker, 1)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    killed_at = time.time()
+    _, stderr = process.communicate(timeout=90)
+    assert time.time() - killed_at < 60  # stopped, not hung in an all-reduce
+    assert process.returncode == 2
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("cnnlab train: error: rank 1 of 2 failed (killed by SIGKILL); torchrun stopped the other ranks")
+    assert "continue with the same command and --resume" in last
+    torch.load(out / "last.state.pt", weights_only=True)  # the checkpoint rank 0 wrote is whole
