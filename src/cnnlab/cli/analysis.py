@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import re
 
 import torch
@@ -59,7 +60,21 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_cost_options(compare)
     compare.add_argument("--memory", default=None, help="device memory, e.g. 16GiB, 12GB, 8000MiB")
     compare.add_argument("--format", choices=("table", "json"), default="table")
+    compare.add_argument("--plot", default=None, metavar="CHART.png",
+                         help="Canziani et al.'s chart: published ImageNet top-1 against GFLOPs, bubble area = parameters")
     compare.set_defaults(run=run_compare)
+
+    plot = commands.add_parser(
+        "plot", help="per-layer bars of parameters, FLOPs, memory or receptive field",
+        description="One bar per layer, coloured by kind, each kind's share in the title: where the parameters, "
+                    "FLOPs and memory of a network sit (the seeds' 'trends to note'). Read from the summary table.",
+    )
+    add_model_options(plot)
+    add_cost_options(plot)
+    plot.add_argument("--what", choices=("params", "flops", "memory", "rf"), default="params")
+    plot.add_argument("--depth", type=int, default=None, help="one bar per module at this depth")
+    plot.add_argument("--out", default=None, help="the image file, .png, .svg or .pdf (default MODEL-WHAT.png)")
+    plot.set_defaults(run=run_plot)
 
     rf = commands.add_parser(
         "rf", help="receptive field, jump and centre of every layer",
@@ -216,6 +231,12 @@ def run_compare(args: argparse.Namespace) -> int:
         if memory is not None:
             entry["largest_batch"] = result.largest_batch(memory)
         rows.append(entry)
+    if args.plot:
+        from cnnlab.viz.plots import complexity_chart
+
+        path, missing = complexity_chart(results, args.plot)
+        notice = f"wrote {path}" + (f"; left out (no published ImageNet accuracy): {', '.join(missing)}" if missing else "")
+        print(notice, file=sys.stderr if args.format == "json" else sys.stdout)
     if args.format == "json":
         print(json.dumps(rows, indent=2))
         return 0
@@ -236,6 +257,15 @@ def run_compare(args: argparse.Namespace) -> int:
             values.append(f"{entry['largest_batch']:,}")
         table.add_row(*values)
     console().print(table)
+    return 0
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    from cnnlab.viz.plots import layer_bars
+
+    result = _summary_for(args, depth=args.depth)
+    path, title = layer_bars(result, args.what, args.out or f"{args.model}-{args.what}.png")
+    console().print(f"wrote {path}: {title}", highlight=False)
     return 0
 
 

@@ -160,23 +160,25 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_evaluate(args: argparse.Namespace) -> int:
+def evaluate_checkpoint(checkpoint, data: str | None = None, split: str | None = None, device: str = "auto"):
+    """Metrics (with the confusion matrix) of a checkpoint on a data set's test split, or its
+    held-out validation split; returns (metrics, meta, json path, source, split, data name)."""
     from cnnlab.data import Normalization, load_source, make_batches, stratified_split
     from cnnlab.train.checkpoint import load_model, resolve
     from cnnlab.train.loop import pick_device
     from cnnlab.train.metrics import evaluate_batches
 
-    device = pick_device(args.device)
-    json_path = resolve(args.checkpoint)
+    device = pick_device(device)
+    json_path = resolve(checkpoint)
     model, meta = load_model(json_path, device)
-    data_name = args.data or meta["data"]
+    data_name = data or meta["data"]
     source = load_source(data_name)
     if len(source.class_names) != meta["num_classes"]:
         raise CnnlabError(f"{json_path} was trained for {meta['num_classes']} classes but {source.name} has "
                           f"{len(source.class_names)}; evaluate on a set with the same classes")
     if source.image_shape[0] != meta["in_chans"]:
         raise CnnlabError(f"{json_path} takes {meta['in_chans']}-channel images but {source.name} has {source.image_shape[0]}")
-    split = args.split or ("test" if source.test is not None else "val")
+    split = split or ("test" if source.test is not None else "val")
     if split == "test":
         if source.test is None:
             raise CnnlabError(f"{source.name} has no published test split; use --split val")
@@ -187,6 +189,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     normalization = Normalization(tuple(meta["normalization"]["mean"]), tuple(meta["normalization"]["std"]))
     batches = make_batches(images, 512, size=meta["input_size"][-1], normalization=normalization, device=device)
     metrics = evaluate_batches(model, batches, meta["num_classes"], confusion=True)
+    return metrics, meta, json_path, source, split, data_name
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    metrics, meta, json_path, source, split, data_name = evaluate_checkpoint(args.checkpoint, args.data, args.split,
+                                                                             args.device)
     folder = Path(args.out) if args.out else json_path.parent
     folder.mkdir(parents=True, exist_ok=True)
     write_confusion(folder, metrics["confusion"], meta["class_names"])
@@ -245,26 +253,28 @@ def write_confusion(folder: Path, matrix: list[list[int]], class_names: list[str
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from cnnlab.data import Normalization
-    from cnnlab.data.sources import decode_image
-    from cnnlab.data.augment import resize
     from cnnlab.train.checkpoint import load_model
 
     model, meta = load_model(args.checkpoint, args.device)
-    channels, size = meta["in_chans"], meta["input_size"][-1]
-    stored = meta.get("stored_size", meta["input_size"])[-1]
-    normalization = Normalization(tuple(meta["normalization"]["mean"]), tuple(meta["normalization"]["std"]))
     out = console()
     k = min(args.top_k, meta["num_classes"])
     for path in args.images:
-        if not Path(path).is_file():
-            raise CnnlabError(f"{path} does not exist")
-        image = decode_image(Path(path), channels)
-        # The run's preprocessing: to the stored size of its data, then to the model's input, normalized.
-        x = resize(resize(image[None].float() / 255.0, stored), size)
+        x = checkpoint_input(meta, path).to(args.device)
         with torch.no_grad():
-            probabilities = torch.softmax(model(normalization(x.to(args.device))), dim=1)[0]
+            probabilities = torch.softmax(model(x), dim=1)[0]
         top = probabilities.topk(k)
         ranked = ", ".join(f"{meta['class_names'][i]} {p:.1%}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
         out.print(f"{path}: {ranked}", highlight=False)
     return 0
+
+
+def checkpoint_input(meta: dict, path: str) -> torch.Tensor:
+    """The image file at `path` preprocessed as the checkpoint's run fed its model."""
+    from cnnlab.data import Normalization
+    from cnnlab.data.loader import image_for_model
+
+    if not Path(path).is_file():
+        raise CnnlabError(f"{path} does not exist")
+    normalization = Normalization(tuple(meta["normalization"]["mean"]), tuple(meta["normalization"]["std"]))
+    stored = meta.get("stored_size", meta["input_size"])[-1]
+    return image_for_model(Path(path), meta["in_chans"], stored, meta["input_size"][-1], normalization)

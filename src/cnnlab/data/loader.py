@@ -188,3 +188,12 @@ def image_stats(images) -> tuple[tuple[float, ...], tuple[float, ...]]:
     from cnnlab.data.sources import StreamingImageSet
 
     return channel_stats(images.sample_images() if isinstance(images, StreamingImageSet) else images.images)
+
+
+def image_for_model(path, channels: int, stored_size: int, size: int, normalization: Normalization) -> torch.Tensor:
+    """One image file as a run feeds its model: decoded to `channels`, resized to the stored size of
+    its data set, then to the model's input size, normalized; shape (1, C, size, size)."""
+    from cnnlab.data.sources import decode_image
+
+    image = decode_image(path, channels)
+    return normalization(resize(resize(image[None].float() / 255.0, stored_size), size))

@@ -1,0 +1,169 @@
+"""`cnnlab filters`, `features`, `report` and `experiment`."""
+
+from __future__ import annotations
+
+import argparse
+
+from cnnlab.cli.options import console
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    filters = commands.add_parser("filters", help="a convolution's learned filters as an image grid",
+                                  description="The filters of the first convolution (or --layer) as images, each scaled on "
+                                              "its own: what ZFNet's authors inspected to fix AlexNet's first layer.")
+    filters.add_argument("source", metavar="CHECKPOINT|MODEL", help="a run folder or checkpoint (or a zoo name: initial weights)")
+    filters.add_argument("--layer", default=None, help="the convolution (default: the first), e.g. conv1 or features.0")
+    filters.add_argument("--out", default="filters.png", help="the image file (.png, .svg, .pdf)")
+    filters.set_defaults(run=run_filters)
+
+    features = commands.add_parser("features", help="the feature maps of one image at one layer",
+                                   description="Run one image through a checkpoint (with its run's preprocessing) and "
+                                               "draw the maps a layer outputs.")
+    features.add_argument("checkpoint", metavar="CHECKPOINT")
+    features.add_argument("image", metavar="IMAGE")
+    features.add_argument("--layer", required=True, help="a module name, e.g. layer1 or features.conv2")
+    features.add_argument("--limit", type=int, default=64, help="at most this many channels (default 64)")
+    features.add_argument("--out", default="features.png", help="the image file (.png, .svg, .pdf)")
+    features.set_defaults(run=run_features)
+
+    report = commands.add_parser("report", help="one self-contained HTML page for a model or a run",
+                                 description="The summary table (sortable), the per-layer plots and, for a run folder, its "
+                                             "curves, confusion matrix, metrics and settings, in one HTML file that needs "
+                                             "no network access.")
+    report.add_argument("source", metavar="MODEL|RUN_DIR")
+    report.add_argument("--html", default="report.html", help="the page to write (default report.html)")
+    report.set_defaults(run=run_report)
+
+    from cnnlab.experiments import EXPERIMENTS
+
+    experiment = commands.add_parser("experiment", help="rerun one of the seeds' claims: " + ", ".join(EXPERIMENTS),
+                                     description="Rerun a claim of the lecture notes with figures: prints a table, writes "
+                                                 "OUT/NAME.json and OUT/NAME.png, and says whether the figures show the claim.")
+    experiment.add_argument("name", choices=tuple(EXPERIMENTS), metavar="NAME", help=", ".join(EXPERIMENTS))
+    experiment.add_argument("--quick", action="store_true", help="the CPU-sized budget (2,000 images, 3 epochs)")
+    experiment.add_argument("--data", default="fashion-mnist", help="data set for the trained arms (default fashion-mnist)")
+    experiment.add_argument("--out", default="experiments", help="folder for NAME.json and NAME.png (default experiments/)")
+    experiment.set_defaults(run=run_experiment)
+
+
+def run_filters(args: argparse.Namespace) -> int:
+    from cnnlab.cli.deploy import load_source_model
+    from cnnlab.viz.filters import filter_grid
+
+    model, _, description = load_source_model(args.source)
+    path, layer = filter_grid(model, args.out, args.layer, title=f"{description}\n")
+    console().print(f"wrote {path} ({layer})", highlight=False)
+    return 0
+
+
+def run_features(args: argparse.Namespace) -> int:
+    from cnnlab.cli.train import checkpoint_input
+    from cnnlab.train.checkpoint import load_model
+    from cnnlab.viz.filters import feature_maps
+
+    model, meta = load_model(args.checkpoint)
+    x = checkpoint_input(meta, args.image)
+    path, shape = feature_maps(model, x, args.layer, args.out, limit=args.limit, title=f"{meta['model']}, {args.image}\n")
+    console().print(f"wrote {path} ({'x'.join(map(str, shape))} at {args.layer})", highlight=False)
+    return 0
+
+
+def run_experiment(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from cnnlab.experiments import run_experiment as run
+
+    out = console()
+    out.print(f"experiment {args.name}" + (" (quick)" if args.quick else ""), highlight=False)
+    result = run(args.name, args.out, quick=args.quick, data=args.data, log=lambda line: out.print(line, highlight=False))
+    table = Table(title=args.name)
+    for column in result.rows[0]:
+        table.add_column(column, justify="left" if isinstance(result.rows[0][column], str) else "right")
+    for row in result.rows:
+        table.add_row(*(_cell(key, value) for key, value in row.items()))
+    out.print(table)
+    verdict = {True: "shown by these figures", False: "NOT shown by these figures", None: "not testable at this budget"}
+    out.print(f"claim: {result.claim}: {verdict[result.holds]}" + (f" ({result.note})" if result.note else ""), highlight=False)
+    out.print(f"wrote {', '.join(result.files)}", highlight=False)
+    return 0
+
+
+def _cell(key: str, value) -> str:
+    if isinstance(value, bool) or isinstance(value, str):
+        return str(value)
+    if "error" in key:
+        return f"{value:.2%}"
+    if isinstance(value, float):
+        return f"{value:,.3g}" if value < 1000 else f"{value:,.0f}"
+    return f"{value:,}"
+
+
+def build_report(source: str):
+    """A viz.report.Page for a zoo model name or a run folder."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from cnnlab.analysis import summary
+    from cnnlab.errors import CnnlabError
+    from cnnlab.models import list_models
+    from cnnlab.viz.plots import layer_bars
+    from cnnlab.viz.report import Page
+
+    run = Path(source)
+    meta = None
+    if run.is_dir():
+        from cnnlab.train.checkpoint import read_meta, resolve
+
+        meta = read_meta(resolve(run))
+        table = summary(meta["model"], input_size=tuple(meta["input_size"]), batch=1, num_classes=meta["num_classes"],
+                        in_chans=meta["in_chans"], **meta.get("model_kwargs", {}))
+        page = Page(f"{meta['model']} run {run.resolve().name} on {meta['data']}")
+    elif source in list_models():
+        table = summary(source, batch=1)
+        page = Page(f"{source}: layer by layer")
+    else:
+        raise CnnlabError(f"{source!r} is neither a run folder nor a zoo model name (run `cnnlab models`)")
+    t = table.totals
+    page.paragraph(f"{table.model_name}, input {'x'.join(map(str, table.input_size))}: {t.params:,} parameters, "
+                   f"{t.flops / 1e9:.3f} GFLOPs and {t.activation_memory / 2**20:.1f} MB of activations per image "
+                   "(float32; see docs/analysis.md for the conventions). Click a column to sort.")
+    if meta is not None:
+        page.heading("Training")
+        history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()] \
+            if (run / "metrics.jsonl").is_file() else []
+        if (run / "curves.png").is_file():
+            page.image((run / "curves.png").read_bytes(), "loss and accuracy per epoch")
+        if history:
+            columns = list(history[0])
+            page.table(columns, [[r[c] for c in columns] for r in history],
+                       numeric={c for c in columns if c != "phase"}, caption="metrics.jsonl")
+        with tempfile.TemporaryDirectory() as folder:
+            from cnnlab.cli.train import evaluate_checkpoint, write_confusion
+
+            metrics, _, _, source_set, split, _ = evaluate_checkpoint(run, device="cpu")
+            write_confusion(Path(folder), metrics["confusion"], meta["class_names"])
+            page.image((Path(folder) / "confusion.png").read_bytes(),
+                       f"confusion matrix, best checkpoint on {source_set.name} {split} ({metrics['images']:,} images): "
+                       f"top-1 {metrics['top1']:.2%}")
+        if (run / "config.json").is_file():
+            page.heading("Settings")
+            page.settings(json.loads((run / "config.json").read_text()))
+    page.heading("Layers")
+    columns = ["layer", "kind", "output", "params", "FLOPs", "activation memory (B)", "receptive field"]
+    rows = [[r.name, r.kind, "x".join(map(str, r.output_shape)), r.params, r.flops, r.activation_memory, r.rf or 0]
+            for r in table.rows]
+    page.table(columns, rows, numeric=set(columns[3:]), caption="per image, from cnnlab.analysis")
+    with tempfile.TemporaryDirectory() as folder:
+        for what in ("params", "flops", "memory", "rf"):
+            path, title = layer_bars(table, what, Path(folder) / f"{what}.png")
+            page.image(path.read_bytes(), title)
+    return page
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from cnnlab.viz.report import write_page
+
+    path = write_page(build_report(args.source), args.html)
+    console().print(f"wrote {path} ({path.stat().st_size / 1024:,.0f} KiB, self-contained)", highlight=False)
+    return 0

@@ -1,0 +1,107 @@
+"""Plots read from the analysis tables, the complexity chart, filters and feature maps, the HTML
+report checked in a real headless Chromium."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from cnnlab.analysis import summary
+from cnnlab.cli import main
+from cnnlab.train import TrainConfig, fit
+from cnnlab.viz.plots import share_by_kind
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        return image.size
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "lenet"
+    fit(TrainConfig(model="lenet5_modern", epochs=1, subset=500, optimizer="adam", lr=3e-3,
+                    model_kwargs={"activation": "relu", "pool": "max", "batch_norm": True}, out=str(out)), log=lambda _: None)
+    return out
+
+
+def test_layer_plots_show_the_seeds_trends(tmp_path, capsys):
+    vgg = summary("vgg16")
+    linear = sum(r.params for r in vgg.rows if r.kind == "linear")
+    assert linear == 102_764_544 + 16_781_312 + 4_097_000
+    assert share_by_kind(vgg, "params")["linear"] == pytest.approx(linear / 138_357_544)  # 89%: parameters sit in the FCs
+    assert share_by_kind(vgg, "flops")["conv"] > 0.99  # FLOPs sit in the convs
+    for what in ("params", "flops", "memory", "rf"):
+        assert main(["plot", "vgg16", "--what", what, "--out", str(tmp_path / f"{what}.png")]) == 0
+        width, height = image_size(tmp_path / f"{what}.png")
+        assert width > 400 and height > 300
+    printed = capsys.readouterr().out
+    assert "vgg16: parameters, 89% in linear layers, 11% in conv layers" in printed
+    assert "receptive field grows to 404 pixels" in printed
+    assert main(["plot", "resnet18", "--what", "flops", "--depth", "1", "--out", str(tmp_path / "r.svg")]) == 0
+    assert (tmp_path / "r.svg").read_text().lstrip().startswith("<?xml")
+    assert main(["plot", "vgg16", "--out", str(tmp_path / "nowhere" / "x.png")]) == 2
+    assert "the folder" in capsys.readouterr().err
+
+
+def test_complexity_chart_cites_its_accuracies(tmp_path, capsys):
+    code = main(["compare", "alexnet_owt", "vgg16", "resnet50b", "lenet5", "--plot", str(tmp_path / "chart.png")])
+    out = capsys.readouterr().out
+    assert code == 0 and "left out (no published ImageNet accuracy): lenet5" in out
+    assert image_size(tmp_path / "chart.png")[0] > 600
+    from cnnlab.viz.accuracy import PUBLISHED_TOP1
+
+    assert PUBLISHED_TOP1["resnet50b"] == (76.130, "torchvision docs, IMAGENET1K_V1 acc@1")
+    assert all(source for _, source in PUBLISHED_TOP1.values())
+    assert main(["compare", "lenet5", "--plot", str(tmp_path / "none.png")]) == 2
+    assert "none of these models has a published ImageNet accuracy" in capsys.readouterr().err
+
+
+def test_filters_and_feature_maps(run, tmp_path, capsys):
+    assert main(["filters", str(run), "--out", str(tmp_path / "f.png")]) == 0
+    assert "features.conv1" in capsys.readouterr().out
+    assert image_size(tmp_path / "f.png")[0] > 50
+    Image.new("L", (28, 28), 128).save(tmp_path / "digit.png")
+    assert main(["features", str(run), str(tmp_path / "digit.png"), "--layer", "conv2", "--out", str(tmp_path / "m.png")]) == 0
+    assert "16x10x10 at conv2" in capsys.readouterr().out
+    assert main(["filters", str(run), "--layer", "conv9", "--out", str(tmp_path / "g.png")]) == 2
+    assert "the convolutions are: features.conv1, features.conv2" in capsys.readouterr().err
+    assert main(["features", str(run), str(tmp_path / "digit.png"), "--layer", "fc3", "--out", str(tmp_path / "n.png")]) == 2
+    assert "does not output feature maps" in capsys.readouterr().err
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.skipif(chromium() is None, reason="needs Chromium (.ci/run installs Debian's chromium)")
+@pytest.mark.parametrize("kind", ["model", "run"])
+def test_report_renders_in_headless_chromium(run, tmp_path, kind):
+    page = tmp_path / "report.html"
+    assert main(["report", "resnet18" if kind == "model" else str(run), "--html", str(page)]) == 0
+    text = page.read_text()
+    assert "http://" not in text and "https://" not in text  # self-contained: nothing to fetch
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--enable-logging=stderr", "--v=0"]
+    dom = subprocess.run([chromium(), *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    loaded = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom.stdout)
+    rows = re.search(r'data-table-rows="(\d+)"', dom.stdout)
+    assert loaded and loaded[1] == loaded[2] and int(loaded[2]) == (4 if kind == "model" else 6)  # every image decoded
+    layers = len(summary("resnet18" if kind == "model" else "lenet5_modern", batch=1,
+                         **({} if kind == "model" else {"activation": "relu", "pool": "max", "batch_norm": True})).rows)
+    assert rows and int(rows[1]) == layers + (0 if kind == "model" else 1)  # the layer table (+ the run's metrics)
+    console_errors = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert not console_errors, console_errors
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium(), *flags[:3], f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    assert image_size(shot) == (1200, 1600)
+    with Image.open(shot) as image:  # something was drawn: not a blank page
+        assert sum(count > 0 for count in image.convert("L").histogram()) > 10
