@@ -251,6 +251,8 @@ def _fit(config, filled, entry, transfer, world, log, progress, started) -> RunR
     start_epoch, best, saved_state = 0, {"val_top1": -1.0}, None
     if config.resume:
         start_epoch, history, best, saved_state = _resume(out, model, meta)
+        if world.is_main:
+            write_metrics(out, history)  # drop any line written after this checkpoint
     elif world.is_main:
         atomic_write_text(out / "config.json", json.dumps({**config.to_dict(), "filled_defaults": filled}, indent=2, default=str))
 
@@ -452,9 +454,7 @@ def _resume(out: Path, model, meta) -> tuple[int, list, dict, dict]:
     torch.set_rng_state(state["torch_rng"])
     if state.get("cuda_rng"):
         torch.cuda.set_rng_state_all(state["cuda_rng"])
-    history = json.loads(state["history"])
-    write_metrics(out, history)  # drop any line written after this checkpoint
-    return int(state["epoch"]), history, state["best"], state
+    return int(state["epoch"]), json.loads(state["history"]), state["best"], state
 
 
 def write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
