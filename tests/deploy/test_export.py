@@ -77,3 +77,14 @@ def test_bench_reports_every_form(capsys):
     assert code == 0 and "vs eager" in capsys.readouterr().out
     code = main(["bench", "lenet5_modern", "--variants", "tensorrt"])
     assert code == 2 and "unknown variant(s) tensorrt" in capsys.readouterr().err
+
+
+def test_bench_half_precision_forms(capsys):
+    half = benchmark(cnnlab.create_model("lenet5_modern", batch_norm=True), (1, 28, 28), batches=(2,),
+                     variants=("bf16", "fp16"), warmup=1, iterations=3)
+    by_form = {r.variant: r for r in half}
+    assert by_form["bf16"].images_per_second > 0 and by_form["bf16"].note == "folded, bf16 weights and inputs"
+    if not torch.cuda.is_available():  # fp16 is timed on a GPU only, and says so
+        assert by_form["fp16"].note == "unavailable: ValueError: fp16 inference is timed on a GPU; on the CPU time bf16"
+        assert main(["bench", "lenet5_modern", "--device", "cuda"]) == 2
+        assert "--device cuda was asked for but PyTorch sees no GPU here" in capsys.readouterr().err

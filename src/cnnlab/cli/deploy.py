@@ -35,10 +35,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("source", metavar="MODEL|CHECKPOINT")
     bench.add_argument("--batch", default="1,32", help="comma-separated batch sizes (default 1,32)")
     bench.add_argument("--threads", type=int, default=None, help="torch (and ONNX Runtime) threads")
-    bench.add_argument("--variants", default="eager,folded,channels_last,compile,onnxruntime")
+    bench.add_argument("--variants", default=None,
+                       help="forms to time (default eager,folded,channels_last,compile,onnxruntime, and fp16,bf16 on a GPU)")
     bench.add_argument("--iterations", type=int, default=30)
     bench.add_argument("--warmup", type=int, default=5)
-    bench.add_argument("--device", default="cpu", choices=("cpu",), help="cpu (GPU timing arrives with a lent GPU)")
+    bench.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     bench.set_defaults(run=run_bench)
 
 
@@ -92,17 +93,22 @@ def run_bench(args: argparse.Namespace) -> int:
         batches = tuple(int(b) for b in args.batch.split(","))
     except ValueError:
         raise CnnlabError(f"--batch takes comma-separated sizes like 1,32, not {args.batch!r}") from None
-    variants = tuple(v.strip() for v in args.variants.split(","))
+    from cnnlab.train.loop import pick_device
+
+    device = pick_device(args.device)
+    default = "eager,folded,channels_last,compile,onnxruntime" + (",fp16,bf16" if device.type == "cuda" else "")
+    variants = tuple(v.strip() for v in (args.variants or default).split(","))
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise CnnlabError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     if args.threads:
         torch.set_num_threads(args.threads)
     model, size, description = load_source_model(args.source)
-    results = benchmark(model, size, batches, variants, args.warmup, args.iterations)
+    results = benchmark(model, size, batches, variants, args.warmup, args.iterations, device=device)
     from rich.table import Table
 
-    table = Table(title=f"{description}: {'x'.join(map(str, size))}, {torch.get_num_threads()} threads")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    table = Table(title=f"{description}: {'x'.join(map(str, size))}, {where}")
     for column in ("form", "batch", "median (ms)", "p90 (ms)", "p99 (ms)", "images/s", "vs eager", "note"):
         table.add_column(column, justify="left" if column in ("form", "note") else "right")
     eager = {r.batch: r.median_ms for r in results if r.variant == "eager"}

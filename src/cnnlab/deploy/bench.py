@@ -1,5 +1,8 @@
 """Inference latency and throughput of one model in several forms, side by side in one run:
-eager, BatchNorm folded, channels_last, torch.compile, and ONNX Runtime."""
+eager, BatchNorm folded, channels_last, torch.compile, ONNX Runtime, and half precision (bf16 on
+the CPU or a GPU, fp16 on a GPU). On a GPU every PyTorch form runs there and each timing waits for
+the device (torch.cuda.synchronize); ONNX Runtime runs on the CPU (the onnxruntime package has
+the CPU provider only), as its note says."""
 
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ from torch import nn
 
 from cnnlab.deploy.fold import fold_batchnorm
 
-VARIANTS = ("eager", "folded", "channels_last", "compile", "onnxruntime")
+VARIANTS = ("eager", "folded", "channels_last", "compile", "onnxruntime", "bf16", "fp16")
+HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -29,13 +33,15 @@ class Timing:
     note: str = ""
 
 
-def _time(run, warmup: int, iterations: int) -> list[float]:
+def _time(run, warmup: int, iterations: int, sync=lambda: None) -> list[float]:
     for _ in range(warmup):
         run()
+    sync()
     times = []
     for _ in range(iterations):
         start = time.perf_counter()
         run()
+        sync()  # on a GPU, wait for the kernels: the time of the work, not of queueing it
         times.append((time.perf_counter() - start) * 1000)
     return times
 
@@ -48,11 +54,13 @@ def _summarize(variant: str, batch: int, times: list[float], note: str = "") -> 
 
 
 def benchmark(model: nn.Module, input_size: tuple[int, int, int], batches=(1,), variants=VARIANTS,
-              warmup: int = 5, iterations: int = 30) -> list[Timing]:
-    model = model.eval()
+              warmup: int = 5, iterations: int = 30, device: str | torch.device = "cpu") -> list[Timing]:
+    device = torch.device(device)
+    model = model.eval().to(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     results = []
     for batch in batches:
-        x = torch.randn(batch, *input_size)
+        x = torch.randn(batch, *input_size, device=device)
         forms: dict[str, tuple] = {}
         for variant in variants:
             note = ""
@@ -71,7 +79,13 @@ def benchmark(model: nn.Module, input_size: tuple[int, int, int], batches=(1,), 
                         runner = torch.compile(fold_batchnorm(model, x[:1])[0])
                     note = "folded + torch.compile"
                 elif variant == "onnxruntime":
-                    runner, note = _onnx_runner(model, x)
+                    runner, note = _onnx_runner(model.cpu(), x.cpu())
+                    model.to(device)
+                elif variant in HALF:
+                    if variant == "fp16" and device.type != "cuda":
+                        raise ValueError("fp16 inference is timed on a GPU; on the CPU time bf16")
+                    runner = fold_batchnorm(model, x[:1])[0].to(HALF[variant])
+                    note = f"folded, {variant} weights and inputs"
                 else:
                     raise ValueError(variant)
                 forms[variant] = (runner, note)
@@ -80,11 +94,13 @@ def benchmark(model: nn.Module, input_size: tuple[int, int, int], batches=(1,), 
                                       f"unavailable: {type(error).__name__}: {str(error).splitlines()[0][:80]}"))
         for variant, (runner, note) in forms.items():
             data = x.contiguous(memory_format=torch.channels_last) if variant == "channels_last" else x
+            if variant in HALF:
+                data = x.to(HALF[variant])
             if variant == "onnxruntime":
                 times = _time(lambda: runner(data), warmup, iterations)
             else:
                 with torch.inference_mode():
-                    times = _time(lambda: runner(data), warmup, iterations)
+                    times = _time(lambda: runner(data), warmup, iterations, sync)
             results.append(_summarize(variant, batch, times, note))
     return results
 
