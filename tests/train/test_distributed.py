@@ -148,3 +148,26 @@ def test_a_killed_rank_stops_the_job_with_a_message(tmp_path):
     assert last.startswith("cnnlab train: error: rank 1 of 2 failed (killed by SIGKILL); torchrun stopped the other ranks")
     assert "continue with the same command and --resume" in last
     torch.load(out / "last.state.pt", weights_only=True)  # the checkpoint rank 0 wrote is whole
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the rank's process through /proc")
+def test_max_restarts_with_resume_continues_from_the_last_checkpoint(tmp_path):
+    marker = f"restart-{os.getpid()}-{time.time()}"
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "cnnlab", "train", "lenet5_modern", *RELU_MAX, "--nproc", "2", "--max-restarts", "1",
+               "--resume", "--epochs", "8", "--subset", "2000", "--batch-size", "16", "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "CNNLAB_TEST_MARK": marker})
+    deadline = time.time() + 120
+    while not (out / "last.json").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    pid = _pid_of_rank(marker, 1)
+    assert pid is not None, process.communicate()[1][-2000:]
+    epoch_at_kill = json.loads((out / "last.json").read_text())["epoch"]
+    os.kill(pid, signal.SIGKILL)
+    stdout, stderr = process.communicate(timeout=240)
+    assert process.returncode == 0, stderr[-2000:]
+    assert epoch_at_kill < 8
+    assert [r["epoch"] for r in metrics(out)] == list(range(1, 9))  # continued, every epoch once
+    # the restarted workers printed their run from the checkpoint on: the epoch lines after the kill
+    assert stdout.count("epoch   8/8") == 1

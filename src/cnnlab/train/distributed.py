@@ -64,7 +64,17 @@ def setup(requested_device: str) -> World:
     if not dist.is_initialized():
         # A lost peer is noticed by torchrun's agent, which stops the job; the timeout only bounds a hang
         # that no process exit reveals.
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(minutes=10))
+        backend, timeout = ("nccl" if device.type == "cuda" else "gloo"), timedelta(minutes=10)
+        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+        if attempt is not None and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+            # torchrun --max-restarts keeps its store across attempts: the keys each rank publishes
+            # to connect are given the attempt's prefix, or a restarted rank reads the dead ones' and hangs.
+            store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), size, is_master=False,
+                                  timeout=timeout)
+            dist.init_process_group(backend, store=dist.PrefixStore(f"cnnlab/attempt_{attempt}", store), rank=rank,
+                                    world_size=size, timeout=timeout)
+        else:
+            dist.init_process_group(backend, timeout=timeout)
     return World(rank, size, local_rank, device)
 
 
