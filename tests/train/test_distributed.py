@@ -171,3 +171,20 @@ def test_max_restarts_with_resume_continues_from_the_last_checkpoint(tmp_path):
     assert [r["epoch"] for r in metrics(out)] == list(range(1, 9))  # continued, every epoch once
     # the restarted workers printed their run from the checkpoint on: the epoch lines after the kill
     assert stdout.count("epoch   8/8") == 1
+
+
+def test_linear_probe_on_two_processes_equals_one(tmp_path):
+    """The frozen backbone's features are computed by each rank on its shard and gathered; the head
+    then trains data-parallel on cached features, as one process does at the doubled batch."""
+    fit(TrainConfig(model="lenet5_modern", data="mnist-embedded[0-4]", epochs=1, subset=500, model_kwargs={
+        "activation": "relu", "pool": "max", "batch_norm": True}, out=str(tmp_path / "pre")), log=lambda line: None)
+    common = ["lenet5_modern", "--set", "batch_norm=true", *RELU_MAX, "--init", str(tmp_path / "pre"), "--data",
+              "mnist-embedded[5-9]", "--mode", "linear-probe", "--epochs", "3", "--subset", "640", "--augment", "none",
+              "--optimizer", "sgd", "--lr", "0.05"]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "cnnlab",
+               "transfer", *common, "--batch-size", "32", "--out", str(tmp_path / "ddp")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert main(["transfer", *common, "--batch-size", "64", "--out", str(tmp_path / "one")]) == 0
+    assert max_difference(tmp_path / "ddp", tmp_path / "one") < 1e-5
+    assert [r["val_top1"] for r in metrics(tmp_path / "ddp")] == [r["val_top1"] for r in metrics(tmp_path / "one")]

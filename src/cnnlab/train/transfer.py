@@ -88,6 +88,10 @@ def parameter_stages(model: nn.Module) -> tuple[dict[str, int], dict[str, int], 
     return parameter_stage, module_stage, boundaries
 
 
+def epochs_text(count: int) -> str:
+    return f"{count} epoch" + ("" if count == 1 else "s")
+
+
 def plan(model: nn.Module, config: TrainConfig, log: Callable[[str], None], augmenting: bool) -> list[Phase]:
     """The phases of `config.transfer` for `model` (whose new head is `get_classifier()`)."""
     classifier = model.get_classifier()
@@ -98,15 +102,15 @@ def plan(model: nn.Module, config: TrainConfig, log: Callable[[str], None], augm
     head_phase = lambda name, epochs: Phase(name, epochs, lambda p: 1.0 if p in head else None, backbone, cached)  # noqa: E731
     where = "on cached features" if cached else "running the frozen backbone every epoch"
     if config.transfer == "linear-probe":
-        log(f"linear-probe: backbone frozen in eval mode, the new head trains for {config.epochs} epochs at lr {config.lr:g} {where}"
+        log(f"linear-probe: backbone frozen in eval mode, the new head trains for {epochs_text(config.epochs)} at lr {config.lr:g} {where}"
             + ("; cached features are not augmented (--no-feature-cache runs the backbone each epoch, with augmentation)"
                if cached and augmenting else ""))
         return [head_phase("linear-probe", config.epochs)]
     phases = [head_phase("head", config.head_epochs)] if config.head_epochs else []
     lr = config.lr * config.finetune_lr_scale
     if config.transfer == "finetune":
-        log(f"finetune: the head alone for {config.head_epochs} epochs at lr {config.lr:g} {where}, then every layer for "
-            f"{config.epochs} epochs at lr {lr:g} (--lr x --finetune-lr-scale {config.finetune_lr_scale:g})")
+        log(f"finetune: the head alone for {epochs_text(config.head_epochs)} at lr {config.lr:g} {where}, then every layer for "
+            f"{epochs_text(config.epochs)} at lr {lr:g} (--lr x --finetune-lr-scale {config.finetune_lr_scale:g})")
         return phases + [Phase("finetune", config.epochs, lr=lr)]
     stage_of, module_stage, boundaries = parameter_stages(model)
     top = len(boundaries)
@@ -124,7 +128,7 @@ def plan(model: nn.Module, config: TrainConfig, log: Callable[[str], None], augm
     rates = [f"stage {s} ({first[s]} .. {boundaries[s]}): " + ("frozen" if s < config.freeze_stages else f"lr {lr * config.lr_decay ** (top - s):.3g}")
              for s in range(top)]
     rates.append(f"stage {top} (after {boundaries[-1]}, the head side): lr {lr:g}")
-    log(f"progressive: the head alone for {config.head_epochs} epochs at lr {config.lr:g} {where}, then {config.epochs} epochs "
+    log(f"progressive: the head alone for {epochs_text(config.head_epochs)} at lr {config.lr:g} {where}, then {epochs_text(config.epochs)} "
         f"with rates x{config.lr_decay:g} per stage toward the input; " + "; ".join(rates))
     return phases + [Phase("progressive", config.epochs, scale, frozen, lr=lr)]
 
