@@ -143,3 +143,19 @@ def test_transfer_command_reports_held_out_accuracy(pretrained, tmp_path, capsys
                  "--subset", "500", "--out", str(tmp_path / "run")])
     out = capsys.readouterr().out
     assert code == 0 and "no test split; best val top-1" in out and "--init" in out and "new head: Linear to 5 classes" in out
+
+
+@pytest.mark.parametrize("name", ["resnet18", "vgg11_bn", "densenet121", "squeezenet1_1", "nin", "googlenet_tv",
+                                  "shufflenet_v2_x1_0", "lenet5_modern"])
+def test_the_cached_path_reproduces_the_whole_model(name):
+    """head_module(model) on the cached features gives the model's own logits (eval mode): the cache
+    is exact for Linear heads (pooled features) and for convolutional heads (feature maps)."""
+    from cnnlab.train.transfer import backbone_features, head_module
+
+    model = create_model(name, num_classes=7).eval()
+    size = {"lenet5_modern": 28, "nin": 128}.get(name, 64)
+    x = torch.randn(3, model.default_input_size[0], size, size)
+    features, labels = backbone_features(model, [(x, torch.arange(3))])
+    with torch.no_grad():
+        assert torch.allclose(head_module(model)(features), model(x), atol=1e-5)
+    assert labels.tolist() == [0, 1, 2]

@@ -326,13 +326,14 @@ class _Run:
             parameter.requires_grad_(phase.lr_scale is None or phase.lr_scale(name) is not None)
         trained, evaluated = model, model
         if phase.cached_features:
-            from cnnlab.train.transfer import cache_features
+            from cnnlab.train.transfer import cache_features, head_module
 
             train_batches, val_batches, seconds = cache_features(model, train_batches, val_batches, config.batch_size,
                                                                  config.seed, world)
-            trained = evaluated = model.get_classifier()
+            trained = evaluated = head_module(model)
             self.log(f"phase {phase.name}: the frozen backbone's features of {train_batches.count:,} + {val_batches.count:,} "
-                     f"images computed once in {seconds:.1f} s ({train_batches.features.shape[1]} per image)")
+                     f"images computed once in {seconds:.1f} s ({'x'.join(map(str, train_batches.features.shape[1:]))} "
+                     "per image)")
         wrapped = distributed.wrap(trained, world)  # DDP registers hooks for what trains in this phase
         forward = torch.compile(wrapped) if config.compile else wrapped
         num_classes = self.meta["num_classes"]

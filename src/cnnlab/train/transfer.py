@@ -164,15 +164,38 @@ class FeatureBatches:
             yield self.features[index], self.labels[index]
 
 
+class HeadOnMaps(nn.Module):
+    """The model's own head (pooling, dropout, classifier) over cached feature maps, for models
+    whose classifier is a convolution that runs before the pooling (SqueezeNet, NiN): pooled
+    vectors cannot feed it, so the cache holds `forward_features` and this runs `forward_head`."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(maps)
+
+
+def head_module(model: nn.Module) -> nn.Module:
+    """What trains on the cache: the classifier itself when it is a Linear layer fed by pooled
+    features (`pre_logits`), else the model's whole head over feature maps."""
+    classifier = model.get_classifier()
+    return classifier if isinstance(classifier, nn.Linear) else HeadOnMaps(model)
+
+
 @torch.no_grad()
 def backbone_features(model: nn.Module, batches, world: World | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """What the head sees, `forward_head(forward_features(x), pre_logits=True)`, for every image
-    of `batches` in index order, with the whole model in eval mode. Under data-parallel training
-    each rank computes its shard and all ranks receive all features."""
+    """What `head_module(model)` takes, for every image of `batches` in index order, with the
+    whole model in eval mode: `forward_head(forward_features(x), pre_logits=True)` (the input of
+    a Linear classifier), or the feature maps for convolutional classifiers. Under data-parallel
+    training each rank computes its shard and all ranks receive all features."""
     model.eval()
+    pooled = isinstance(model.get_classifier(), nn.Linear)
     features, labels = [], []
     for x, y in batches:
-        features.append(model.forward_head(model.forward_features(x), pre_logits=True).float())
+        maps = model.forward_features(x)
+        features.append((model.forward_head(maps, pre_logits=True) if pooled else maps).float())
         labels.append(y)
     features, labels = torch.cat(features), torch.cat(labels)
     if world is not None and world.distributed:
