@@ -71,6 +71,12 @@ def shard_order(count: int, shuffle: bool, seed: int, epoch: int, rank: int = 0,
     return torch.tensor(list(sampler), dtype=torch.int64)
 
 
+def batches_per_epoch(count: int, batch_size: int, drop_last: bool, world_size: int = 1) -> int:
+    """Steps one rank takes over its (padded) shard of `count` items."""
+    shard = -(-count // world_size)
+    return shard // batch_size if drop_last else -(-shard // batch_size)
+
+
 class TensorBatches:
     """Minibatches of (float images, labels) from uint8 images kept whole on `device`.
 
@@ -115,8 +121,7 @@ class TensorBatches:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        n = -(-self.images.shape[0] // self.world_size)  # this rank's shard, padded
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return batches_per_epoch(self.images.shape[0], self.batch_size, self.drop_last, self.world_size)
 
     def order(self) -> torch.Tensor:
         """This rank's indices for the epoch (all of them in one process)."""
@@ -159,8 +164,7 @@ class FolderBatches(TensorBatches):
         self.count = len(images)
 
     def __len__(self) -> int:
-        n = -(-self.count // self.world_size)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return batches_per_epoch(self.count, self.batch_size, self.drop_last, self.world_size)
 
     def order(self) -> torch.Tensor:
         return shard_order(self.count, self.shuffle, self.seed, self.epoch, self.rank, self.world_size)

@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from cnnlab.data.loader import shard_order
+from cnnlab.data.loader import batches_per_epoch, shard_order
 from cnnlab.errors import CnnlabError
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.distributed import World
@@ -151,8 +151,7 @@ class FeatureBatches:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        n = -(-self.count // self.world_size)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return batches_per_epoch(self.count, self.batch_size, self.drop_last, self.world_size)
 
     def order(self) -> torch.Tensor:
         return shard_order(self.count, self.shuffle, self.seed, self.epoch, self.rank, self.world_size).to(self.features.device)
