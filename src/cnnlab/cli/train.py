@@ -221,13 +221,10 @@ def write_confusion(folder: Path, matrix: list[list[int]], class_names: list[str
     import csv
     import io
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from cnnlab.train.checkpoint import atomic_write_text
+    from cnnlab.viz.plots import pyplot, save_figure
 
+    plt = pyplot()
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["true \\ predicted", *class_names])
@@ -246,10 +243,7 @@ def write_confusion(folder: Path, matrix: list[list[int]], class_names: list[str
             for j in range(n):
                 axis.text(j, i, str(matrix[i][j]), ha="center", va="center", fontsize=6)
     figure.tight_layout()
-    temporary = folder / ".confusion.png.tmp"
-    figure.savefig(temporary, dpi=100, format="png")
-    plt.close(figure)
-    temporary.replace(folder / "confusion.png")
+    save_figure(figure, folder / "confusion.png", dpi=100, tight=False)
 
 
 def run_predict(args: argparse.Namespace) -> int:

@@ -83,13 +83,11 @@ def make_optimizer(config: TrainConfig, groups: list[dict]) -> torch.optim.Optim
     return torch.optim.AdamW(groups, lr=config.lr)
 
 
-def lr_multiplier(config: TrainConfig, steps_per_epoch: int, epochs: int | None = None,
-                  warmup_epochs: float | None = None) -> Callable[[int], float]:
+def lr_multiplier(config: TrainConfig, steps_per_epoch: int, epochs: int | None = None) -> Callable[[int], float]:
     """The learning rate at each step, as a fraction of --lr: linear warm-up, then the schedule
     (over `epochs`, by default the run's)."""
     total = (epochs or config.epochs) * steps_per_epoch
-    warmup_epochs = config.warmup_epochs if warmup_epochs is None else warmup_epochs
-    warmup = int(warmup_epochs * steps_per_epoch)
+    warmup = int(config.warmup_epochs * steps_per_epoch)
 
     def schedule(step: int) -> float:
         if step < warmup:
@@ -165,7 +163,6 @@ class Phase:
     frozen_modules: tuple[nn.Module, ...] = ()  # kept in eval mode, so their BatchNorm statistics stay
     cached_features: bool = False
     lr: float | None = None  # the phase's base learning rate (default --lr)
-    warmup_epochs: float | None = None  # default --warmup-epochs
 
 
 def fit(config: TrainConfig, log: Callable[[str], None] = print, progress: bool = False) -> RunResult:
@@ -346,7 +343,7 @@ class _Run:
         optimizer = make_optimizer(config, parameter_groups(model, config.weight_decay, config.no_decay_norm_bias,
                                                             phase.lr or config.lr, phase.lr_scale))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lr_multiplier(config, steps_per_epoch, phase.epochs, phase.warmup_epochs))
+            optimizer, lr_multiplier(config, steps_per_epoch, phase.epochs))
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.gamma, patience=2) \
             if config.schedule == "plateau" else None
         scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
@@ -471,11 +468,9 @@ def write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
 def plot_curves(out: Path, history: list[dict[str, Any]]) -> Path | None:
     if not history:
         return None
-    import matplotlib
+    from cnnlab.viz.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     epochs = [r["epoch"] for r in history]
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 3.6))
     loss_axis.plot(epochs, [r["train_loss"] for r in history], label="train")
@@ -489,12 +484,7 @@ def plot_curves(out: Path, history: list[dict[str, Any]]) -> Path | None:
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()
-    path = out / "curves.png"
-    temporary = out / ".curves.png.tmp"
-    figure.savefig(temporary, dpi=100, format="png")
-    plt.close(figure)
-    temporary.replace(path)
-    return path
+    return save_figure(figure, out / "curves.png", dpi=100, tight=False)
 
 
 def _tensorboard(out: Path):

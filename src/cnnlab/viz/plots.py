@@ -33,8 +33,9 @@ def pyplot():
     return plt
 
 
-def save_figure(figure, path: str | Path) -> Path:
-    """Write `figure` to `path` (the format from its suffix) through a temporary name."""
+def save_figure(figure, path: str | Path, dpi: int = 110, tight: bool = True) -> Path:
+    """Write `figure` to `path` (the format from its suffix) through a temporary name, and close it;
+    `tight` crops the canvas to what is drawn."""
     path = Path(path)
     if not path.parent.is_dir():
         raise CnnlabError(f"the folder {path.parent} does not exist; create it or choose another output path")
@@ -42,7 +43,7 @@ def save_figure(figure, path: str | Path) -> Path:
     if suffix not in ("png", "svg", "pdf"):
         raise CnnlabError(f"{path}: write .png, .svg or .pdf")
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    figure.savefig(temporary, format=suffix, dpi=110, bbox_inches="tight")
+    figure.savefig(temporary, format=suffix, dpi=dpi, bbox_inches="tight" if tight else None)
     pyplot().close(figure)
     os.replace(temporary, path)
     return path
