@@ -29,7 +29,7 @@ def torchrun(out: Path, *extra: str, nproc: int = 2) -> subprocess.CompletedProc
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "cnnlab",
                "train", "lenet5_modern", *RELU_MAX, *COMMON, "--out", str(out), *extra]
     done = subprocess.run(command, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return done
 
 
@@ -184,7 +184,7 @@ def test_linear_probe_on_two_processes_equals_one(tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "cnnlab",
                "transfer", *common, "--batch-size", "32", "--out", str(tmp_path / "ddp")]
     done = subprocess.run(command, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert main(["transfer", *common, "--batch-size", "64", "--out", str(tmp_path / "one")]) == 0
     assert max_difference(tmp_path / "ddp", tmp_path / "one") < 1e-5
     assert [r["val_top1"] for r in metrics(tmp_path / "ddp")] == [r["val_top1"] for r in metrics(tmp_path / "one")]

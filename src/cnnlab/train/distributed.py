@@ -9,6 +9,7 @@ rank's predictions and drops the padding (train/metrics.py).
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -78,9 +79,20 @@ def setup(requested_device: str) -> World:
     return World(rank, size, local_rank, device)
 
 
-def teardown(world: World) -> None:
-    if world.distributed and dist.is_initialized():
-        dist.destroy_process_group()
+def teardown(world: World, finished: bool = True) -> None:
+    """Leave the process group while the interpreter is whole. A finished rank first waits for the
+    others (rank 0 still writes its files), so no rank closes its connections while a peer runs.
+    DistributedDataParallel sits in reference cycles that hold the group, so the cycles are
+    collected first: the group is then freed, its gloo threads joined, inside
+    `destroy_process_group`, not left to interpreter shutdown, where a joinable thread's
+    destructor aborts the process ("terminate called without an active exception")."""
+    if not (world.distributed and dist.is_initialized()):
+        return
+    if finished:
+        dist.barrier()
+    gc.collect()
+    dist.destroy_process_group()
+    gc.collect()
 
 
 def wrap(model: nn.Module, world: World) -> nn.Module:

@@ -180,10 +180,13 @@ def fit(config: TrainConfig, log: Callable[[str], None] = print, progress: bool 
     if config.optimizer != "sgd":  # momentum and Nesterov are SGD's settings
         filled = {k: v for k, v in filled.items() if k not in ("momentum", "nesterov")}
     world = distributed.setup(config.device)
+    finished = False
     try:
-        return _fit(config, filled, entry, transfer, world, log if world.is_main else _quiet, progress and world.is_main, started)
+        result = _fit(config, filled, entry, transfer, world, log if world.is_main else _quiet, progress and world.is_main, started)
+        finished = True
+        return result
     finally:
-        distributed.teardown(world)
+        distributed.teardown(world, finished)
 
 
 def _quiet(_line: str) -> None:
