@@ -97,6 +97,26 @@ def test_accumulation_equals_the_larger_batch(tmp_path):
     assert max_difference(tmp_path / "accumulated", tmp_path / "one") < 1e-5
 
 
+def test_a_finished_rank_leaves_no_gloo_threads_behind(tmp_path):
+    # Once fit returns, the process group is freed and its threads joined, not left running into
+    # interpreter shutdown (where CI once saw a rank abort). DDP's lazy import of torch.distributed.nn
+    # used to pin the group for the life of the process.
+    script = tmp_path / "fit_then_list_threads.py"
+    script.write_text(
+        "import os, sys\n"
+        "from cnnlab.train import TrainConfig, fit\n"
+        "fit(TrainConfig(model='lenet5_modern', epochs=1, subset=256, augment='none', out=sys.argv[1]), log=lambda l: None)\n"
+        "names = [open(f'/proc/self/task/{t}/comm').read().strip() for t in os.listdir('/proc/self/task')]\n"
+        "print('threads', os.environ['RANK'], sorted(names), flush=True)\n")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script),
+               str(tmp_path / "run")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    lines = sorted(line for line in done.stdout.splitlines() if line.startswith("threads"))
+    assert [line.split()[1] for line in lines] == ["0", "1"]
+    assert not any("gloo" in line for line in lines), lines
+
+
 def test_without_sync_bn_each_rank_normalizes_its_own_half(tmp_path):
     torchrun(tmp_path / "local", "--set", "batch_norm=true", "--batch-size", "32")
     single(tmp_path / "one", batch_norm=True, batch_size=64)

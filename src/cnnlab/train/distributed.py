@@ -63,6 +63,11 @@ def setup(requested_device: str) -> World:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
+        # torch.distributed.nn binds `group.WORLD` as a default argument when first imported, which
+        # DistributedDataParallel does lazily: imported after the group exists, it would hold the
+        # group, and its gloo threads, until interpreter shutdown. Imported now, the default is None.
+        import torch.distributed.nn  # noqa: F401
+
         # A lost peer is noticed by torchrun's agent, which stops the job; the timeout only bounds a hang
         # that no process exit reveals.
         backend, timeout = ("nccl" if device.type == "cuda" else "gloo"), timedelta(minutes=10)
@@ -82,15 +87,13 @@ def setup(requested_device: str) -> World:
 def teardown(world: World, finished: bool = True) -> None:
     """Leave the process group while the interpreter is whole. A finished rank first waits for the
     others (rank 0 still writes its files), so no rank closes its connections while a peer runs.
-    DistributedDataParallel sits in reference cycles that hold the group, so the cycles are
-    collected first: the group is then freed, its gloo threads joined, inside
-    `destroy_process_group`, not left to interpreter shutdown, where a joinable thread's
-    destructor aborts the process ("terminate called without an active exception")."""
+    DistributedDataParallel sits in reference cycles that hold the group, so they are collected:
+    the group is then freed and its gloo threads joined here, not left running into interpreter
+    shutdown, where CI once saw a rank abort ("terminate called without an active exception")."""
     if not (world.distributed and dist.is_initialized()):
         return
     if finished:
         dist.barrier()
-    gc.collect()
     dist.destroy_process_group()
     gc.collect()
 
