@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import numpy as np
 import onnxruntime
 import pytest
@@ -67,12 +69,15 @@ def test_export_cli_from_a_checkpoint(tmp_path, capsys):
     assert code == 2 and "neither a checkpoint nor a zoo model" in capsys.readouterr().err
 
 
-def test_bench_reports_every_form(capsys):
+def test_bench_reports_every_form(capsys, tmp_path, monkeypatch):
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     results = benchmark(cnnlab.create_model("lenet5_modern", batch_norm=True), (1, 28, 28), batches=(1, 4),
                         variants=("eager", "folded", "channels_last", "onnxruntime"), warmup=1, iterations=3)
     assert [(r.variant, r.batch) for r in results] == [
         (v, b) for b in (1, 4) for v in ("eager", "folded", "channels_last", "onnxruntime")]
     assert all(r.images_per_second > 0 and r.p99_ms >= r.median_ms for r in results)
+    assert not any((tmp_path / "tmp").iterdir())  # the ONNX files ONNX Runtime loaded are gone
     code = main(["bench", "lenet5_modern", "--batch", "1", "--variants", "eager,folded", "--iterations", "3"])
     assert code == 0 and "vs eager" in capsys.readouterr().out
     code = main(["bench", "lenet5_modern", "--variants", "tensorrt"])

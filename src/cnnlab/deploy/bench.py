@@ -110,12 +110,12 @@ def _onnx_runner(model: nn.Module, x: torch.Tensor):
 
     from cnnlab.deploy.export import export_onnx
 
-    folder = Path(tempfile.mkdtemp(prefix="cnnlab-bench-"))
     folded, _ = fold_batchnorm(model, x[:1])
-    info = export_onnx(folded, x, folder / "model.onnx")
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
-    session = onnxruntime.InferenceSession(info["path"], options, providers=["CPUExecutionProvider"])
+    with tempfile.TemporaryDirectory(prefix="cnnlab-bench-") as folder:  # the session holds the model once loaded
+        info = export_onnx(folded, x, Path(folder) / "model.onnx")
+        session = onnxruntime.InferenceSession(info["path"], options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     array = x.numpy()
     return (lambda _data: session.run(None, {name: array})), "folded, ONNX Runtime (CPU)"
