@@ -84,6 +84,17 @@ def test_bench_reports_every_form(capsys, tmp_path, monkeypatch):
     assert code == 2 and "unknown variant(s) tensorrt" in capsys.readouterr().err
 
 
+def test_bench_forms_take_turns():
+    from cnnlab.deploy.bench import _time_in_turns
+
+    calls = []
+    times = _time_in_turns({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, warmup=1, iterations=7,
+                           block=5)
+    assert {name: len(taken) for name, taken in times.items()} == {"a": 7, "b": 7}
+    # warm-up, then blocks of one untimed and up to 5 timed calls, alternating
+    assert "".join(calls) == "ab" + "a" * 6 + "b" * 6 + "a" * 3 + "b" * 3
+
+
 def test_bench_half_precision_forms(capsys):
     half = benchmark(cnnlab.create_model("lenet5_modern", batch_norm=True), (1, 28, 28), batches=(2,),
                      variants=("bf16", "fp16"), warmup=1, iterations=3)

@@ -30,7 +30,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     bench = commands.add_parser(
         "bench", help="inference latency: eager, BN-folded, channels_last, compile, ONNX Runtime",
-        description="Median, p90 and p99 latency and throughput of a model in several forms, measured side by side.",
+        description="Median, p90 and p99 latency and throughput of a model in several forms, measured side by side "
+                    "(the forms take turns, 5 calls each, so a drift in the machine's speed falls on all alike).",
     )
     bench.add_argument("source", metavar="MODEL|CHECKPOINT")
     bench.add_argument("--batch", default="1,32", help="comma-separated batch sizes (default 1,32)")

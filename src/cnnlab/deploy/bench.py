@@ -2,10 +2,12 @@
 eager, BatchNorm folded, channels_last, torch.compile, ONNX Runtime, and half precision (bf16 on
 the CPU or a GPU, fp16 on a GPU). On a GPU every PyTorch form runs there and each timing waits for
 the device (torch.cuda.synchronize); ONNX Runtime runs on the CPU (the onnxruntime package has
-the CPU provider only), as its note says."""
+the CPU provider only), as its note says. The forms are timed in turns, a few calls each, round
+after round, so the ratios between them survive a machine whose speed drifts during the run."""
 
 from __future__ import annotations
 
+import functools
 import statistics
 import tempfile
 import time
@@ -33,16 +35,28 @@ class Timing:
     note: str = ""
 
 
-def _time(run, warmup: int, iterations: int, sync=lambda: None) -> list[float]:
-    for _ in range(warmup):
-        run()
+def _time_in_turns(runs: dict, warmup: int, iterations: int, sync=lambda: None, block: int = 5) -> dict[str, list[float]]:
+    """Each form's timed calls in milliseconds, taken in turns: `block` calls of one form, then of
+    the next, round after round. A change in the machine's speed during the run (another process,
+    clock scaling) then falls on every form alike, not on whichever form ran last, so the ratios
+    hold. Each block starts with one untimed call, which lets the form's threads wake up and the
+    previous form's threads go idle."""
+    for run in runs.values():
+        for _ in range(warmup):
+            run()
     sync()
-    times = []
-    for _ in range(iterations):
-        start = time.perf_counter()
-        run()
-        sync()  # on a GPU, wait for the kernels: the time of the work, not of queueing it
-        times.append((time.perf_counter() - start) * 1000)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    while any(len(taken) < iterations for taken in times.values()):
+        for name, run in runs.items():
+            count = min(block, iterations - len(times[name]))
+            if count:
+                run()
+                sync()
+            for _ in range(count):
+                start = time.perf_counter()
+                run()
+                sync()  # on a GPU, wait for the kernels: the time of the work, not of queueing it
+                times[name].append((time.perf_counter() - start) * 1000)
     return times
 
 
@@ -92,16 +106,15 @@ def benchmark(model: nn.Module, input_size: tuple[int, int, int], batches=(1,), 
             except Exception as error:  # noqa: BLE001 - a form that cannot run is reported, not fatal
                 results.append(Timing(variant, batch, float("nan"), float("nan"), float("nan"), 0.0,
                                       f"unavailable: {type(error).__name__}: {str(error).splitlines()[0][:80]}"))
-        for variant, (runner, note) in forms.items():
+        runs = {}
+        for variant, (runner, _) in forms.items():
             data = x.contiguous(memory_format=torch.channels_last) if variant == "channels_last" else x
             if variant in HALF:
                 data = x.to(HALF[variant])
-            if variant == "onnxruntime":
-                times = _time(lambda: runner(data), warmup, iterations)
-            else:
-                with torch.inference_mode():
-                    times = _time(lambda: runner(data), warmup, iterations, sync)
-            results.append(_summarize(variant, batch, times, note))
+            runs[variant] = functools.partial(runner, data)
+        with torch.inference_mode():
+            times = _time_in_turns(runs, warmup, iterations, sync)
+        results += [_summarize(variant, batch, times[variant], note) for variant, (_, note) in forms.items()]
     return results
 
 
