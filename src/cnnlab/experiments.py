@@ -14,7 +14,9 @@ named data set (Fashion-MNIST by default) with the same budget for every arm.
 
 from __future__ import annotations
 
+import functools
 import json
+import statistics
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from torch import nn
 
 from cnnlab.analysis import summary
 from cnnlab.data import Normalization, image_stats, load_source, make_batches, stratified_split
+from cnnlab.deploy.bench import time_in_turns
 from cnnlab.errors import CnnlabError
 from cnnlab.train.checkpoint import atomic_write_text
 from cnnlab.train.metrics import evaluate_batches
@@ -221,21 +224,16 @@ def inception_bottleneck(out: Path, quick: bool, data: str, log) -> Result:
     modules = {"naive": NaiveInception(256, 128, 192, 96), "1x1 bottlenecks": Inception(256, 128, 64, 192, 64, 96, 64)}
     x = torch.randn(8, 256, 28, 28)
     repeats = 3 if quick else 20
+    with torch.no_grad():  # timed in turns, as `cnnlab bench` times its forms
+        times = time_in_turns({label: functools.partial(module.eval(), x) for label, module in modules.items()},
+                              warmup=1, iterations=repeats)
     rows = []
     for label, module in modules.items():
         table = summary(module, input_size=(256, 28, 28), batch=1)
         macs = sum(r.macs for r in table.rows if r.kind == "conv")
-        module.eval()
-        with torch.no_grad():
-            module(x)  # warm-up
-            times = []
-            for _ in range(repeats):
-                started = time.perf_counter()
-                module(x)
-                times.append(time.perf_counter() - started)
-        times.sort()
         rows.append({"module": label, "conv_macs": macs, "params": table.totals.params,
-                     "output_channels": table.totals.output_shape[0], "ms_per_batch_of_8": 1000 * times[len(times) // 2]})
+                     "output_channels": table.totals.output_shape[0],
+                     "ms_per_batch_of_8": statistics.median(times[label])})
         log(f"  {label}: {macs:,} multiply-adds, {table.totals.params:,} parameters, "
             f"{rows[-1]['ms_per_batch_of_8']:.1f} ms per batch of 8 (median of {repeats})")
     files = [str(_bars("inception-bottleneck", [r["module"] for r in rows], {
@@ -266,7 +264,7 @@ def gap_vs_flatten(out: Path, quick: bool, data: str, log) -> Result:
         torch.manual_seed(plan.seed)
         net = _gap_net(gap)
         table = summary(net, input_size=(1, 28, 28), batch=1)
-        head = sum(p.numel() for name, p in net.named_parameters() if name.startswith(("fc", "fc1")))
+        head = sum(p.numel() for name, p in net.named_parameters() if name.startswith("fc"))
         arms[label] = train_arm(net, plan, lr=2e-3, log=log, label=label)
         rows.append({"head": label, "params": table.totals.params, "head_params": head,
                      "val_error": arms[label]["val_error"], "train_error": arms[label]["train_error"]})

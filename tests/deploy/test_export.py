@@ -85,10 +85,10 @@ def test_bench_reports_every_form(capsys, tmp_path, monkeypatch):
 
 
 def test_bench_forms_take_turns():
-    from cnnlab.deploy.bench import _time_in_turns
+    from cnnlab.deploy.bench import time_in_turns
 
     calls = []
-    times = _time_in_turns({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, warmup=1, iterations=7,
+    times = time_in_turns({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, warmup=1, iterations=7,
                            block=5)
     assert {name: len(taken) for name, taken in times.items()} == {"a": 7, "b": 7}
     # warm-up, then blocks of one untimed and up to 5 timed calls, alternating

@@ -35,7 +35,7 @@ class Timing:
     note: str = ""
 
 
-def _time_in_turns(runs: dict, warmup: int, iterations: int, sync=lambda: None, block: int = 5) -> dict[str, list[float]]:
+def time_in_turns(runs: dict, warmup: int, iterations: int, sync=lambda: None, block: int = 5) -> dict[str, list[float]]:
     """Each form's timed calls in milliseconds, taken in turns: `block` calls of one form, then of
     the next, round after round. A change in the machine's speed during the run (another process,
     clock scaling) then falls on every form alike, not on whichever form ran last, so the ratios
@@ -113,7 +113,7 @@ def benchmark(model: nn.Module, input_size: tuple[int, int, int], batches=(1,), 
                 data = x.to(HALF[variant])
             runs[variant] = functools.partial(runner, data)
         with torch.inference_mode():
-            times = _time_in_turns(runs, warmup, iterations, sync)
+            times = time_in_turns(runs, warmup, iterations, sync)
         results += [_summarize(variant, batch, times[variant], note) for variant, (_, note) in forms.items()]
     return results
 
