@@ -1,7 +1,8 @@
 """Training images per second: cnnlab's loop against a plain PyTorch loop over torchvision's
 datasets + transforms + DataLoader (with workers), same model, batch, optimizer and augmentation,
-on Fashion-MNIST; and the achieved GFLOP/s (the analysis module's FLOPs x 3 for forward and
-backward) against this machine's measured matmul peak (benchmarks/peak.py).
+on Fashion-MNIST; cnnlab in its default precision (bf16 autocast where the hardware has it) and
+with --amp none (float32); and the achieved GFLOP/s (the analysis module's FLOPs x 3 for forward
+and backward) as a share of this machine's bf16 matmul peak, its real limit (benchmarks/peak.py).
 
     python benchmarks/train_speed.py [--images 12800] [--workers 2] [--device cpu|cuda]
 """
@@ -56,10 +57,10 @@ def plain_pytorch(model_name, options, side, images, workers, device, batch, roo
     return seen / (time.perf_counter() - start)
 
 
-def with_cnnlab(model_name, options, augment, images, device, batch, out) -> float:
+def with_cnnlab(model_name, options, augment, images, device, batch, out, amp="auto") -> float:
     config = TrainConfig(model=model_name, data="fashion-mnist", epochs=1, batch_size=batch, subset=images, optimizer="sgd",
                          lr=0.05, momentum=0.9, weight_decay=1e-4, schedule="constant", augment=augment,
-                         model_kwargs=options, device=device, out=str(out), overwrite=True)
+                         model_kwargs=options, device=device, out=str(out), overwrite=True, amp=amp)
     result = fit(config, log=lambda _line: None)
     return result.history[0]["images_per_second"]
 
@@ -75,11 +76,14 @@ def main() -> None:
         raise SystemExit("Fashion-MNIST is not installed: run `make data` first")
     from benchmarks_peak import matmul_gflops
 
-    peak = matmul_gflops(args.device)
+    peak32 = matmul_gflops(args.device)
+    peak = matmul_gflops(args.device, dtype=torch.bfloat16)
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"{device_name}; float32 matmul peak {peak:,.1f} GFLOP/s; {args.images:,} images per measurement, batch {args.batch}")
-    print("| model | cnnlab (img/s) | PyTorch + torchvision DataLoader (img/s) | ratio | cnnlab GFLOP/s | % of peak |")
-    print("|---|---|---|---|---|---|")
+    print(f"{device_name}; matmul peak {peak32:,.1f} GFLOP/s float32, {peak:,.1f} bf16; {args.images:,} images per "
+          f"measurement, batch {args.batch}")
+    print("| model | cnnlab default (img/s) | cnnlab --amp none | PyTorch + torchvision DataLoader, float32 | ratio | "
+          "cnnlab GFLOP/s | % of bf16 peak |")
+    print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as root:
         raw = Path(root) / "FashionMNIST" / "raw"
         raw.mkdir(parents=True)
@@ -88,10 +92,12 @@ def main() -> None:
                 shutil.copyfileobj(packed, unpacked)
         for label, (name, options, augment, side) in CASES.items():
             ours = with_cnnlab(name, options, augment, args.images, args.device, args.batch, Path(root) / "run")
+            ours32 = with_cnnlab(name, options, augment, args.images, args.device, args.batch, Path(root) / "run", "none")
             theirs = plain_pytorch(name, options, side, args.images, args.workers, args.device, args.batch, root)
             flops_per_image = summary(name, input_size=(1, side, side), batch=1, num_classes=10, in_chans=1, **options).totals.flops
             achieved = ours * flops_per_image * 3 / 1e9
-            print(f"| {label} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.1f}x | {achieved:,.1f} | {100 * achieved / peak:.1f}% |")
+            print(f"| {label} | {ours:,.0f} | {ours32:,.0f} | {theirs:,.0f} | {ours / theirs:.1f}x | {achieved:,.1f} | "
+                  f"{100 * achieved / peak:.1f}% |")
 
 
 if __name__ == "__main__":

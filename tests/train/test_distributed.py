@@ -21,8 +21,11 @@ from cnnlab.train import TrainConfig, fit, load_model
 from cnnlab.train.checkpoint import load_weights
 
 RELU_MAX = ["--set", "activation=relu", "--set", "pool=max"]
-# 575 val images: 288 + 287 across two ranks, so the gathered evaluation must drop one padded image.
-COMMON = ["--epochs", "2", "--subset", "640", "--augment", "none", "--optimizer", "sgd", "--lr", "0.02", "--val-fraction", "0.115"]
+# 75 val images (0.117 of the 640 trained on): 38 + 37 across two ranks, so the gathered evaluation
+# must drop one padded image. Equality to 1e-5 is a float32 property: --amp none (bf16 rounds
+# differently when the batch is cut in two).
+COMMON = ["--epochs", "2", "--subset", "640", "--augment", "none", "--optimizer", "sgd", "--lr", "0.02", "--val-fraction", "0.117",
+          "--amp", "none"]
 
 
 def torchrun(out: Path, *extra: str, nproc: int = 2) -> subprocess.CompletedProcess:
@@ -36,7 +39,7 @@ def torchrun(out: Path, *extra: str, nproc: int = 2) -> subprocess.CompletedProc
 def single(out: Path, batch_norm: bool = False, **settings) -> None:
     options = {"activation": "relu", "pool": "max", **({"batch_norm": True} if batch_norm else {})}
     settings = {"epochs": 2, "subset": 640, **settings}
-    fit(TrainConfig(model="lenet5_modern", augment="none", optimizer="sgd", lr=0.02, val_fraction=0.115,
+    fit(TrainConfig(model="lenet5_modern", augment="none", optimizer="sgd", lr=0.02, val_fraction=0.117, amp="none",
                     model_kwargs=options, out=str(out), **settings), log=lambda line: None)
 
 
@@ -69,7 +72,7 @@ def test_two_processes_equal_one_with_the_same_global_batch(tmp_path):
     single(tmp_path / "one", batch_size=64)
     assert max_difference(tmp_path / "ddp", tmp_path / "one") < 1e-5
     ddp, one = metrics(tmp_path / "ddp"), metrics(tmp_path / "one")
-    # the gathered evaluation: the whole validation split (575 images) once, as one process sees it
+    # the gathered evaluation: the whole validation split (75 images) once, as one process sees it
     assert [r["val_top1"] for r in ddp] == [r["val_top1"] for r in one]
     assert [r["val_loss"] for r in ddp] == pytest.approx([r["val_loss"] for r in one], abs=1e-6)
     config = json.loads((tmp_path / "ddp" / "config.json").read_text())
@@ -200,7 +203,7 @@ def test_linear_probe_on_two_processes_equals_one(tmp_path):
         "activation": "relu", "pool": "max", "batch_norm": True}, out=str(tmp_path / "pre")), log=lambda line: None)
     common = ["lenet5_modern", "--set", "batch_norm=true", *RELU_MAX, "--init", str(tmp_path / "pre"), "--data",
               "mnist-embedded[5-9]", "--mode", "linear-probe", "--epochs", "3", "--subset", "640", "--augment", "none",
-              "--optimizer", "sgd", "--lr", "0.05"]
+              "--optimizer", "sgd", "--lr", "0.05", "--amp", "none"]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "cnnlab",
                "transfer", *common, "--batch-size", "32", "--out", str(tmp_path / "ddp")]
     done = subprocess.run(command, capture_output=True, text=True, timeout=240)

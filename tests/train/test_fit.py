@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from cnnlab.cli import main
 from cnnlab.train import TrainConfig, TrainingDiverged, fit, load_model
 from cnnlab.train.checkpoint import CheckpointError
+from cnnlab.train.precision import native_bf16
 
 QUICK = dict(model="lenet5_modern", data="mnist-embedded", epochs=2, batch_size=64, subset=640, optimizer="adam",
              lr=2e-3, model_kwargs={"activation": "relu", "pool": "max", "batch_norm": True}, seed=3)
@@ -123,13 +124,16 @@ def test_evaluate_and_predict(tmp_path, capsys):
     fit(TrainConfig(**QUICK, out=str(run)), log=quiet)
     assert main(["evaluate", str(run)]) == 0
     out = capsys.readouterr().out
-    assert "mnist-embedded val (500 images)" in out and "top-1" in out
+    # --subset 640: validation is 10% of the 640 trained on, in the run's own precision
+    trained_in = "bf16" if native_bf16(torch.device("cpu")) else "float32"
+    assert "mnist-embedded val (64 images)" in out and "top-1" in out and f"computed in {trained_in}, as the run trained" in out
     assert (run / "confusion.png").is_file() and (run / "confusion.csv").read_text().startswith("true \\ predicted,0,1")
     digits = load_mnist_embedded()
     image = tmp_path / "seven.png"
     Image.fromarray(digits.images[3_500, 0].numpy()).save(image)  # a 7 (the digits are sorted by label)
     assert main(["predict", str(run / "best.json"), str(image), "--top-k", "3"]) == 0
-    line = capsys.readouterr().out.strip()
+    precision, line = capsys.readouterr().out.strip().splitlines()
+    assert precision == f"lenet5_modern: computed in {trained_in}, as the run trained"
     assert line.startswith(f"{image}: ") and line.count("%") == 3
 
 

@@ -12,6 +12,8 @@ import torch
 
 from cnnlab.cli.options import console, variant_kwargs
 from cnnlab.errors import CnnlabError
+from cnnlab.train.config import RECIPES
+from cnnlab.train.precision import AMP_CHOICES
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -56,6 +58,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--split", choices=("test", "val"), default=None)
     evaluate.add_argument("--out", default=None, help="folder for confusion.png/.csv and evaluation.json (default: the run folder)")
     evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--amp", choices=AMP_CHOICES, default=None,
+                          help="precision (default: the run's own, e.g. bf16 for a run trained in bf16)")
     evaluate.set_defaults(run=run_evaluate)
 
     predict = commands.add_parser("predict", help="top-k classes of image files",
@@ -64,6 +68,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("images", nargs="+", metavar="IMAGE")
     predict.add_argument("--top-k", type=int, default=5)
     predict.add_argument("--device", default="cpu")
+    predict.add_argument("--amp", choices=AMP_CHOICES, default=None, help="precision (default: the run's own)")
     predict.set_defaults(run=run_predict)
 
 
@@ -88,13 +93,25 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dropout", type=float, help="the model's dropout probability (models that have one)")
     parser.add_argument("--augment", help="none, digits, cifar, imagenet, or a list: crop=4,flip,rrc,jitter=0.4,erase=0.25")
     parser.add_argument("--clip-grad", type=float, help="clip the gradient norm to this value")
-    parser.add_argument("--amp", choices=("bf16", "fp16"), help="mixed precision: bf16 (CPU, GPU) or fp16 (GPU)")
-    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--amp", choices=AMP_CHOICES,
+                        help="precision: auto (default: bf16 autocast where the CPU or GPU has native bf16, else float32), "
+                             "none (float32), bf16, fp16 (GPU); weights and checkpoints stay float32")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
+                        help="channels_last memory layout (default: on for the families it speeds up, see BENCHMARKS.md)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--recipe", choices=RECIPES,
+                        help="fast: the schedule, epochs, batch, label smoothing, augmentation and test-time flip that "
+                             "reached a target accuracy soonest on 28x28/32x32 sets; flags override its choices")
+    parser.add_argument("--test-flip", action="store_true",
+                        help="evaluate each image and its mirror image, averaging the logits (not for digits)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--device", help="auto (default), cpu or cuda")
-    parser.add_argument("--val-fraction", type=float, help="share of the training split held out for validation (default 0.1)")
+    parser.add_argument("--val-fraction", type=float, help="share of the training split held out for validation "
+                                                           "(default 0.1; with --subset N, of N)")
+    parser.add_argument("--val-size", type=int, help="at most this many validation images")
     parser.add_argument("--subset", type=int, help="train on only this many training images")
+    parser.add_argument("--watch-test", action="store_true",
+                        help="also evaluate the test split after every epoch (time-to-accuracy; never picks the best epoch)")
     parser.add_argument("--input-size", type=int, help="resize images to this side (default: the model's)")
     parser.add_argument("--set", dest="variant_options", action="append", metavar="KEY=VALUE",
                         help="a model option, e.g. --set batch_norm=true --set activation=relu")
@@ -160,17 +177,21 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate_checkpoint(checkpoint, data: str | None = None, split: str | None = None, device: str = "auto"):
+def evaluate_checkpoint(checkpoint, data: str | None = None, split: str | None = None, device: str = "auto",
+                        amp: str | None = None):
     """Metrics (with the confusion matrix) of a checkpoint on a data set's test split, or its
-    held-out validation split; returns (metrics, meta, json path, source, split, data name)."""
+    held-out validation split, in the run's precision (or `amp`) and with its test-time flip;
+    returns (metrics, meta, json path, source, split, data name, precision)."""
     from cnnlab.data import Normalization, load_source, make_batches, stratified_split
     from cnnlab.train.checkpoint import load_model, resolve
     from cnnlab.train.loop import pick_device
     from cnnlab.train.metrics import evaluate_batches
+    from cnnlab.train.precision import for_inference
 
     device = pick_device(device)
     json_path = resolve(checkpoint)
     model, meta = load_model(json_path, device)
+    precision = for_inference(amp, meta, device)
     data_name = data or meta["data"]
     source = load_source(data_name)
     if len(source.class_names) != meta["num_classes"]:
@@ -185,26 +206,29 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, split: str | None =
         images = source.test
     else:
         _, held = stratified_split(source.train.labels, meta.get("val_fraction", 0.1), seed=meta.get("seed", 0))
-        images = source.train.subset(held)
+        images = source.train.subset(held[: meta.get("val_images", len(held))])
     normalization = Normalization(tuple(meta["normalization"]["mean"]), tuple(meta["normalization"]["std"]))
     batches = make_batches(images, 512, size=meta["input_size"][-1], normalization=normalization, device=device)
-    metrics = evaluate_batches(model, batches, meta["num_classes"], confusion=True)
-    return metrics, meta, json_path, source, split, data_name
+    metrics = evaluate_batches(model, batches, meta["num_classes"], confusion=True, autocast=precision.autocast(device),
+                               flip=bool(meta.get("test_flip")))
+    return metrics, meta, json_path, source, split, data_name, precision
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    metrics, meta, json_path, source, split, data_name = evaluate_checkpoint(args.checkpoint, args.data, args.split,
-                                                                             args.device)
+    metrics, meta, json_path, source, split, data_name, precision = evaluate_checkpoint(
+        args.checkpoint, args.data, args.split, args.device, args.amp)
     folder = Path(args.out) if args.out else json_path.parent
     folder.mkdir(parents=True, exist_ok=True)
     write_confusion(folder, metrics["confusion"], meta["class_names"])
     from cnnlab.train.checkpoint import atomic_write_text
 
     atomic_write_text(folder / "evaluation.json", json.dumps({"checkpoint": str(json_path), "data": data_name, "split": split,
+                                                              "precision": precision.name,
                                                               **{k: v for k, v in metrics.items() if k != "confusion"}}, indent=2))
     out = console()
     out.print(f"{meta['model']} ({json_path}) on {source.name} {split} ({metrics['images']:,} images): loss {metrics['loss']:.4f}, "
-              f"top-1 {metrics['top1']:.2%}, top-5 {metrics['top5']:.2%}, {metrics['images_per_second']:,.0f} images/s")
+              f"top-1 {metrics['top1']:.2%}, top-5 {metrics['top5']:.2%}, {metrics['images_per_second']:,.0f} images/s; "
+              f"computed in {precision.note}" + (", with test-time flip" if meta.get("test_flip") else ""), highlight=False)
     from rich.table import Table
 
     table = Table(title="per-class top-1")
@@ -249,13 +273,22 @@ def write_confusion(folder: Path, matrix: list[list[int]], class_names: list[str
 def run_predict(args: argparse.Namespace) -> int:
     from cnnlab.train.checkpoint import load_model
 
+    from cnnlab.train.precision import for_inference
+
     model, meta = load_model(args.checkpoint, args.device)
+    precision = for_inference(args.amp, meta, torch.device(args.device))
+    autocast = precision.autocast(torch.device(args.device))
     out = console()
+    out.print(f"{meta['model']}: computed in {precision.note}" + (", with test-time flip" if meta.get("test_flip") else ""),
+              highlight=False)
     k = min(args.top_k, meta["num_classes"])
     for path in args.images:
         x = checkpoint_input(meta, path).to(args.device)
-        with torch.no_grad():
-            probabilities = torch.softmax(model(x), dim=1)[0]
+        with torch.inference_mode(), autocast():
+            logits = model(x).float()
+            if meta.get("test_flip"):
+                logits = (logits + model(x.flip(-1)).float()) / 2
+            probabilities = torch.softmax(logits, dim=1)[0]
         top = probabilities.topk(k)
         ranked = ", ".join(f"{meta['class_names'][i]} {p:.1%}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
         out.print(f"{path}: {ranked}", highlight=False)

@@ -141,7 +141,7 @@ def build_report(source: str):
         with tempfile.TemporaryDirectory() as folder:
             from cnnlab.cli.train import evaluate_checkpoint, write_confusion
 
-            metrics, _, _, source_set, split, _ = evaluate_checkpoint(run, device="cpu")
+            metrics, _, _, source_set, split, _, _ = evaluate_checkpoint(run, device="cpu")
             write_confusion(Path(folder), metrics["confusion"], meta["class_names"])
             page.image((Path(folder) / "confusion.png").read_bytes(),
                        f"confusion matrix, best checkpoint on {source_set.name} {split} ({metrics['images']:,} images): "

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.errors import CnnlabError
+from cnnlab.train.precision import AMP_CHOICES
 
 
 @dataclass
@@ -31,13 +32,17 @@ class TrainConfig:
     dropout: float | None = None
     augment: str | None = None
     clip_grad: float | None = None
-    amp: str | None = None  # bf16 (CPU and GPU), fp16 (GPU, with a gradient scaler)
-    channels_last: bool = False
+    amp: str = "auto"  # auto (bf16 where native, else float32), none, bf16, fp16 (GPU): train/precision.py
+    channels_last: bool | None = None  # None: the family's measured default (CHANNELS_LAST_FAMILIES)
     compile: bool = False
+    recipe: str | None = None  # fast: the small-image recipe of RECIPES, filled before the family's defaults
+    test_flip: bool = False  # evaluate on each image and its mirror image, averaging the logits
     seed: int = 0
     device: str = "auto"
-    val_fraction: float = 0.1
+    val_fraction: float = 0.1  # of the training split; with --subset N, of N
+    val_size: int | None = None  # at most this many validation images
     subset: int | None = None  # train on the first N images of the (shuffled) training split
+    watch_test: bool = False  # also evaluate the test split after every epoch (time-to-accuracy benchmarks)
     input_size: int | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     init: str | None = None  # start from these weights (checkpoint, .safetensors, .pth)
@@ -91,19 +96,60 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "squeezenet": dict(optimizer="sgd", lr=0.04, momentum=0.9, weight_decay=2e-4, schedule="cosine", epochs=90, batch_size=256),
     "shufflenet": dict(optimizer="sgd", lr=0.5, momentum=0.9, weight_decay=4e-5, schedule="cosine", epochs=240, batch_size=1024),
 }
+# --recipe fast: the settings that reached a target *test* accuracy soonest on the small-image sets
+# (28x28 and 32x32) on this project's 2-core CPU, measured by benchmarks/time_to_accuracy.py
+# (figures in BENCHMARKS.md): a short one-cycle run at a large batch with label smoothing, light
+# translation, and mirror flips in training and at test time where the classes survive a mirror.
+FAST_RECIPES: dict[str, dict[str, Any]] = {
+    "lenet": dict(optimizer="adam", lr=3e-3, weight_decay=0.0, schedule="onecycle", epochs=8, batch_size=128,
+                  label_smoothing=0.1),
+    "resnet_cifar": dict(optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4, no_decay_norm_bias=True,
+                         schedule="onecycle", epochs=10, batch_size=256, label_smoothing=0.1),
+}
+FAST_GENERIC = FAST_RECIPES["resnet_cifar"]
+RECIPES = ("fast",)
+# Families whose CIFAR-style nets end in global pooling and take the data's own side (28x28) as it is.
+ANY_INPUT_SIZE = ("resnet_cifar", "nin", "densenet", "squeezenet", "shufflenet")
+# Families for which channels_last trains faster on this CPU, in float32 and bf16 alike
+# (benchmarks/layout.py, figures in BENCHMARKS.md); the rest stay NCHW. torch.compile is off by
+# default: it paid for no family here once its compile time is counted.
+CHANNELS_LAST_FAMILIES = ("resnet_cifar", "resnet", "resnext", "wide_resnet")
 GENERIC_DEFAULTS = dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, schedule="cosine", epochs=30, batch_size=128)
 SCHEDULES = ("constant", "step", "multistep", "cosine", "onecycle", "plateau")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
+def mirror_safe(data: str) -> bool:
+    """Whether a data set's classes survive a left-right mirror (clothes, objects: yes; digits and
+    characters: no), so flips may augment its training and its test."""
+    return not data.startswith(("mnist", "kmnist"))
+
+
+def recipe_settings(config: TrainConfig, family: str) -> dict[str, Any]:
+    """The settings `config.recipe` stands for (before the family's paper defaults)."""
+    if config.recipe is None:
+        return {}
+    if config.recipe not in RECIPES:
+        raise CnnlabError(f"unknown recipe {config.recipe!r}; choose one of {', '.join(RECIPES)}")
+    flips = mirror_safe(config.data)
+    return {**FAST_RECIPES.get(family, FAST_GENERIC), "augment": "crop=2,flip" if flips else "crop=2", "test_flip": flips}
+
+
 def with_family_defaults(config: TrainConfig, family: str) -> tuple[TrainConfig, dict[str, Any]]:
-    """Fill every unset setting from the family's defaults; returns the config and what was filled."""
-    defaults = {**GENERIC_DEFAULTS, "momentum": 0.9, "nesterov": False, **FAMILY_DEFAULTS.get(family, {})}
+    """Fill every unset setting from the recipe (if any), then the family's defaults; returns the
+    config and what was filled."""
+    defaults = {**GENERIC_DEFAULTS, "momentum": 0.9, "nesterov": False, **FAMILY_DEFAULTS.get(family, {}),
+                "channels_last": family in CHANNELS_LAST_FAMILIES}
     filled = {}
+    for name, value in recipe_settings(config, family).items():
+        if getattr(config, name, None) in (None, False):
+            setattr(config, name, value)
+            filled[name] = value
     for name, value in defaults.items():
         if getattr(config, name, None) is None:
             setattr(config, name, value)
-            filled[name] = value
+            if name != "channels_last":  # a layout, not a training setting: the settings line says it
+                filled[name] = value
     if config.milestones is None:
         config.milestones = (0.5, 0.75)
     validate(config)
@@ -115,8 +161,10 @@ def validate(config: TrainConfig) -> None:
         raise CnnlabError(f"unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     if config.schedule not in SCHEDULES:
         raise CnnlabError(f"unknown schedule {config.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-    if config.amp not in (None, "bf16", "fp16"):
-        raise CnnlabError(f"--amp takes bf16 or fp16, got {config.amp!r}")
+    if config.amp not in AMP_CHOICES:
+        raise CnnlabError(f"--amp takes {', '.join(AMP_CHOICES)}, got {config.amp!r}")
+    if config.val_size is not None and config.val_size < 1:
+        raise CnnlabError(f"--val-size must be at least 1, got {config.val_size}")
     for name in ("epochs", "batch_size", "accumulate"):
         if getattr(config, name) < 1:
             raise CnnlabError(f"--{name.replace('_', '-')} must be at least 1")

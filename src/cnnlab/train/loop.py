@@ -29,9 +29,10 @@ from cnnlab.train.checkpoint import (
     atomic_write_text, load_model, load_training_state, load_weights, read_meta, save_checkpoint,
 )
 from cnnlab.train import distributed
-from cnnlab.train.config import TrainConfig, with_family_defaults
+from cnnlab.train.config import ANY_INPUT_SIZE, TrainConfig, with_family_defaults
 from cnnlab.train.distributed import World
 from cnnlab.train.metrics import evaluate_batches
+from cnnlab.train.precision import resolve as resolve_precision
 
 
 class TrainingDiverged(CnnlabError):
@@ -137,12 +138,25 @@ def scaled_for(config: TrainConfig, world: World) -> dict[str, Any]:
     return changes
 
 
+def validation_indices(held: torch.Tensor, fraction: float, subset: int | None, val_size: int | None) -> torch.Tensor:
+    """The validation images among the held-out ones (already shuffled, classes interleaved): all of
+    them, or with --subset N a share `fraction` of N, so that validation costs what a tenth of the
+    training does and not a tenth of the full set; at most `val_size` in any case."""
+    count = len(held)
+    if subset:
+        count = min(count, max(1, round(subset * fraction)))
+    if val_size:
+        count = min(count, val_size)
+    return held[:count]
+
+
 def load_splits(config: TrainConfig):
-    """(train, val, test) ImageSets, the class names and the data notes."""
+    """(train, val, test) ImageSets and the source."""
     source = load_source(config.data)
     train_all = source.train
     kept, held = stratified_split(train_all.labels, config.val_fraction, seed=config.seed)
-    train, val = train_all.subset(kept), train_all.subset(held)
+    train, val = train_all.subset(kept), train_all.subset(validation_indices(held, config.val_fraction, config.subset,
+                                                                             config.val_size))
     if config.subset:
         if config.subset < len(source.class_names):
             raise CnnlabError(f"--subset {config.subset} is smaller than the number of classes")
@@ -207,7 +221,10 @@ def _fit(config, filled, entry, transfer, world, log, progress, started) -> RunR
     train, val, test, source = load_splits(config)
     channels, height, _ = train.shape
     pretrained = transfer.pretrained_preprocessing(config.init, channels) if transfer else None
+    if config.recipe and config.input_size is None and not pretrained and entry.family in ANY_INPUT_SIZE:
+        config.input_size = height  # the fast recipe trains on the stored side (28x28: no resize to 32)
     size = config.input_size or (pretrained["size"] if pretrained else entry.input_size[-1])
+    precision = resolve_precision(config.amp, device)
     mean, std = (pretrained["mean"], pretrained["std"]) if pretrained else image_stats(train)
     normalization = Normalization(mean, std)
     augment = parse_augment(config.augment, default="digits" if channels == 1 else "cifar")
@@ -243,7 +260,8 @@ def _fit(config, filled, entry, transfer, world, log, progress, started) -> RunR
         "model": config.model, "model_kwargs": model_kwargs, "num_classes": num_classes, "in_chans": channels,
         "data": config.data, "class_names": list(source.class_names), "input_size": [channels, size, size],
         "stored_size": [channels, height, height], "normalization": {"mean": list(mean), "std": list(std)},
-        "seed": config.seed, "val_fraction": config.val_fraction,
+        "seed": config.seed, "val_fraction": config.val_fraction, "val_images": len(val),
+        "precision": precision.name, "test_flip": config.test_flip,
     }
     if transfer:
         meta["transfer"] = {"mode": config.transfer, "init": str(config.init), "phases": [[p.name, p.epochs] for p in phases]}
@@ -254,7 +272,8 @@ def _fit(config, filled, entry, transfer, world, log, progress, started) -> RunR
         if world.is_main:
             write_metrics(out, history)  # drop any line written after this checkpoint
     elif world.is_main:
-        atomic_write_text(out / "config.json", json.dumps({**config.to_dict(), "filled_defaults": filled}, indent=2, default=str))
+        atomic_write_text(out / "config.json", json.dumps({**config.to_dict(), "precision": precision.name,
+                                                          "filled_defaults": filled}, indent=2, default=str))
 
     total_epochs = sum(phase.epochs for phase in phases)
     log(f"{config.model} on {source.name}: {len(train):,} train / {len(val):,} val"
@@ -266,7 +285,10 @@ def _fit(config, filled, entry, transfer, world, log, progress, started) -> RunR
         + (f" ({config.warmup_epochs:g} warm-up epochs)" if config.warmup_epochs else "") + f", batch {config.batch_size}, "
         f"{total_epochs} epochs, augmentation: {augment.describe()}"
         + (f", label smoothing {config.label_smoothing:g}" if config.label_smoothing else "")
-        + (f", amp {config.amp}" if config.amp else "") + (f"; defaults used for {', '.join(filled)}" if filled else ""))
+        + (", test-time flip" if config.test_flip else "") + (f"; recipe {config.recipe}" if config.recipe else "")
+        + (f"; defaults used for {', '.join(filled)}" if filled else ""))
+    log(f"compute: {precision.note}; {'channels_last' if config.channels_last else 'NCHW'} layout"
+        + (", torch.compile" if config.compile else ""))
     if world.distributed or config.accumulate > 1:
         log(f"data-parallel: {world.size} processes ({'nccl' if device.type == 'cuda' else 'gloo'}), batch {config.batch_size} "
             f"per process x {world.size}" + (f" x {config.accumulate} accumulated" if config.accumulate > 1 else "")
@@ -274,8 +296,11 @@ def _fit(config, filled, entry, transfer, world, log, progress, started) -> RunR
             + (f"; --scale-lr: lr {base_lr:g} x {world.size * config.accumulate} = {config.lr:g}"
                + (f" after {config.warmup_epochs:g} warm-up epochs" if config.warmup_epochs else "") if scaled else ""))
 
+    test_batches = make_batches(test, 512, size=size, normalization=normalization, device=device, rank=world.rank,
+                                world_size=world.size) if test is not None else None
     run = _Run(config, model, world, out, meta, history, best, log, progress, total_epochs,
-               _tensorboard(out) if config.tensorboard and world.is_main else None)
+               _tensorboard(out) if config.tensorboard and world.is_main else None, precision,
+               test_batches if config.watch_test else None)
     shard = dict(rank=world.rank, world_size=world.size)
     begin = 0
     for index, phase in enumerate(phases):
@@ -294,8 +319,9 @@ def _fit(config, filled, entry, transfer, world, log, progress, started) -> RunR
     world.barrier()  # rank 0 has written best.json
     if test is not None:
         best_model, _ = load_model(out / "best.json", device)
-        test_batches = make_batches(test, 512, size=size, normalization=normalization, device=device, **shard)
-        test_metrics = evaluate_batches(best_model, test_batches, num_classes, world=world)
+        if config.channels_last:
+            best_model = best_model.to(memory_format=torch.channels_last)
+        test_metrics = run.evaluate(best_model, test_batches)
         if world.is_main:
             atomic_write_text(out / "test.json", json.dumps(test_metrics, indent=2))
         log(f"test ({len(test):,} images, best epoch {run.best['epoch']}): loss {test_metrics['loss']:.4f}, "
@@ -310,15 +336,18 @@ def _fit(config, filled, entry, transfer, world, log, progress, started) -> RunR
 class _Run:
     """The state one run's phases share, and the epoch loop."""
 
-    def __init__(self, config, model, world, out, meta, history, best, log, progress, total_epochs, writer) -> None:
+    def __init__(self, config, model, world, out, meta, history, best, log, progress, total_epochs, writer, precision,
+                 watched_test) -> None:
         device = world.device
         self.config, self.model, self.world, self.device, self.out, self.meta = config, model, world, device, out, meta
         self.history, self.best, self.log, self.progress = history, best, log, progress
-        self.total_epochs, self.writer = total_epochs, writer
-        if config.amp == "fp16" and device.type != "cuda":
-            raise CnnlabError("--amp fp16 needs a GPU (it uses a gradient scaler); on the CPU use --amp bf16")
-        dtype = torch.bfloat16 if config.amp == "bf16" else torch.float16
-        self.autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if config.amp else nullcontext
+        self.total_epochs, self.writer, self.precision, self.watched_test = total_epochs, writer, precision, watched_test
+        self.autocast = precision.autocast(device)
+
+    def evaluate(self, model: nn.Module, batches) -> dict:
+        """Metrics over `batches` in the run's precision, with its test-time flip."""
+        return evaluate_batches(model, batches, self.meta["num_classes"], world=self.world, autocast=self.autocast,
+                                flip=self.config.test_flip)
 
     def phase(self, index: int, phase: Phase, epochs: range, train_batches, val_batches, continuing: dict | None) -> None:
         config, model, device, out, world = self.config, self.model, self.device, self.out, self.world
@@ -329,14 +358,13 @@ class _Run:
             from cnnlab.train.transfer import cache_features, head_module
 
             train_batches, val_batches, seconds = cache_features(model, train_batches, val_batches, config.batch_size,
-                                                                 config.seed, world)
+                                                                 config.seed, world, self.autocast)
             trained = evaluated = head_module(model)
             self.log(f"phase {phase.name}: the frozen backbone's features of {train_batches.count:,} + {val_batches.count:,} "
                      f"images computed once in {seconds:.1f} s ({'x'.join(map(str, train_batches.features.shape[1:]))} "
                      "per image)")
         wrapped = distributed.wrap(trained, world)  # DDP registers hooks for what trains in this phase
         forward = torch.compile(wrapped) if config.compile else wrapped
-        num_classes = self.meta["num_classes"]
         accumulate = config.accumulate
         micro_steps = len(train_batches) // accumulate * accumulate  # a last partial group is left out
         if micro_steps == 0:
@@ -349,7 +377,7 @@ class _Run:
             optimizer, lr_multiplier(config, steps_per_epoch, phase.epochs))
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.gamma, patience=2) \
             if config.schedule == "plateau" else None
-        scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
+        scaler = torch.amp.GradScaler(device.type, enabled=self.precision.amp == "fp16")
         if continuing is not None:
             optimizer.load_state_dict(continuing["optimizer"])
             scheduler.load_state_dict(continuing["scheduler"])
@@ -407,7 +435,7 @@ class _Run:
                 totals = torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(seen), device=device)])
                 torch.distributed.all_reduce(totals)
                 loss_sum, correct, seen = totals[0], totals[1], int(totals[2].item())
-            val_metrics = evaluate_batches(evaluated, val_batches, num_classes, world=world)
+            val_metrics = self.evaluate(evaluated, val_batches)
             if plateau is not None:
                 plateau.step(val_metrics["loss"])
             record = {
@@ -416,6 +444,8 @@ class _Run:
                 "val_top5": val_metrics["top5"], "lr": optimizer.param_groups[0]["lr"],
                 "images_per_second": seen / train_seconds, "seconds": train_seconds,
             }
+            if self.watched_test is not None:  # --watch-test: never used to pick the best epoch
+                record["test_top1"] = self.evaluate(model, self.watched_test)["top1"]
             self.history.append(record)
             is_best = record["val_top1"] > self.best["val_top1"]
             if is_best:
@@ -439,7 +469,8 @@ class _Run:
             self.log(f"epoch {epoch + 1:>3}/{self.total_epochs}" + (f" ({phase.name})" if phase.name != "train" else "")
                      + f": train loss {record['train_loss']:.4f} top-1 {record['train_top1']:.2%} | "
                      f"val loss {record['val_loss']:.4f} top-1 {record['val_top1']:.2%} top-5 {record['val_top5']:.2%} | "
-                     f"lr {record['lr']:.3g} | {record['images_per_second']:,.0f} img/s")
+                     f"lr {record['lr']:.3g} | {record['images_per_second']:,.0f} img/s"
+                     + (f" | test top-1 {record['test_top1']:.2%}" if "test_top1" in record else ""))
 
 
 def _resume(out: Path, model, meta) -> tuple[int, list, dict, dict]:

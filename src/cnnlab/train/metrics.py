@@ -8,15 +8,20 @@ of the full split, equal to one process's.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
+from typing import Callable, ContextManager
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
-@torch.no_grad()
-def evaluate_batches(model: nn.Module, batches, num_classes: int, confusion: bool = False, world=None) -> dict:
+@torch.inference_mode()
+def evaluate_batches(model: nn.Module, batches, num_classes: int, confusion: bool = False, world=None,
+                     autocast: Callable[[], ContextManager] = nullcontext, flip: bool = False) -> dict:
     """Metrics of `model` (put in eval mode) over every batch; the confusion matrix on request.
+    `autocast` is the run's precision (train/precision.py); `flip` averages the logits of each
+    image and its mirror image (test-time augmentation for sets whose classes are mirror-symmetric).
     With a distributed `world`, `batches` are this rank's shard and every rank gets the metrics of
     the whole split."""
     model.eval()
@@ -24,8 +29,10 @@ def evaluate_batches(model: nn.Module, batches, num_classes: int, confusion: boo
     losses, top, labels = [], [], []
     started = time.perf_counter()
     for x, y in batches:
-        output = model(x)
-        logits = output[0] if isinstance(output, tuple) else output
+        with autocast():
+            logits = _logits(model(x))
+            if flip:
+                logits = (logits.float() + _logits(model(x.flip(-1))).float()) / 2
         losses.append(F.cross_entropy(logits.float(), y, reduction="none").double())
         top.append(logits.topk(k, dim=1).indices)
         labels.append(y)
@@ -52,6 +59,10 @@ def evaluate_batches(model: nn.Module, batches, num_classes: int, confusion: boo
     if confusion:
         result["confusion"] = matrix.cpu().tolist()
     return result
+
+
+def _logits(output) -> torch.Tensor:
+    return output[0] if isinstance(output, tuple) else output
 
 
 def first_occurrences(index: torch.Tensor) -> torch.Tensor:

@@ -17,8 +17,9 @@ the top stage everything after the last one (pooling, fully-connected layers, th
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ContextManager
 
 import torch
 from torch import nn
@@ -184,17 +185,20 @@ def head_module(model: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def backbone_features(model: nn.Module, batches, world: World | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def backbone_features(model: nn.Module, batches, world: World | None = None,
+                      autocast: Callable[[], ContextManager] = nullcontext) -> tuple[torch.Tensor, torch.Tensor]:
     """What `head_module(model)` takes, for every image of `batches` in index order, with the
     whole model in eval mode: `forward_head(forward_features(x), pre_logits=True)` (the input of
     a Linear classifier), or the feature maps for convolutional classifiers. Under data-parallel
-    training each rank computes its shard and all ranks receive all features."""
+    training each rank computes its shard and all ranks receive all features. `autocast` is the
+    run's precision; the cached features are stored in float32."""
     model.eval()
     pooled = isinstance(model.get_classifier(), nn.Linear)
     features, labels = [], []
     for x, y in batches:
-        maps = model.forward_features(x)
-        features.append((model.forward_head(maps, pre_logits=True) if pooled else maps).float())
+        with autocast():
+            maps = model.forward_features(x)
+            features.append((model.forward_head(maps, pre_logits=True) if pooled else maps).float())
         labels.append(y)
     features, labels = torch.cat(features), torch.cat(labels)
     if world is not None and world.distributed:
@@ -208,12 +212,13 @@ def backbone_features(model: nn.Module, batches, world: World | None = None) -> 
     return features, labels
 
 
-def cache_features(model: nn.Module, train_batches, val_batches, batch_size: int, seed: int, world: World):
+def cache_features(model: nn.Module, train_batches, val_batches, batch_size: int, seed: int, world: World,
+                   autocast: Callable[[], ContextManager] = nullcontext):
     """(train FeatureBatches, val FeatureBatches, seconds) from unaugmented, unshuffled image batches."""
     started = time.perf_counter()
     shard = dict(rank=world.rank, world_size=world.size)
-    features, labels = backbone_features(model, train_batches, world)
+    features, labels = backbone_features(model, train_batches, world, autocast)
     train = FeatureBatches(features, labels, batch_size, shuffle=True, seed=seed,
                            drop_last=len(labels) > batch_size * world.size, **shard)
-    val = FeatureBatches(*backbone_features(model, val_batches, world), 512, shuffle=False, seed=seed, drop_last=False, **shard)
+    val = FeatureBatches(*backbone_features(model, val_batches, world, autocast), 512, shuffle=False, seed=seed, drop_last=False, **shard)
     return train, val, time.perf_counter() - started

@@ -1,0 +1,126 @@
+"""bf16 by default where the hardware has it: detection, the settings a run records, parity with
+float32, and validation sized to --subset."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from cnnlab.data.sources import FASHION_MNIST_DIR
+from cnnlab.errors import CnnlabError
+from cnnlab.train import TrainConfig, fit
+from cnnlab.train import precision as precision_module
+from cnnlab.train.loop import validation_indices
+from cnnlab.train.precision import for_inference, native_bf16, resolve
+
+CPU = torch.device("cpu")
+TINY = dict(model="lenet5_modern", data="mnist-embedded", epochs=2, batch_size=64, subset=640, optimizer="adam", lr=2e-3,
+            model_kwargs={"activation": "relu", "pool": "max", "batch_norm": True}, augment="none", seed=1)
+
+
+def cpu_with(monkeypatch, **capabilities) -> None:
+    monkeypatch.setattr(precision_module, "_cpu_capabilities", lambda: capabilities)
+
+
+def test_auto_picks_bf16_on_a_cpu_with_amx_or_avx512_bf16(monkeypatch):
+    cpu_with(monkeypatch, amx_bf16=True, avx512_bf16=True)
+    chosen = resolve("auto", CPU)
+    assert chosen.amp == "bf16" and chosen.name == "bf16" and "AMX-BF16" in chosen.note
+    cpu_with(monkeypatch, amx_bf16=False, avx512_bf16=True)
+    assert resolve("auto", CPU).amp == "bf16" and "AVX512-BF16" in resolve("auto", CPU).note
+    assert resolve(None, CPU).amp == "bf16"  # unset means auto
+
+
+def test_auto_stays_float32_without_native_bf16_and_bf16_says_it_will_be_slower(monkeypatch):
+    cpu_with(monkeypatch, amx_bf16=False, avx512_bf16=False)
+    chosen = resolve("auto", CPU)
+    assert chosen.amp is None and chosen.name == "float32" and "no native bf16" in chosen.note
+    forced = resolve("bf16", CPU)
+    assert forced.amp == "bf16" and "emulated" in forced.note and "slower than float32" in forced.note
+
+
+def test_none_fp16_and_unknown_precisions(monkeypatch):
+    cpu_with(monkeypatch, amx_bf16=True)
+    assert resolve("none", CPU).amp is None
+    with pytest.raises(CnnlabError, match="--amp fp16 needs a GPU"):
+        resolve("fp16", CPU)
+    with pytest.raises(CnnlabError, match="--amp takes auto, none, bf16, fp16, got 'half'"):
+        resolve("half", CPU)
+    assert native_bf16(torch.device("meta")) is None
+
+
+def test_evaluation_uses_the_runs_precision_unless_told():
+    assert for_inference(None, {"precision": "bf16"}, CPU).amp == "bf16"
+    assert for_inference(None, {}, CPU).amp is None  # runs from before precisions were recorded
+    assert for_inference("none", {"precision": "bf16"}, CPU).amp is None
+    assert for_inference(None, {"precision": "fp16"}, CPU).amp is None  # fp16 autocast wants a GPU
+
+
+def test_validation_is_a_share_of_the_subset_capped_by_val_size():
+    held = torch.arange(6000)
+    assert len(validation_indices(held, 0.1, None, None)) == 6000  # the whole held-out 10%
+    assert validation_indices(held, 0.1, 6000, None).tolist() == list(range(600))  # 10% of the 6,000 trained on
+    assert len(validation_indices(held, 0.1, 100_000, None)) == 6000  # never more than was held out
+    assert len(validation_indices(held, 0.1, None, 1000)) == 1000
+    assert len(validation_indices(held, 0.2, 6000, 500)) == 500
+
+
+def test_a_default_run_records_its_precision_and_a_none_run_float32(tmp_path, monkeypatch):
+    lines: list[str] = []
+    fit(TrainConfig(**TINY, out=str(tmp_path / "auto")), log=lines.append)
+    expected = "bf16" if native_bf16(CPU) else "float32"
+    for name in ("config.json", "best.json", "last.json"):
+        assert json.loads((tmp_path / "auto" / name).read_text())["precision"] == expected, name
+    compute = next(line for line in lines if line.startswith("compute: "))
+    assert compute.startswith(f"compute: {expected}") and "NCHW layout" in compute  # LeNet: channels_last is slower
+    assert json.loads((tmp_path / "auto" / "best.json").read_text())["val_images"] == 64
+    fit(TrainConfig(**TINY, amp="none", out=str(tmp_path / "none")), log=lambda _: None)
+    assert json.loads((tmp_path / "none" / "best.json").read_text())["precision"] == "float32"
+
+
+@pytest.mark.skipif(native_bf16(CPU) is None, reason="this CPU has no native bf16")
+def test_a_tiny_bf16_run_matches_float32(tmp_path):
+    """The same recipe in bf16 and float32: master weights stay float32 and the metrics agree
+    within what a few hundred images can resolve."""
+    settings = {**TINY, "epochs": 3, "subset": 1500}
+    bf16 = fit(TrainConfig(**settings, amp="bf16", out=str(tmp_path / "bf16")), log=lambda _: None)
+    fp32 = fit(TrainConfig(**settings, amp="none", out=str(tmp_path / "fp32")), log=lambda _: None)
+    assert all(p.dtype == torch.float32 for p in torch.load(tmp_path / "bf16" / "last.state.pt", weights_only=True)
+               ["optimizer"]["state"][0].values() if isinstance(p, torch.Tensor) and p.is_floating_point())
+    assert abs(bf16.best["val_top1"] - fp32.best["val_top1"]) < 0.03
+    assert abs(bf16.history[-1]["train_loss"] - fp32.history[-1]["train_loss"]) < 0.05
+    from safetensors.torch import load_file
+
+    assert {t.dtype for t in load_file(tmp_path / "bf16" / "best.safetensors").values()} <= {torch.float32, torch.int64}
+
+
+def test_the_fast_recipe_fills_what_the_user_left_unset(tmp_path):
+    lines: list[str] = []
+    config = TrainConfig(model="resnet20", data="mnist-embedded", recipe="fast", epochs=1, subset=300, batch_size=64,
+                         out=str(tmp_path / "run"))
+    fit(config, log=lines.append)
+    settings = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert settings["schedule"] == "onecycle" and settings["label_smoothing"] == 0.1 and settings["nesterov"] is True
+    assert settings["epochs"] == 1 and settings["batch_size"] == 64  # the user's own values win
+    assert settings["augment"] == "crop=2" and settings["test_flip"] is False  # digits are not mirrored
+    assert json.loads((tmp_path / "run" / "best.json").read_text())["input_size"] == [1, 28, 28]  # no resize to 32
+    assert any("recipe fast" in line for line in lines)
+    assert any(line.startswith("compute: ") and "channels_last layout" in line for line in lines)
+
+
+def test_the_fast_recipe_flips_clothes_and_unknown_recipes_are_refused(tmp_path):
+    from cnnlab.train.config import recipe_settings
+
+    fashion = recipe_settings(TrainConfig(model="resnet20", data="fashion-mnist", recipe="fast"), "resnet_cifar")
+    assert fashion["augment"] == "crop=2,flip" and fashion["test_flip"] is True
+    with pytest.raises(CnnlabError, match="unknown recipe 'slow'; choose one of fast"):
+        fit(TrainConfig(**TINY, recipe="slow", out=str(tmp_path / "run")), log=lambda _: None)
+
+
+@pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason="Debian's dataset-fashion-mnist is not installed (make data)")
+def test_watch_test_adds_the_test_top1_of_every_epoch(tmp_path):
+    result = fit(TrainConfig(**{**TINY, "data": "fashion-mnist", "epochs": 1, "subset": 320}, watch_test=True,
+                             out=str(tmp_path / "run")), log=lambda _: None)
+    assert 0.0 < result.history[0]["test_top1"] <= 1.0
