@@ -81,9 +81,47 @@ def conv_flops(batch: int, output_activations: int, kernel_h: int, kernel_w: int
     return Worked(value, f"FLOPs = {batch} x {n(output_activations)} x ({kernel_h} x {kernel_w} x {in_channels}{group_text}) x 2 = {mflops(value)}")
 
 
-def linear_flops(batch: int, in_features: int, out_features: int) -> Worked:
-    value = batch * 2 * in_features * out_features
-    return Worked(value, f"FLOPs = {batch} x 2 x {n(in_features)} x {n(out_features)} = {mflops(value)}")
+def linear_flops(batch: int, in_features: int, out_features: int, positions: int = 1) -> Worked:
+    """A linear layer applied at `positions` places per image (the leading dimensions between the
+    batch and the features: tokens, pixels, time steps)."""
+    value = batch * positions * 2 * in_features * out_features
+    where = f"{n(positions)} positions x " if positions != 1 else ""
+    return Worked(value, f"FLOPs = {batch} x {where}2 x {n(in_features)} x {n(out_features)} = {mflops(value)}")
+
+
+def transposed_conv_flops(batch: int, input_elements: int, kernel_elements: int, out_channels: int, groups: int = 1) -> Worked:
+    """A transposed conv scatters every input element through a K x ... x C_out / groups kernel:
+    FLOPs = batch x (input positions x C_in) x (K x ... x C_out / groups) x 2 (as torch counts it)."""
+    value = batch * input_elements * kernel_elements * out_channels // groups * 2
+    group_text = f" / {groups}" if groups != 1 else ""
+    return Worked(value, f"FLOPs = {batch} x {n(input_elements)} inputs x ({kernel_elements} x {out_channels}{group_text}) "
+                         f"x 2 = {mflops(value)}")
+
+
+RECURRENT_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+def recurrent_flops(kind: str, batch: int, steps: int, input_size: int, hidden_size: int, layers: int = 1,
+                    directions: int = 1, projection: int = 0) -> Worked:
+    """An LSTM/GRU/RNN: per layer, direction and time step, the gates' two matrix products
+    2 x gates x hidden x (input + hidden'), where the first layer's input is `input_size` and
+    later layers' is directions x hidden (hidden' = proj_size when the LSTM projects)."""
+    gates = RECURRENT_GATES[kind]
+    recurrent = projection or hidden_size
+    value, inputs = 0, input_size
+    for _ in range(layers):
+        value += directions * batch * steps * 2 * gates * hidden_size * (inputs + recurrent)
+        if projection:
+            value += directions * batch * steps * 2 * hidden_size * projection
+        inputs = directions * recurrent
+    return Worked(value, f"FLOPs = sum over {layers} layer(s) x {directions} direction(s) of {batch} x {steps} steps x 2 x "
+                         f"{gates} gates x {hidden_size} x (input + {recurrent}) = {mflops(value)} (first input {input_size})")
+
+
+def matmul_flops(batch: int, output_elements: int, inner: int) -> Worked:
+    """A matrix product: each output element is a dot product of length `inner`."""
+    value = batch * output_elements * inner * 2
+    return Worked(value, f"FLOPs = {batch} x {n(output_elements)} outputs x {n(inner)} x 2 = {mflops(value)}")
 
 
 def pool_flops(batch: int, output_activations: int, kernel_h: int, kernel_w: int) -> Worked:

@@ -49,6 +49,7 @@ class Summary:
     totals: Totals
     folded_depth: int | None = None
     notes: list[str] = field(default_factory=list)
+    not_counted: list[str] = field(default_factory=list)  # operations whose work no formula covers
 
     # -- lookups ----------------------------------------------------------------------------
     def row(self, name: str) -> LayerRow:
@@ -91,6 +92,7 @@ class Summary:
             "rows": [{k: v for k, v in asdict(row).items() if k not in ("explain", "path")} for row in self.rows],
             "totals": totals,
             "notes": self.notes,
+            "not_counted": self.not_counted,
         }
 
     def to_json(self) -> str:
@@ -117,13 +119,17 @@ class Summary:
             kernels = str(row.kernels) if row.kernels is not None else ""
             if row.widths:
                 kernels = "/".join(map(str, row.widths))
+            stride, padding = _pair_text(row.stride), _pair_text(row.padding)
+            if row.branches:  # an inception module: each branch's window, as the seed's columns give them
+                kernel, stride, padding = ("/".join(str(branch[i]) for branch in row.branches) for i in range(3))
+                stride = stride if len(set(stride.split("/"))) > 1 else stride.split("/")[0]
             out.append([
                 row.name, kernels, kernel,
-                _pair_text(row.stride), _pair_text(row.padding),
+                stride, padding,
                 row.height_width, str(row.channels), f"{row.activations:,}", f"{row.params:,}",
                 one_decimal(row.flops / 1e6), one_decimal(row.macs / 1e6), one_decimal(row.elementwise_ops / 1e6),
                 one_decimal(row.activation_memory / MB), one_decimal(row.parameter_memory / MB),
-                "" if row.rf is None else str(row.rf), "" if row.jump is None else str(row.jump),
+                row.rf_text, "" if row.jump is None or row.whole_image else str(row.jump),
             ])
         return out
 
@@ -160,8 +166,9 @@ class Summary:
         return table
 
     def title(self) -> str:
-        c, h, w = self.input_size
-        return f"{self.model_name}: input {c}x{h}x{w}, minibatch {self.batch}, {self.dtype}, {self.optimizer}"
+        shapes = self.input_size if isinstance(self.input_size, list) else [self.input_size]
+        inputs = " + ".join("x".join(map(str, shape)) for shape in shapes)
+        return f"{self.model_name}: input {inputs}, minibatch {self.batch}, {self.dtype}, {self.optimizer}"
 
     def headline(self) -> str:
         t = self.totals
@@ -172,6 +179,8 @@ class Summary:
             f"{t.elementwise_ops / 1e9:,.2f} G element-wise ops; training memory "
             f"{t.activation_memory / MB:,.1f} MB activations + {t.parameter_memory / MB:,.1f} MB parameters = "
             f"{t.training_memory / MB:,.1f} MB"
+            + (f"\nnot counted (no formula; their work is in no column): {', '.join(self.not_counted)}"
+               if self.not_counted else "")
         )
 
     def explain(self, layer: str | None = None) -> str:
@@ -188,10 +197,15 @@ def _pair_text(value) -> str:
     return str(value[0]) if value[0] == value[1] else f"{value[0]}x{value[1]}"
 
 
-def parse_input_size(text: str | tuple | list) -> tuple[int, int, int]:
-    """'3x227x227' (or '227' for a square RGB image, or '1x28x28') to (C, H, W)."""
+def parse_input_size(text: str | tuple | list) -> tuple[int, ...]:
+    """'3x227x227' (or '227' for a square RGB image, or '1x28x28') to (C, H, W). A tuple from
+    Python is one input's per-sample shape as it is, of any rank ((16, 16) tokens x features too)."""
     if isinstance(text, (tuple, list)):
         values = tuple(int(v) for v in text)
+        if len(values) != 3:
+            if not values or min(values) < 1:
+                raise InputShapeError(f"input size {text!r} must be positive numbers, one per dimension of a sample")
+            return values
     else:
         if not re.fullmatch(r"\s*\d+(\s*[x,]\s*\d+)*\s*", str(text)):
             raise InputShapeError(f"--input {text!r} is not of the form CxHxW (e.g. 3x224x224, or 224 for 3x224x224)")
@@ -207,7 +221,7 @@ def parse_input_size(text: str | tuple | list) -> tuple[int, int, int]:
 
 def summary(
     model: nn.Module | str,
-    input_size: tuple[int, int, int] | str | None = None,
+    input_size: tuple[int, ...] | str | list[tuple[int, ...]] | None = None,
     batch: int = 1,
     dtype: str = "float32",
     optimizer: str = "momentum",
@@ -218,6 +232,8 @@ def summary(
 
     Runs on the `meta` device: shapes only, so the cost does not depend on the batch.
     `depth` folds every module deeper than that many levels into one row per module at that level.
+    `input_size` is one sample's shape, or a list of shapes for a forward that takes several inputs.
+    The forward may return a tensor, a tuple, a list or a dict (its first tensor is the output).
     """
     from cnnlab.models import create_model
     from cnnlab.models.base import CnnModel, check_input_rank_and_channels, explain_input_size_error
@@ -237,18 +253,21 @@ def summary(
         if not isinstance(model, CnnModel):
             raise InputShapeError(f"{name} is not a cnnlab model, so its input size is unknown: pass input_size=(C, H, W)")
         input_size = model.default_input_size
-    input_size = parse_input_size(input_size)
+    several = isinstance(input_size, list) and bool(input_size) and all(isinstance(v, (tuple, list)) for v in input_size)
+    input_size = [parse_input_size(shape) for shape in input_size] if several else parse_input_size(input_size)
     settings = TraceSettings(batch=batch, bytes_per_element=formulas.DTYPE_BYTES[dtype], optimizer=optimizer)
-    if isinstance(model, CnnModel):
+    if isinstance(model, CnnModel) and not several:
         check_input_rank_and_channels(model, torch.empty(1, *input_size, device="meta"))
     try:
         rows, tracer, output = trace(model, input_size, settings, copy_model=not owned)
     except RuntimeError as error:
-        if isinstance(model, CnnModel):
+        if isinstance(model, CnnModel) and not several:
             explain_input_size_error(model, torch.empty(1, *input_size, device="meta"), error)
-        raise InputShapeError(f"{name} cannot take a {'x'.join(map(str, input_size))} input: {str(error).splitlines()[0]}") from None
+        shapes = " + ".join("x".join(map(str, shape)) for shape in (input_size if several else [input_size]))
+        raise InputShapeError(f"{name} cannot take a {shapes} input: {str(error).splitlines()[0]}") from None
 
-    input_row = _input_row(input_size, settings)
+    input_rows = [_input_row(shape, settings, f"input{index}" if several else "input")
+                  for index, shape in enumerate(input_size if several else [input_size], start=1)]
     all_params = {id(p): p for p in model.parameters()}
     totals = Totals(
         params=sum(p.numel() for p in all_params.values()),
@@ -256,28 +275,56 @@ def summary(
         flops=sum(r.flops for r in rows),
         macs=sum(r.macs for r in rows),
         elementwise_ops=sum(r.elementwise_ops for r in rows),
-        activation_memory=input_row.activation_memory + sum(r.activation_memory for r in rows),
+        activation_memory=sum(r.activation_memory for r in input_rows) + sum(r.activation_memory for r in rows),
         parameter_memory=int(formulas.parameter_memory(sum(p.numel() for p in all_params.values() if p.requires_grad),
                                                        optimizer, settings.bytes_per_element).value),
-        activations=input_row.activations + sum(r.activations for r in rows if r.new_tensor),
+        activations=sum(r.activations for r in input_rows) + sum(r.activations for r in rows if r.new_tensor),
         output_shape=tuple(output.shape[1:]),
     )
-    notes = []
-    unassigned = totals.params - sum(r.params for r in rows)
-    if unassigned:
-        notes.append(f"{unassigned:,} parameters belong to modules the forward pass did not run (e.g. auxiliary heads in eval mode)")
-    result = Summary(name, input_size, batch, dtype, optimizer, [input_row] + rows, totals, notes=notes)
+    notes, not_counted = [], list(tracer.not_counted)
+    idle, uncounted = _unassigned_parameters(tracer)
+    if idle:
+        notes.append(f"{sum(idle.values()):,} parameters belong to modules the forward pass did not run "
+                     f"({', '.join(idle)}; e.g. auxiliary heads in eval mode)")
+    if uncounted:
+        notes.append(f"{sum(uncounted.values()):,} parameters belong to modules that ran but that no formula covers "
+                     f"({', '.join(uncounted)}): their work is in no column")
+        # the module itself is named, not the functional calls inside it
+        owners = tuple(label.split(" (")[0] + "." for label in uncounted)
+        not_counted = [entry for entry in not_counted if not entry.startswith(owners)] + list(uncounted)
+    result = Summary(name, input_size, batch, dtype, optimizer, input_rows + rows, totals, notes=notes,
+                     not_counted=not_counted)
     if depth is not None:
         result.rows = fold_rows(result.rows, depth, tracer, model, settings)
         result.folded_depth = depth
     return result
 
 
-def _input_row(input_size: tuple[int, int, int], settings: TraceSettings) -> LayerRow:
-    c, h, w = input_size
-    acts = formulas.activations(h, w, c)
+def _unassigned_parameters(tracer) -> tuple[dict[str, int], dict[str, int]]:
+    """Parameters no row counted, by module: ({module: count} of modules that did not run,
+    {module (type): count} of modules that ran without a formula)."""
+    idle, uncounted = {}, {}
+    for module_name, module in tracer.model.named_modules():
+        own = sum(p.numel() for p in module.parameters(recurse=False) if id(p) not in tracer.seen_params)
+        if own:
+            if id(module) in tracer.ran:
+                uncounted[f"{module_name or 'the model'} ({type(module).__name__})"] = own
+            else:
+                idle[module_name or type(module).__name__] = own
+    return idle, uncounted
+
+
+def _input_row(input_size: tuple[int, ...], settings: TraceSettings, name: str = "input") -> LayerRow:
+    if len(input_size) == 3:
+        c, h, w = input_size
+        acts = formulas.activations(h, w, c)
+    else:
+        count = 1
+        for size in input_size:
+            count *= size
+        acts = formulas.Worked(count, f"activations = {' x '.join(map(str, input_size))} = {count:,}")
     memory = formulas.activation_memory(settings.batch, acts.value, settings.bytes_per_element, copies=1)
-    return LayerRow(name="input", kind="input", op="input", depth=0, output_shape=(c, h, w), activations=acts.value,
+    return LayerRow(name=name, kind="input", op="input", depth=0, output_shape=tuple(input_size), activations=acts.value,
                     activation_memory=int(memory.value), rf=1, jump=1, rf_centre=0.5,
                     explain=[acts.text, memory.text + " (the input is stored once: it needs no gradient)"])
 
@@ -332,6 +379,7 @@ def _merge(group: list[LayerRow], path: tuple[str, ...], tracer, modules: dict, 
         kernels=single.kernels if single else (shape[0] if widths is None else None),
         kernel_size=single.kernel_size if single else None, stride=single.stride if single else None,
         padding=single.padding if single else None, widths=tuple(widths) if widths else None,
+        branches=getattr(module, "branch_geometry", None),
         rf=field_.r if field_ else last.rf, jump=field_.j if field_ else last.jump,
         rf_centre=field_.start if field_ else last.rf_centre, path=path,
     )

@@ -18,6 +18,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from cnnlab.analysis import formulas
+from cnnlab.errors import CnnlabError
 from cnnlab.layers import ScaledTanh
 from cnnlab.layers.drop_path import DropPath
 from cnnlab.models.base import meta_copy, skip_batchnorm_
@@ -50,8 +51,15 @@ class LayerRow:
     rf_centre: float | None = None
     new_tensor: bool = True
     widths: tuple[int, ...] | None = None
+    whole_image: bool = False  # the output sees the whole input (global pooling, flatten, fc): no field to measure
+    branches: tuple[tuple[int, int, int], ...] | None = None  # a folded module's (kernel, stride, padding) per branch
     explain: list[str] = field(default_factory=list)
     path: tuple[str, ...] = ()
+
+    @property
+    def rf_text(self) -> str:
+        """The receptive field as tables print it: input pixels, or "whole" where a unit sees all of it."""
+        return "whole" if self.whole_image else "" if self.rf is None else str(self.rf)
 
     @property
     def height_width(self) -> str:
@@ -92,16 +100,40 @@ SHAPE_ONLY = {torch.flatten, torch.Tensor.flatten, torch.Tensor.view, torch.Tens
               torch.Tensor.chunk, torch.chunk, torch.Tensor.split, torch.split, torch.Tensor.transpose,
               torch.transpose, torch.Tensor.permute, torch.permute, torch.Tensor.unsqueeze, torch.Tensor.squeeze,
               torch.Tensor.__getitem__, torch.Tensor.narrow, torch.Tensor.expand, torch.Tensor.contiguous,
-              F.pad, torch.Tensor.clone, torch.Tensor.float, torch.Tensor.to, torch.Tensor.view_as}
+              F.pad, torch.Tensor.clone, torch.Tensor.float, torch.Tensor.to, torch.Tensor.view_as,
+              torch.Tensor.long, torch.Tensor.int, torch.Tensor.half, torch.Tensor.bfloat16, torch.Tensor.double,
+              torch.Tensor.type, torch.Tensor.type_as}
 POOLS = {F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d, torch.max_pool2d,
          torch.Tensor.mean, torch.mean, torch.nn.functional.lp_pool2d}
 DROPOUTS = {F.dropout, F.dropout2d}
+MATMULS = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.Tensor.__rmatmul__, torch.bmm, torch.Tensor.bmm,
+           torch.mm, torch.Tensor.mm}
+# Element-wise work of other functional operations, per output element: softmax exponentiates,
+# sums and divides (3); resizing copies (nearest: 1) or blends 2^d neighbours (linear: 2 x 2^d - 1).
+SOFTMAXES = {F.softmax, torch.softmax, torch.Tensor.softmax, F.log_softmax, torch.log_softmax, torch.Tensor.log_softmax}
+RESIZES = {F.interpolate, F.upsample}
 
 POOL_MODULES = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.LPPool2d, TrainableSubsampling)
 NORM_MODULES = (nn.modules.batchnorm._BatchNorm, nn.LocalResponseNorm, nn.GroupNorm, nn.LayerNorm)
 VIEW_MODULES = (nn.Flatten, nn.Unflatten, nn.Identity)
+OTHER_CONVS = (nn.Conv1d, nn.Conv3d)
+TRANSPOSED_CONVS = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+RECURRENT_MODULES = (nn.LSTM, nn.GRU, nn.RNN)
 HANDLED_LEAVES = (nn.Conv2d, SparseConnectionConv2d, nn.Linear, EuclideanRBF, *POOL_MODULES, *NORM_MODULES,
-                  nn.Dropout, nn.Dropout2d, DropPath, *VIEW_MODULES, *ACTIVATION_OPS)
+                  nn.Dropout, nn.Dropout2d, DropPath, *VIEW_MODULES, *ACTIVATION_OPS, *OTHER_CONVS, *TRANSPOSED_CONVS,
+                  *RECURRENT_MODULES, nn.Embedding, nn.MultiheadAttention, nn.Upsample, nn.Softmax, nn.LogSoftmax)
+
+
+def first_tensor(value) -> torch.Tensor | None:
+    """The first tensor in a module's output: itself, or the first of a tuple, list or dict."""
+    if isinstance(value, torch.Tensor):
+        return value
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (tuple, list)) else ()
+    for item in items:
+        found = first_tensor(item)
+        if found is not None:
+            return found
+    return None
 
 
 def _pair(value) -> tuple[int, int]:
@@ -146,6 +178,9 @@ class Tracer:
         self.block_outputs: dict[str, tuple[torch.Tensor, int, int]] = {}  # path -> (output, first row, last row)
         self.block_starts: dict[int, int] = {}
         self.functional_counts: dict[tuple[str, str], int] = {}
+        self.ran: set[int] = set()  # ids of the modules the forward pass called
+        self.not_counted: list[str] = []  # operations met whose work no formula covers
+        self.input_side = 0  # the smallest spatial side of the input: a field that large is the whole image
 
     # -- bookkeeping ---------------------------------------------------------------------
     def field_of(self, tensor: torch.Tensor) -> _Field:
@@ -191,6 +226,7 @@ class Tracer:
     # -- hooks -----------------------------------------------------------------------------
     def pre_hook(self, module: nn.Module, inputs) -> None:
         self.stack.append(module)
+        self.ran.add(id(module))
         if self.leaf_depth == 0 and isinstance(module, HANDLED_LEAVES):
             self.pending[id(module)] = len(self.rows)
             self.rows.append(None)  # placeholder keeps execution order
@@ -206,11 +242,12 @@ class Tracer:
             index = self.pending.pop(id(module), None)
             if index is not None:
                 tensors = [t for t in inputs if isinstance(t, torch.Tensor)]
-                if isinstance(output, torch.Tensor):
-                    self.rows[index] = self.module_row(module, tensors, output)
+                main = first_tensor(output)
+                if main is not None:
+                    self.rows[index] = self.module_row(module, tensors, main)
             return
         first = self.block_starts.pop(id(module), len(self.rows))
-        main = output[0] if isinstance(output, (tuple, list)) else output
+        main = first_tensor(output)
         name = self.names.get(module)
         if name and isinstance(main, torch.Tensor):
             self.block_outputs[name] = (main, first, len(self.rows))
@@ -226,6 +263,21 @@ class Tracer:
 
         if isinstance(module, (nn.Conv2d, SparseConnectionConv2d)):
             return self.conv_row(name, path, op, module, x, output)
+        if isinstance(module, (*OTHER_CONVS, *TRANSPOSED_CONVS)):
+            return self.other_conv_row(name, path, op, module, x, output)
+        if isinstance(module, RECURRENT_MODULES):
+            return self.recurrent_row(name, path, op, module, x, output)
+        if isinstance(module, nn.MultiheadAttention):
+            return self.attention_row(name, path, op, module, inputs, output)
+        if isinstance(module, nn.Embedding):  # a table look-up: no arithmetic
+            row = self.new_row(name, "embedding", op, output, path, params=self.own_params(module))
+            row.explain.insert(0, f"FLOPs = 0 (a look-up of {module.embedding_dim}-wide rows in a table of {module.num_embeddings:,})")
+            self.set_field(output, _Field(1, 1, 0.5, False))
+            return self.with_field(row, output)
+        if isinstance(module, (nn.Upsample, nn.Softmax, nn.LogSoftmax)):
+            mode = getattr(module, "mode", None)
+            return self.elementwise_row(name, path, op, x, output, self.resize_ops(mode, output) if mode else 3,
+                                        "resize" if mode else "activation")
         if isinstance(module, (nn.Linear, EuclideanRBF)):
             return self.linear_row(name, path, op, module, x, output)
         if isinstance(module, POOL_MODULES):
@@ -266,6 +318,8 @@ class Tracer:
     def with_field(self, row: LayerRow, output: torch.Tensor) -> LayerRow:
         field_ = self.field_of(output)
         row.rf, row.jump, row.rf_centre = field_.r, field_.j, field_.start
+        one_by_one = output.dim() == 4 and output.shape[2] == output.shape[3] == 1
+        row.whole_image = not field_.spatial or (one_by_one and field_.r >= self.input_side > 0)
         return row
 
     def conv_row(self, name, path, op, module, x, output) -> LayerRow:
@@ -306,9 +360,81 @@ class Tracer:
                            groups=groups, explain=explain + [r.text, j.text])
         return self.with_field(row, output)
 
+    def other_conv_row(self, name, path, op, module, x, output) -> LayerRow:
+        """Conv1d, Conv3d and the transposed convs: the seeds' conv formula over every kernel
+        dimension (a transposed conv: over its input positions, as it scatters each one)."""
+        batch, groups = self.settings.batch, module.groups
+        kernel = tuple(module.kernel_size)
+        kernel_elements = _count(kernel)
+        c_in, c_out = x.shape[1], output.shape[1]
+        if isinstance(module, TRANSPOSED_CONVS):
+            worked = formulas.transposed_conv_flops(batch, _count(tuple(x.shape[2:])) * c_in, kernel_elements, c_out, groups)
+        else:
+            worked = formulas.conv_flops(batch, _count(_per_image_shape(output)), kernel_elements, 1, c_in, groups)
+        macs = formulas.multiply_adds(worked.value)
+        params = self.own_params(module)
+        explain = [f"params = {params:,} ({'x'.join(map(str, kernel))} kernels)", worked.text, macs.text]
+        self.set_field(output, _Field(1, 1, 0.5, False) if len(kernel) != 2 else self.field_of(x))
+        spatial = len(kernel) == 2
+        row = self.new_row(name, "conv", op, output, path, params=params, flops=worked.value, macs=macs.value, kernels=c_out,
+                           kernel_size=kernel if spatial else None, stride=tuple(module.stride) if spatial else None,
+                           padding=tuple(module.padding) if spatial else None, groups=groups, explain=explain)
+        return self.with_field(row, output)
+
+    def recurrent_row(self, name, path, op, module, x, output) -> LayerRow:
+        steps, batch_size = (x.shape[1], x.shape[0]) if module.batch_first else (x.shape[0], x.shape[1])
+        if x.dim() == 2:  # unbatched: (steps, features)
+            steps, batch_size = x.shape[0], 1
+        # The table's rows are per image; here the traced batch dimension is the sequence batch.
+        worked = formulas.recurrent_flops(op if op in formulas.RECURRENT_GATES else "RNN", batch_size, steps,
+                                          module.input_size, module.hidden_size, module.num_layers,
+                                          2 if module.bidirectional else 1, getattr(module, "proj_size", 0))
+        macs = formulas.multiply_adds(worked.value)
+        row = self.new_row(name, "recurrent", op, output, path, params=self.own_params(module), flops=worked.value,
+                           macs=macs.value, kernels=module.hidden_size, explain=[worked.text, macs.text])
+        self.set_field(output, _Field(1, 1, 0.5, False))
+        return self.with_field(row, output)
+
+    def attention_row(self, name, path, op, module, inputs, output) -> LayerRow:
+        query = inputs[0]
+        key = inputs[1] if len(inputs) > 1 else query
+        batch_axis = 0 if module.batch_first else 1
+        batch_size = query.shape[batch_axis] if query.dim() == 3 else 1
+        length, source = query.shape[-2 if module.batch_first or query.dim() == 2 else 0], key.shape[-2 if module.batch_first or key.dim() == 2 else 0]
+        e, kdim, vdim = module.embed_dim, module.kdim, module.vdim
+        projections = 2 * batch_size * (length * e * e + source * kdim * e + source * vdim * e + length * e * e)
+        scores = 2 * 2 * batch_size * length * source * e  # Q K^T, then the weights times V
+        flops = projections + scores
+        softmax = formulas.elementwise_ops(1, batch_size * module.num_heads * length * source, 3, "softmax")
+        explain = [f"FLOPs = projections 2 x {batch_size} x ({length} x {e} x {e} [q] + {source} x {kdim} x {e} [k] + "
+                   f"{source} x {vdim} x {e} [v] + {length} x {e} x {e} [out]) + scores and weighted sum 2 x 2 x "
+                   f"{batch_size} x {length} x {source} x {e} = {formulas.mflops(flops)}", softmax.text]
+        row = self.new_row(name, "attention", op, output, path, params=self.own_params(module), flops=flops, macs=flops // 2,
+                           elementwise_ops=softmax.value, kernels=e, explain=explain)
+        self.set_field(output, _Field(1, 1, 0.5, False))
+        return self.with_field(row, output)
+
+    @staticmethod
+    def resize_ops(mode: str | None, output: torch.Tensor) -> int:
+        if mode in (None, "nearest", "nearest-exact"):
+            return 1
+        return 2 * 2 ** (output.dim() - 2) - 1  # linear, bilinear, trilinear (bicubic counted as bilinear)
+
+    def elementwise_row(self, name, path, op, x, output, per_element: int, kind: str) -> LayerRow:
+        ops = formulas.elementwise_ops(self.settings.batch, _count(_per_image_shape(output)), per_element, op)
+        row = self.new_row(name, kind, op, output, path, elementwise_ops=ops.value, new_tensor=output is not x)
+        row.explain.insert(0, ops.text)
+        field_ = self.field_of(x)
+        if kind == "resize" and output.dim() == 4 and x.dim() == 4 and output.shape[-1] != x.shape[-1]:
+            scale = x.shape[-1] / output.shape[-1]  # each output pixel steps a fraction of an input pixel
+            field_ = _Field(field_.r, max(1, int(field_.j * scale)), field_.start, field_.spatial)
+        self.set_field(output, field_)
+        return self.with_field(row, output)
+
     def linear_row(self, name, path, op, module, x, output) -> LayerRow:
         batch = self.settings.batch
         c_in, c_out = x.shape[-1], output.shape[-1]
+        positions = _count(tuple(x.shape[1:-1]))  # a linear layer over tokens or pixels runs once per position
         params = self.own_params(module)
         if isinstance(module, EuclideanRBF):  # subtract, square, add for each (input, class) pair
             flops = batch * 3 * c_in * c_out
@@ -316,7 +442,7 @@ class Tracer:
                        f"params = 0 trainable ({c_in} x {c_out} fixed codes)"]
             macs = 0
         else:
-            worked = formulas.linear_flops(batch, c_in, c_out)
+            worked = formulas.linear_flops(batch, c_in, c_out, positions)
             flops = worked.value
             explain = [formulas.linear_params(c_in, c_out, module.bias is not None).text, worked.text]
             macs_w = formulas.multiply_adds(flops)
@@ -387,9 +513,12 @@ class Tracer:
         if func in (F.conv2d,):
             weight = args[1] if len(args) > 1 else kwargs["weight"]
             stride = _pair(args[3] if len(args) > 3 else kwargs.get("stride", 1))
-            padding = _pair(args[4] if len(args) > 4 else kwargs.get("padding", 0))
+            padding = args[4] if len(args) > 4 else kwargs.get("padding", 0)
+            padding = padding if isinstance(padding, str) else _pair(padding)
+            dilation = _pair(args[5] if len(args) > 5 else kwargs.get("dilation", 1))
             groups = args[6] if len(args) > 6 else kwargs.get("groups", 1)
-            fake = nn.Conv2d(x.shape[1], weight.shape[0], weight.shape[2:], stride, padding, groups=groups, bias=False, device="meta")
+            fake = nn.Conv2d(x.shape[1], weight.shape[0], weight.shape[2:], stride, padding, dilation, groups=groups, bias=False,
+                             device="meta")
             row = self.conv_row(name, path, "conv2d", fake, x, out)
             row.params = sum(t.numel() for t in tensors[1:] if isinstance(t, nn.Parameter) and id(t) not in self.seen_params)
             self.seen_params.update(id(t) for t in tensors[1:] if isinstance(t, nn.Parameter))
@@ -414,6 +543,17 @@ class Tracer:
             if out.dim() == 2:
                 row.output_shape, self.fields[id(out)] = _per_image_shape(out), self.field_of(spatial_out)
                 self.keep_alive.append(out)
+        elif func in MATMULS and len(tensors) >= 2:
+            inner = tensors[0].shape[-1]
+            worked = formulas.matmul_flops(batch, _count(_per_image_shape(out)) if out.dim() > 1 else 1, inner)
+            self.set_field(out, _Field(1, 1, 0.5, False))
+            row = self.with_field(self.new_row(name, "matmul", op, out, path, flops=worked.value,
+                                               macs=worked.value // 2, explain=[worked.text]), out)
+        elif func in SOFTMAXES:
+            row = self.elementwise_row(name, path, op, x, out, 3, "activation")
+        elif func in RESIZES:
+            mode = kwargs.get("mode", args[3] if len(args) > 3 else "nearest")
+            row = self.elementwise_row(name, path, op, x, out, self.resize_ops(mode, out), "resize")
         elif func in CONCAT:
             self.set_field(out, in_field)
             row = self.with_field(self.new_row(name, "concat", op, out, path), out)
@@ -436,6 +576,8 @@ class Tracer:
         else:
             self.set_field(out, in_field)
             row = self.with_field(self.new_row(name, "other", op, out, path, new_tensor=not out._is_view()), out)
+            row.explain.insert(0, f"not counted: no formula for {op}, so its work is in no column")
+            self.not_counted.append(f"{name} ({op})")
         self.rows.append(row)
 
 
@@ -464,10 +606,11 @@ def _is_attribute(func) -> bool:
     return name in ("__get__", "__set__", "size", "dim", "numel", "new_empty", "new_zeros", "bernoulli_", "uniform_", "detach")
 
 
-def trace(model: nn.Module, input_shape: tuple[int, ...], settings: TraceSettings,
+def trace(model: nn.Module, input_shape: tuple[int, ...] | list[tuple[int, ...]], settings: TraceSettings,
           copy_model: bool = True) -> tuple[list[LayerRow], Tracer, torch.Tensor]:
     """Run `model` (a meta copy of it, unless `copy_model` is False) on a (batch, *input_shape)
-    meta tensor, in eval mode."""
+    meta tensor, in eval mode; a list of shapes passes one tensor per shape, as several arguments."""
+    shapes = input_shape if isinstance(input_shape, list) else [input_shape]
     # BatchNorm keeps the shape; the walk skips its slow meta kernel (see models.base.meta_copy).
     meta_model = (meta_copy(model) if copy_model else model).eval()
     skip_batchnorm_(meta_model)
@@ -476,14 +619,19 @@ def trace(model: nn.Module, input_shape: tuple[int, ...], settings: TraceSetting
     for module in meta_model.modules():
         handles.append(module.register_forward_pre_hook(tracer.pre_hook))
         handles.append(module.register_forward_hook(tracer.post_hook))
-    x = torch.empty((settings.batch, *input_shape), device="meta")
-    tracer.set_field(x, _Field(1, 1, 0.5))
+    inputs = [torch.empty((settings.batch, *shape), device="meta") for shape in shapes]
+    for x in inputs:
+        tracer.set_field(x, _Field(1, 1, 0.5))
+    sides = [side for shape in shapes if len(shape) == 3 for side in shape[1:]]
+    tracer.input_side = min(sides) if sides else 0
     try:
         with torch.no_grad(), _FunctionalRecorder(tracer):
-            output = meta_model(x)
+            output = meta_model(*inputs)
     finally:
         for handle in handles:
             handle.remove()
     rows = [row for row in tracer.rows if row is not None]
-    main = output[0] if isinstance(output, (tuple, list)) else output
+    main = first_tensor(output)
+    if main is None:
+        raise CnnlabError(f"{type(model).__name__}'s forward returned no tensor (it returned {type(output).__name__})")
     return rows, tracer, main

@@ -9,7 +9,7 @@ from cnnlab.errors import CnnlabError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cnnlab.cli import analysis, data, demo, deploy, models, train, viz
+    from cnnlab.cli import analysis, data, demo, deploy, models, op, train, viz
 
     parser = argparse.ArgumentParser(
         prog="cnnlab",
@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    for module in (models, analysis, data, train, deploy, viz, demo):
+    for module in (models, analysis, op, data, train, deploy, viz, demo):
         module.add_commands(commands)
     return parser
 

@@ -282,7 +282,7 @@ def run_rf(args: argparse.Namespace) -> int:
             continue
         kernel = "x".join(map(str, sorted(set(row.kernel_size)))) if row.kernel_size else ""
         table.add_row(row.name, kernel, str(row.stride[0]) if row.stride else "", str(row.padding[0]) if row.padding else "",
-                      row.height_width, "" if row.rf is None else str(row.rf), "" if row.jump is None else str(row.jump),
+                      row.height_width, row.rf_text, "" if row.jump is None or row.whole_image else str(row.jump),
                       "" if row.rf_centre is None else f"{row.rf_centre:g}")
     console().print(table)
     return 0

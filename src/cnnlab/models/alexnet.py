@@ -51,6 +51,9 @@ ALEXNET_GROUPED = tuple(
 class ClassicConvNet(MLPHeadNet):
     """conv-ReLU[-LRN][-pool] layers, flatten, then fc-ReLU-dropout layers: AlexNet and ZFNet.
 
+    AlexNet normalizes before it pools (Krizhevsky et al., Sec. 3.5); ZFNet pools first, then
+    normalizes (Zeiler & Fergus, Fig. 3): `norm_after_pool=True`.
+
     Children are named as in the papers and seed 003's tables: features.conv1, features.norm1,
     features.pool1, ..., classifier.fc6, classifier.fc7, classifier.fc8.
     """
@@ -65,6 +68,7 @@ class ClassicConvNet(MLPHeadNet):
         hidden: Sequence[int] = (4096, 4096),
         dropout: float = 0.5,
         pool_ceil_mode: bool = False,
+        norm_after_pool: bool = False,
     ) -> None:
         super().__init__()
         self.num_classes, self.in_chans = num_classes, in_chans
@@ -80,14 +84,18 @@ class ClassicConvNet(MLPHeadNet):
             channels = layer.channels
             size = window_output_size(size, layer.kernel, layer.stride, layer.padding)
             reduction *= layer.stride
-            if layer.norm:
-                features.append((f"norm{number}", krizhevsky_lrn()))
+            norm = [(f"norm{number}", krizhevsky_lrn())] if layer.norm else []
+            if not norm_after_pool:
+                features += norm
             if layer.pool:
                 pools += 1
                 features.append((f"pool{pools}", nn.MaxPool2d(3, stride=2, ceil_mode=pool_ceil_mode)))
                 size = window_output_size(size, 3, 2, ceil_mode=pool_ceil_mode)
                 reduction *= 2
-                self.feature_info.append(stage_info(f"features.pool{pools}", channels, reduction))
+            if norm_after_pool:
+                features += norm
+            if layer.pool:
+                self.feature_info.append(stage_info(f"features.{features[-1][0]}", channels, reduction))
         self.features = nn.Sequential(OrderedDict(features))
         self.num_features = hidden[-1]
         first_fc = len(layers) + 1

@@ -38,7 +38,8 @@ class Inception(nn.Module):
     """Four parallel branches concatenated along channels: 1x1; 1x1 -> 3x3; 1x1 -> 5x5; 3x3 max pool -> 1x1.
 
     The 1x1 "reduce" convs before the 3x3 and 5x5 (and after the pool) keep the cost in check:
-    seed 000's example drops from 854M to 358M multiply-adds.
+    seed 000's example drops from 854M to 271M multiply-adds (the slide prints 358M, counting the
+    3x3 conv twice; docs/analysis.md).
     """
 
     def __init__(
@@ -67,6 +68,9 @@ class Inception(nn.Module):
         )
         self.out_channels = ch1x1 + ch3x3 + ch5x5 + pool_proj
         self.widths = (ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj)
+        # (kernel, stride, padding) of each branch's widest window, for the seed's K, S, P cells:
+        # 1x1, 3x3, 5x5 (or 3x3), and the 3x3 max pool.
+        self.branch_geometry = ((1, 1, 0), (3, 1, 1), (five_by_five_kernel, 1, five_by_five_kernel // 2), (3, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
@@ -74,7 +78,7 @@ class Inception(nn.Module):
 
 class NaiveInception(nn.Module):
     """Seed 000's naive module: 1x1, 3x3 and 5x5 convs and a 3x3 max pool side by side, no 1x1
-    reductions: 854M multiply-adds at 28x28x256 with 128/192/96 filters (358M with bottlenecks)."""
+    reductions: 854M multiply-adds at 28x28x256 with 128/192/96 filters (271M with bottlenecks)."""
 
     def __init__(self, in_channels: int, ch1x1: int, ch3x3: int, ch5x5: int) -> None:
         super().__init__()
@@ -89,18 +93,23 @@ class NaiveInception(nn.Module):
 
 
 class InceptionAux(nn.Module):
-    """Section 5: 5x5/3 average pool (4x4 maps at 14x14), 1x1 conv 128, fc 1024, dropout 0.7, fc."""
+    """Section 5: 5x5/3 average pool (4x4 maps at 14x14), 1x1 conv 128, fc 1024, dropout 0.7, fc.
 
-    def __init__(self, in_channels: int, num_classes: int, *, batch_norm: bool = False, dropout: float = 0.7) -> None:
+    `paper_pool=False` is torchvision's adaptive 4x4 average pool instead: 4x4 at any input size,
+    but not the same windows at 14x14 (4 wide at 0/3/7/10 against the paper's 5 wide at 0/3/6/9).
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, *, batch_norm: bool = False, dropout: float = 0.7,
+                 paper_pool: bool = True) -> None:
         super().__init__()
+        self.pool = nn.AvgPool2d(5, stride=3) if paper_pool else nn.AdaptiveAvgPool2d((4, 4))
         self.conv = ConvBnAct(in_channels, 128, 1, batch_norm=batch_norm, bn_eps=0.001)
         self.fc1 = nn.Linear(2048, 1024)
         self.fc2 = nn.Linear(1024, num_classes)
         self.dropout = nn.Dropout(p=dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Adaptive 4x4 is the paper's 5x5/3 pool at 14x14, and stays 4x4 at other input sizes.
-        x = self.conv(F.adaptive_avg_pool2d(x, (4, 4)))
+        x = self.conv(self.pool(x))
         x = self.dropout(F.relu(self.fc1(torch.flatten(x, 1)), inplace=True))
         return self.fc2(x)
 
@@ -131,6 +140,7 @@ class GoogLeNet(PooledLinearNet):
         last_pool_kernel: int = 3,
         dropout: float = 0.4,
         aux_dropout: float = 0.7,
+        aux_paper_pool: bool = True,
     ) -> None:
         super().__init__()
         self.num_classes, self.in_chans, self.num_features = num_classes, in_chans, 1024
@@ -166,8 +176,9 @@ class GoogLeNet(PooledLinearNet):
         self.module_names = [name for name, _ in GOOGLENET_MODULES]
 
         if aux_logits:
-            self.aux1 = InceptionAux(512, num_classes, batch_norm=batch_norm, dropout=aux_dropout)
-            self.aux2 = InceptionAux(528, num_classes, batch_norm=batch_norm, dropout=aux_dropout)
+            aux = dict(batch_norm=batch_norm, dropout=aux_dropout, paper_pool=aux_paper_pool)
+            self.aux1 = InceptionAux(512, num_classes, **aux)
+            self.aux2 = InceptionAux(528, num_classes, **aux)
         else:
             self.aux1 = self.aux2 = None
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
@@ -225,7 +236,8 @@ def googlenet_tv(*, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool
 
     Differs from `googlenet`: BN (eps 1e-3) and no conv biases, a 3x3 kernel where the paper has
     5x5 (a known slip carried from the reference port), no LRN, a 2x2 max pool before stage 5,
-    dropout 0.2. Loads torchvision's checkpoints (with aux_logits=True when they hold aux heads).
+    dropout 0.2, and an adaptive 4x4 average pool in the aux heads where the paper has 5x5/3.
+    Loads torchvision's checkpoints (with aux_logits=True when they hold aux heads).
     """
     return GoogLeNet(num_classes=num_classes, in_chans=in_chans, aux_logits=aux_logits, batch_norm=True,
-                     five_by_five_kernel=3, stem_lrn=False, last_pool_kernel=2, dropout=dropout)
+                     five_by_five_kernel=3, stem_lrn=False, last_pool_kernel=2, dropout=dropout, aux_paper_pool=False)

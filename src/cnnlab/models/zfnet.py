@@ -11,7 +11,8 @@ from cnnlab.models.registry import register_model
 
 # Figure 3: 224x224 input; 7x7/2 conv1 (110x110) and 5x5/2 conv2 (26x26) replace AlexNet's
 # 11x11/4 and 5x5/1; 3x3/2 max pools (55, 13, 6: the figure's sizes need ceil rounding);
-# contrast normalization after the first two layers; 384-384-256 in conv3-5; one stream.
+# contrast normalization after the pools of the first two layers (conv, ReLU, pool, then norm:
+# the figure's order, unlike AlexNet's conv, ReLU, norm, pool); 384-384-256 in conv3-5; one stream.
 ZFNET = (
     ConvLayer(96, 7, stride=2, padding=1, norm=True, pool=True),
     ConvLayer(256, 5, stride=2, norm=True, pool=True),
@@ -30,8 +31,9 @@ ZFNET_LARGE = ZFNET[:2] + (
 
 @register_model(family="zfnet", paper="Zeiler & Fergus 2013", input_size=(3, 224, 224))
 def zfnet(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> ClassicConvNet:
-    """ZFNet as in its Figure 3: 7x7/2 conv1, 5x5/2 conv2, 384-384-256, 224x224."""
-    return ClassicConvNet(ZFNET, num_classes=num_classes, in_chans=in_chans, input_size=224, dropout=dropout, pool_ceil_mode=True)
+    """ZFNet as in its Figure 3: 7x7/2 conv1, 5x5/2 conv2, 384-384-256, pool before norm, 224x224."""
+    return ClassicConvNet(ZFNET, num_classes=num_classes, in_chans=in_chans, input_size=224, dropout=dropout, pool_ceil_mode=True,
+                          norm_after_pool=True)
 
 
 @register_model(family="zfnet", paper="Zeiler & Fergus 2013", input_size=(3, 224, 224))
@@ -40,4 +42,5 @@ def zfnet_large(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 
 
     Differs from `zfnet` only in those three widths (and so in fc6's input, 6x6x512).
     """
-    return ClassicConvNet(ZFNET_LARGE, num_classes=num_classes, in_chans=in_chans, input_size=224, dropout=dropout, pool_ceil_mode=True)
+    return ClassicConvNet(ZFNET_LARGE, num_classes=num_classes, in_chans=in_chans, input_size=224, dropout=dropout, pool_ceil_mode=True,
+                          norm_after_pool=True)
