@@ -246,6 +246,8 @@ def summary(
         raise CnnlabError(f"batch must be at least 1, got {batch}")
     owned = isinstance(model, str)  # built here on meta: the walk may use it without copying
     if owned:
+        if input_size is not None and not isinstance(input_size, list):  # a flatten-head net is built for it
+            model_kwargs["input_size"] = parse_input_size(input_size)
         with torch.device("meta"):
             model = create_model(model, **model_kwargs)
     name = getattr(model, "model_name", "") or type(model).__name__

@@ -149,9 +149,10 @@ def measured_saved_bytes(args: argparse.Namespace) -> int:
 
     from cnnlab.models import create_model
 
+    size = parse_input_size(args.input) if args.input else None
     with torch.device("meta"):
-        model = create_model(args.model, **_model_kwargs(args))
-    size = parse_input_size(args.input) if args.input else model.default_input_size
+        model = create_model(args.model, input_size=size, **_model_kwargs(args))
+    size = size or model.default_input_size
     return saved_for_backward_bytes(model, size, args.batch, getattr(torch, args.dtype))
 
 

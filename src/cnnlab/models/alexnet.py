@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from cnnlab.layers import fc_classifier, krizhevsky_lrn, window_output_size
-from cnnlab.models.base import MLPHeadNet, stage_info
+from cnnlab.errors import InputShapeError
+from cnnlab.models.base import MLPHeadNet, image_side, stage_info
 from cnnlab.models.registry import register_model
 
 
@@ -64,7 +65,7 @@ class ClassicConvNet(MLPHeadNet):
         *,
         num_classes: int,
         in_chans: int,
-        input_size: int,
+        input_size: int | tuple[int, ...],
         hidden: Sequence[int] = (4096, 4096),
         dropout: float = 0.5,
         pool_ceil_mode: bool = False,
@@ -72,17 +73,18 @@ class ClassicConvNet(MLPHeadNet):
     ) -> None:
         super().__init__()
         self.num_classes, self.in_chans = num_classes, in_chans
-        self.default_input_size = (in_chans, input_size, input_size)
+        height, width = image_side(input_size)
+        self.default_input_size = (in_chans, height, width)
         features: list[tuple[str, nn.Module]] = []
         self.feature_info = []
-        channels, size, reduction, pools = in_chans, input_size, 1, 0
+        channels, sides, reduction, pools = in_chans, (height, width), 1, 0
         for number, layer in enumerate(layers, start=1):
             features += [
                 (f"conv{number}", nn.Conv2d(channels, layer.channels, layer.kernel, layer.stride, layer.padding, groups=layer.groups)),
                 (f"relu{number}", nn.ReLU(inplace=True)),
             ]
             channels = layer.channels
-            size = window_output_size(size, layer.kernel, layer.stride, layer.padding)
+            sides = tuple(window_output_size(side, layer.kernel, layer.stride, layer.padding) for side in sides)
             reduction *= layer.stride
             norm = [(f"norm{number}", krizhevsky_lrn())] if layer.norm else []
             if not norm_after_pool:
@@ -90,7 +92,7 @@ class ClassicConvNet(MLPHeadNet):
             if layer.pool:
                 pools += 1
                 features.append((f"pool{pools}", nn.MaxPool2d(3, stride=2, ceil_mode=pool_ceil_mode)))
-                size = window_output_size(size, 3, 2, ceil_mode=pool_ceil_mode)
+                sides = tuple(window_output_size(side, 3, 2, ceil_mode=pool_ceil_mode) for side in sides)
                 reduction *= 2
             if norm_after_pool:
                 features += norm
@@ -99,7 +101,9 @@ class ClassicConvNet(MLPHeadNet):
         self.features = nn.Sequential(OrderedDict(features))
         self.num_features = hidden[-1]
         first_fc = len(layers) + 1
-        self.classifier = fc_classifier(channels * size * size, hidden, num_classes, dropout, first_layer_number=first_fc)
+        if min(sides) < 1:
+            raise InputShapeError(f"input {height}x{width} is too small for this network: its features shrink to nothing")
+        self.classifier = fc_classifier(channels * sides[0] * sides[1], hidden, num_classes, dropout, first_layer_number=first_fc)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
@@ -145,24 +149,27 @@ class AlexNetOWT(MLPHeadNet):
         return self.features(x)
 
 @register_model(family="alexnet", paper="Krizhevsky et al. 2012", input_size=(3, 227, 227))
-def alexnet(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> ClassicConvNet:
+def alexnet(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
+            input_size: int | tuple[int, ...] = 227) -> ClassicConvNet:
     """AlexNet as in the lecture notes: one stream, 96-256-384-384-256, LRN, overlapping pools, 227x227.
 
     LRN follows the ReLU of conv1 and conv2 and precedes their pools, as in the paper (Sec. 3.5);
     seed 000's "simplified" listing puts NORM after POOL, which changes neither shapes nor
-    parameters. Dropout 0.5 follows fc6 and fc7.
+    parameters. Dropout 0.5 follows fc6 and fc7. `input_size` builds fc6 for another input: at
+    224x224 (d2l's, seed 002's "AlexNet vs LeNet" column) conv5's pool leaves 5x5x256 = 6,400.
     """
-    return ClassicConvNet(ALEXNET, num_classes=num_classes, in_chans=in_chans, input_size=227, dropout=dropout)
+    return ClassicConvNet(ALEXNET, num_classes=num_classes, in_chans=in_chans, input_size=input_size, dropout=dropout)
 
 
 @register_model(family="alexnet", paper="Krizhevsky et al. 2012", input_size=(3, 227, 227))
-def alexnet_grouped(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> ClassicConvNet:
+def alexnet_grouped(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
+                    input_size: int | tuple[int, ...] = 227) -> ClassicConvNet:
     """AlexNet with the paper's two-GPU split: conv2, conv4 and conv5 in 2 groups (60,965,224 parameters).
 
     Differs from `alexnet` only there: each half of those layers sees only the maps computed on
     its own GPU, as in the paper's Figure 2.
     """
-    return ClassicConvNet(ALEXNET_GROUPED, num_classes=num_classes, in_chans=in_chans, input_size=227, dropout=dropout)
+    return ClassicConvNet(ALEXNET_GROUPED, num_classes=num_classes, in_chans=in_chans, input_size=input_size, dropout=dropout)
 
 
 @register_model(family="alexnet", paper="Krizhevsky 2014 (one weird trick); torchvision", input_size=(3, 224, 224))

@@ -106,6 +106,16 @@ class MLPHeadNet(CnnModel):
         replace_last_linear(self.classifier, num_classes)
 
 
+def image_side(input_size: int | tuple[int, ...] | list[int]) -> tuple[int, int]:
+    """(height, width) from a side, (H, W) or (C, H, W): the input a flatten-head net is built for."""
+    if isinstance(input_size, int):
+        return input_size, input_size
+    values = tuple(int(v) for v in input_size)
+    if len(values) not in (1, 2, 3) or min(values) < 1:
+        raise InputShapeError(f"input_size {input_size!r} must be a side, (H, W) or (C, H, W) of positive numbers")
+    return (values[-1], values[-1]) if len(values) == 1 else values[-2:]
+
+
 def stage_info(module: str, num_chs: int, reduction: int) -> dict:
     """One entry of `feature_info`, in timm's keys."""
     return {"module": module, "num_chs": num_chs, "reduction": reduction}
@@ -154,7 +164,8 @@ def explain_input_size_error(model: CnnModel, x: torch.Tensor, error: RuntimeErr
         raise InputShapeError(
             f"input {got} does not fit {name}: it takes {accepted} (its flattened classifier "
             f"fixes the size; designed for {designed}x{designed}); resize the images to "
-            f"{designed}x{designed}"
+            f"{designed}x{designed}, or build the classifier for {got}: create_model({name!r}, "
+            f"input_size=({model.in_chans}, {height}, {width})), --input {model.in_chans}x{height}x{width} on the command line"
         ) from None
     raise InputShapeError(
         f"input {got} is too small for {name}: the smallest input it accepts is "

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.layers import ScaledTanh, make_activation
-from cnnlab.models.base import CnnModel, stage_info
+from cnnlab.models.base import CnnModel, image_side, stage_info
 from cnnlab.models.registry import register_model
 from cnnlab.errors import ModelConfigError
 
@@ -205,12 +205,18 @@ class LeNet5Modern(CnnModel):
         activation: str = "sigmoid",
         pool: str = "avg",
         batch_norm: bool = False,
+        input_size: int | tuple[int, ...] = 28,
     ) -> None:
         super().__init__()
         if pool not in POOLS:
             raise ModelConfigError(f"unknown pool {pool!r}; choose 'max' or 'avg'")
         self.num_classes, self.in_chans, self.num_features = num_classes, in_chans, 84
-        self.default_input_size = (in_chans, 28, 28)
+        height, width = image_side(input_size)
+        self.default_input_size = (in_chans, height, width)
+        # fc1 takes what conv2's pool leaves of the input: 5x5 at 28x28 (the seed's 16 x 5 x 5 = 400)
+        side = lambda n: ((n // 2) - 4) // 2  # noqa: E731  pad-2 conv keeps n, pool /2, 5x5 conv -4, pool /2
+        if min(side(height), side(width)) < 1:
+            raise ModelConfigError(f"lenet5_modern needs inputs of at least 12x12, got {height}x{width}")
 
         def conv_unit(index: int, conv: nn.Conv2d) -> list[tuple[str, nn.Module]]:
             unit = [(f"conv{index}", conv)]
@@ -231,7 +237,7 @@ class LeNet5Modern(CnnModel):
         ))
         self.pre_logits = nn.Sequential(OrderedDict(
             [("flatten", nn.Flatten(1))]
-            + fc_unit(1, nn.Linear(16 * 5 * 5, 120, bias=not batch_norm))
+            + fc_unit(1, nn.Linear(16 * side(height) * side(width), 120, bias=not batch_norm))
             + fc_unit(2, nn.Linear(120, 84, bias=not batch_norm))
         ))
         self.fc3 = nn.Linear(84, num_classes)
@@ -260,11 +266,14 @@ def lenet5(*, num_classes: int = 10, in_chans: int = 1) -> LeNet5:
 
 @register_model(family="lenet", paper="d2l / seed 002 (after LeCun et al. 1998)", input_size=(1, 28, 28), num_classes=10)
 def lenet5_modern(
-    *, num_classes: int = 10, in_chans: int = 1, activation: str = "sigmoid", pool: str = "avg", batch_norm: bool = False
+    *, num_classes: int = 10, in_chans: int = 1, activation: str = "sigmoid", pool: str = "avg", batch_norm: bool = False,
+    input_size: int | tuple[int, ...] = 28,
 ) -> LeNet5Modern:
     """The lectures' PyTorch LeNet on 28x28 (sigmoid + average pooling by default, as d2l; relu/max and BN selectable).
 
     Differs from LeNet-5: full C3 connections, ordinary pooling instead of trainable subsampling,
     a Linear output instead of the fixed RBF, and padding 2 on conv1 so 28x28 digits fit.
+    `input_size` builds fc1 for another input (32x32: 16 x 6 x 6 inputs).
     """
-    return LeNet5Modern(num_classes=num_classes, in_chans=in_chans, activation=activation, pool=pool, batch_norm=batch_norm)
+    return LeNet5Modern(num_classes=num_classes, in_chans=in_chans, activation=activation, pool=pool, batch_norm=batch_norm,
+                        input_size=input_size)

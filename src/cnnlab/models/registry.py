@@ -7,6 +7,7 @@ and the input it was designed for. `create_model` is the only way models are bui
 from __future__ import annotations
 
 import difflib
+import inspect
 import fnmatch
 from dataclasses import dataclass, field
 from typing import Callable
@@ -90,20 +91,31 @@ def create_model(
     *,
     num_classes: int | None = None,
     in_chans: int | None = None,
+    input_size: int | tuple[int, ...] | None = None,
     **variant_kwargs,
 ) -> nn.Module:
     """Build a registered model by name.
 
     `num_classes` and `in_chans` default to what the paper used (1000 classes and RGB for the
-    ImageNet nets, 10 classes and one channel for LeNet, ...). Other keyword arguments are the
-    family's variant options (e.g. `batch_norm=True`, `activation="relu"`, `drop_path_rate=0.1`).
+    ImageNet nets, 10 classes and one channel for LeNet, ...). `input_size` ((C, H, W), (H, W) or a
+    side) sizes the model for its input: a net with a flattened classifier (LeNet, AlexNet, ZFNet)
+    builds its first FC layer for it; the rest take any input large enough and only record it.
+    Other keyword arguments are the family's variant options (e.g. `batch_norm=True`,
+    `activation="relu"`, `drop_path_rate=0.1`).
     """
     entry = get_entry(name)
-    model = entry.builder(
-        num_classes=entry.num_classes if num_classes is None else num_classes,
-        in_chans=entry.input_size[0] if in_chans is None else in_chans,
-        **variant_kwargs,
-    )
+    if input_size is not None and not isinstance(input_size, int) and len(input_size) == 3 and in_chans is None:
+        in_chans = int(input_size[0])
+    in_chans = entry.input_size[0] if in_chans is None else in_chans
+    sized = input_size is not None and "input_size" in inspect.signature(entry.builder).parameters
+    if sized:
+        variant_kwargs["input_size"] = input_size
+    model = entry.builder(num_classes=entry.num_classes if num_classes is None else num_classes, in_chans=in_chans,
+                          **variant_kwargs)
+    if input_size is not None and not sized and hasattr(model, "default_input_size"):
+        from cnnlab.models.base import image_side
+
+        model.default_input_size = (in_chans, *image_side(input_size))
     model.model_name = name
     return model
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from cnnlab.layers import krizhevsky_lrn
-from cnnlab.models.base import MLPHeadNet, stage_info
+from cnnlab.models.base import MLPHeadNet, image_side, stage_info
 from cnnlab.models.registry import register_model
 
 # Table 1. An int is a 3x3 conv (stride 1, pad 1) of that width, ("1x1", C) a 1x1 conv (config C),
@@ -54,11 +54,13 @@ class VGG(MLPHeadNet):
     """A VGG configuration, laid out as torchvision's VGG (features / avgpool / classifier)."""
 
     def __init__(
-        self, config: tuple, *, num_classes: int, in_chans: int, batch_norm: bool = False, dropout: float = 0.5
+        self, config: tuple, *, num_classes: int, in_chans: int, batch_norm: bool = False, dropout: float = 0.5,
+        input_size: int | tuple[int, ...] = 224,
     ) -> None:
         super().__init__()
         self.num_classes, self.in_chans, self.num_features = num_classes, in_chans, 4096
-        self.default_input_size = (in_chans, 224, 224)
+        # Any input of 32x32 or more runs: the adaptive pool below gives fc6 its 7x7 maps.
+        self.default_input_size = (in_chans, *image_side(input_size))
         self.features, self.feature_info = make_vgg_features(config, in_chans, batch_norm)
         # Identity at 224x224 (7x7 maps already); torchvision's addition, kept so other sizes work.
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
@@ -86,8 +88,9 @@ class VGG(MLPHeadNet):
         return self.features(x)
 
 def _register_vgg(name: str, config: str, batch_norm: bool, doc: str) -> None:
-    def builder(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> VGG:
-        return VGG(VGG_CONFIGS[config], num_classes=num_classes, in_chans=in_chans, batch_norm=batch_norm, dropout=dropout)
+    def builder(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, input_size: int | tuple = 224) -> VGG:
+        return VGG(VGG_CONFIGS[config], num_classes=num_classes, in_chans=in_chans, batch_norm=batch_norm, dropout=dropout,
+                   input_size=input_size)
 
     builder.__name__ = builder.__qualname__ = name
     builder.__doc__ = doc

@@ -126,6 +126,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     meta = read_meta(json_path)
     try:
         model = create_model(meta["model"], num_classes=meta["num_classes"], in_chans=meta["in_chans"],
+                             input_size=tuple(meta["input_size"]) if meta.get("input_size") else None,
                              **meta.get("model_kwargs", {}))
     except TypeError as error:
         raise CheckpointError(f"{json_path} gives {meta['model']} options it does not take "
