@@ -138,3 +138,45 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
         raise CheckpointError(f"{json_path.with_suffix('.safetensors')} does not fit {meta['model']}: "
                               f"{str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else error}") from None
     return model.to(device).eval(), meta
+
+
+LOCK_NAME = ".cnnlab.lock"
+
+
+class RunFolderLock:
+    """One writer per run folder: an exclusive OS lock (flock) on RUN/.cnnlab.lock, held while a
+    run writes. The kernel releases it when the process ends, however it ends (SIGKILL too), so a
+    killed run never leaves a stale lock. Readers (evaluate, report) take no lock: every file is
+    replaced atomically, so they see whole checkpoints."""
+
+    def __init__(self, folder: Path) -> None:
+        import fcntl
+
+        folder = Path(folder)
+        if folder.exists() and not folder.is_dir():
+            raise CnnlabError(f"{folder} is a file; give a folder for the run")
+        self.folder, self.created = folder, not folder.exists()
+        folder.mkdir(parents=True, exist_ok=True)
+        self.handle = open(folder / LOCK_NAME, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.seek(0)
+            holder = self.handle.read().strip() or "another process"
+            self.handle.close()
+            raise CnnlabError(f"{folder} is being written by {holder}; wait for that run to finish (or stop it), or "
+                              "choose another --out") from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(f"process {os.getpid()} on {platform.node()}")
+        self.handle.flush()
+
+    def release(self) -> None:
+        """Unlock; a folder this lock created and nothing else wrote to is removed again."""
+        if self.handle.closed:
+            return
+        self.handle.close()  # closing the descriptor releases the flock
+        lock_file = self.folder / LOCK_NAME
+        if self.created and [p.name for p in self.folder.iterdir()] == [LOCK_NAME]:
+            lock_file.unlink(missing_ok=True)
+            self.folder.rmdir()

@@ -26,7 +26,7 @@ from cnnlab.data import Normalization, image_stats, load_source, make_batches, p
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model, get_entry
 from cnnlab.train.checkpoint import (
-    atomic_write_text, load_model, load_training_state, load_weights, read_meta, save_checkpoint,
+    LOCK_NAME, RunFolderLock, atomic_write_text, load_model, load_training_state, load_weights, read_meta, save_checkpoint,
 )
 from cnnlab.train import distributed
 from cnnlab.train.config import ANY_INPUT_SIZE, TrainConfig, with_family_defaults
@@ -114,7 +114,7 @@ def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> bool:
     """Check the run folder and create it; returns whether there is a run to resume."""
     if out.exists() and not out.is_dir():
         raise CnnlabError(f"{out} is a file; give a folder for the run")
-    if out.exists() and any(out.iterdir()) and not (resume or overwrite):
+    if out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()) and not (resume or overwrite):
         raise CnnlabError(f"{out} already holds a run; continue it with --resume, replace it with --overwrite, "
                           "or choose another --out")
     if resume and not (out / "last.json").is_file():
@@ -153,6 +153,9 @@ def validation_indices(held: torch.Tensor, fraction: float, subset: int | None, 
 def load_splits(config: TrainConfig):
     """(train, val, test) ImageSets and the source."""
     source = load_source(config.data)
+    if len(source.class_names) < 2:
+        raise CnnlabError(f"{source.name} has {len(source.class_names)} class ({', '.join(source.class_names)}): a classifier "
+                          "needs at least two; add the other classes' folders or select more classes")
     train_all = source.train
     kept, held = stratified_split(train_all.labels, config.val_fraction, seed=config.seed)
     train, val = train_all.subset(kept), train_all.subset(validation_indices(held, config.val_fraction, config.subset,
@@ -194,12 +197,16 @@ def fit(config: TrainConfig, log: Callable[[str], None] = print, progress: bool 
     if config.optimizer != "sgd":  # momentum and Nesterov are SGD's settings
         filled = {k: v for k, v in filled.items() if k not in ("momentum", "nesterov")}
     world = distributed.setup(config.device)
-    finished = False
+    finished, lock = False, None
     try:
+        if world.is_main:  # one writer per run folder; under torchrun rank 0 writes for the job
+            lock = RunFolderLock(Path(config.out or f"runs/{config.model}"))
         result = _fit(config, filled, entry, transfer, world, log if world.is_main else _quiet, progress and world.is_main, started)
         finished = True
         return result
     finally:
+        if lock is not None:
+            lock.release()
         distributed.teardown(world, finished)
 
 
