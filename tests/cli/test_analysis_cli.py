@@ -52,7 +52,7 @@ def test_summary_measured(capsys):
 
 def test_summary_bad_input_is_one_line(capsys):
     code, _, err = run(capsys, "summary", "alexnet", "--input", "3x16x16")
-    assert code == 2 and "does not fit alexnet" in err and "Traceback" not in err
+    assert code == 2 and "does not fit alexnet" in err and "smallest input it accepts is 67x67" in err and "Traceback" not in err
     code, _, err = run(capsys, "summary", "alexnet", "--input", "huge")
     assert code == 2 and "is not of the form CxHxW" in err
 

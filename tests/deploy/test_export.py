@@ -12,7 +12,7 @@ import torch
 import cnnlab
 from cnnlab.cli import main
 from cnnlab.deploy import ExportError, benchmark, export_onnx, export_program, export_torchscript, fold_batchnorm
-from tests.models.test_torchvision_equivalence import randomize_batchnorm_statistics
+from tests.models.test_faithfulness import randomize_batchnorm_statistics
 
 
 @pytest.mark.parametrize("name, side", [("resnet20", 32), ("densenet_bc_100_12", 32), ("lenet5", 32)])

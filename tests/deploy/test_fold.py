@@ -8,7 +8,7 @@ from torch import nn
 
 import cnnlab
 from cnnlab.deploy import fold_batchnorm
-from tests.models.test_torchvision_equivalence import randomize_batchnorm_statistics
+from tests.models.test_faithfulness import randomize_batchnorm_statistics
 
 # (model, input side, BatchNorms that cannot fold and why)
 FAMILIES = [

@@ -43,7 +43,7 @@ def test_lenet_and_zfnet_at_other_sizes_run():
     assert lenet.pre_logits.fc1.in_features == 16 * 6 * 6 and lenet(torch.randn(2, 1, 32, 32)).shape == (2, 10)
     zfnet = cnnlab.create_model("zfnet", input_size=(3, 96, 128), num_classes=5)
     assert zfnet.default_input_size == (3, 96, 128) and zfnet(torch.randn(1, 3, 96, 128)).shape == (1, 5)
-    with pytest.raises(InputShapeError, match="too small"):
+    with pytest.raises(InputShapeError, match="smallest input it accepts is 67x67"):
         cnnlab.create_model("alexnet", input_size=32)
 
 

@@ -70,6 +70,8 @@ class ClassicConvNet(MLPHeadNet):
         dropout: float = 0.5,
         pool_ceil_mode: bool = False,
         norm_after_pool: bool = False,
+        name: str = "this network",
+        designed_size: int = 224,
     ) -> None:
         super().__init__()
         self.num_classes, self.in_chans = num_classes, in_chans
@@ -78,6 +80,7 @@ class ClassicConvNet(MLPHeadNet):
         features: list[tuple[str, nn.Module]] = []
         self.feature_info = []
         channels, sides, reduction, pools = in_chans, (height, width), 1, 0
+        self.designed = designed_size
         for number, layer in enumerate(layers, start=1):
             features += [
                 (f"conv{number}", nn.Conv2d(channels, layer.channels, layer.kernel, layer.stride, layer.padding, groups=layer.groups)),
@@ -102,11 +105,27 @@ class ClassicConvNet(MLPHeadNet):
         self.num_features = hidden[-1]
         first_fc = len(layers) + 1
         if min(sides) < 1:
-            raise InputShapeError(f"input {height}x{width} is too small for this network: its features shrink to nothing")
+            smallest = next(side for side in range(1, 4096) if min(self.feature_sides(layers, side, pool_ceil_mode)) >= 1)
+            raise InputShapeError(f"input {height}x{width} does not fit {name}: its maps shrink to nothing before the "
+                                  f"classifier; the smallest input it accepts is {smallest}x{smallest} (designed for "
+                                  f"{self.designed}x{self.designed}); resize the images")
         self.classifier = fc_classifier(channels * sides[0] * sides[1], hidden, num_classes, dropout, first_layer_number=first_fc)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
+
+    @staticmethod
+    def feature_sides(layers: Sequence[ConvLayer], side: int, pool_ceil_mode: bool) -> list[int]:
+        """The side of the maps after each layer, for a square input of `side`."""
+        sides = []
+        for layer in layers:
+            side = window_output_size(side, layer.kernel, layer.stride, layer.padding)
+            if layer.pool and side >= 3:
+                side = window_output_size(side, 3, 2, ceil_mode=pool_ceil_mode)
+            elif layer.pool:
+                side = 0
+            sides.append(side)
+        return sides
 
 class AlexNetOWT(MLPHeadNet):
     """torchvision's AlexNet: 64-192-384-256-256, no LRN, adaptive 6x6 pool, dropout before fc."""
@@ -158,7 +177,8 @@ def alexnet(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
     parameters. Dropout 0.5 follows fc6 and fc7. `input_size` builds fc6 for another input: at
     224x224 (d2l's, seed 002's "AlexNet vs LeNet" column) conv5's pool leaves 5x5x256 = 6,400.
     """
-    return ClassicConvNet(ALEXNET, num_classes=num_classes, in_chans=in_chans, input_size=input_size, dropout=dropout)
+    return ClassicConvNet(ALEXNET, num_classes=num_classes, in_chans=in_chans, input_size=input_size, dropout=dropout,
+                          name="alexnet", designed_size=227)
 
 
 @register_model(family="alexnet", paper="Krizhevsky et al. 2012", input_size=(3, 227, 227))
@@ -169,7 +189,8 @@ def alexnet_grouped(*, num_classes: int = 1000, in_chans: int = 3, dropout: floa
     Differs from `alexnet` only there: each half of those layers sees only the maps computed on
     its own GPU, as in the paper's Figure 2.
     """
-    return ClassicConvNet(ALEXNET_GROUPED, num_classes=num_classes, in_chans=in_chans, input_size=input_size, dropout=dropout)
+    return ClassicConvNet(ALEXNET_GROUPED, num_classes=num_classes, in_chans=in_chans, input_size=input_size,
+                          dropout=dropout, name="alexnet_grouped", designed_size=227)
 
 
 @register_model(family="alexnet", paper="Krizhevsky 2014 (one weird trick); torchvision", input_size=(3, 224, 224))

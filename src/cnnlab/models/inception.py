@@ -4,6 +4,11 @@ C. Szegedy, V. Vanhoucke, S. Ioffe, J. Shlens, Z. Wojna, "Rethinking the Incepti
 for Computer Vision", CVPR 2016 (Table 1; Figures 5, 6, 7 are the seeds' factorizations A, B, C;
 Figure 10 the grid reductions). Attribute names are torchvision's (Conv2d_1a_3x3, Mixed_5b,
 branch5x5_1, ...), so its checkpoints load unchanged.
+
+The stem is the released model's (the authors' TF-slim code, which torchvision ports): conv 3x3/2
+32, 3x3 32, 3x3 64 padded, max pool 3x3/2, **1x1 80, 3x3 192**, max pool 3x3/2, giving 35x35x192 to
+the first module. The paper's Table 1 prints a different tail (3x3/1 80, 3x3/2 192, 3x3/1 288:
+35x35x288 into the modules), which no released weights follow; this module builds the released net.
 """
 
 from __future__ import annotations

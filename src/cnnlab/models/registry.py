@@ -100,12 +100,11 @@ def create_model(
     ImageNet nets, 10 classes and one channel for LeNet, ...). `input_size` ((C, H, W), (H, W) or a
     side) sizes the model for its input: a net with a flattened classifier (LeNet, AlexNet, ZFNet)
     builds its first FC layer for it; the rest take any input large enough and only record it.
+    Its channels are not used: `in_chans` says those.
     Other keyword arguments are the family's variant options (e.g. `batch_norm=True`,
     `activation="relu"`, `drop_path_rate=0.1`).
     """
     entry = get_entry(name)
-    if input_size is not None and not isinstance(input_size, int) and len(input_size) == 3 and in_chans is None:
-        in_chans = int(input_size[0])
     in_chans = entry.input_size[0] if in_chans is None else in_chans
     sized = input_size is not None and "input_size" in inspect.signature(entry.builder).parameters
     if sized:

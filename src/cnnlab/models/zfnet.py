@@ -34,7 +34,7 @@ def zfnet(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
           input_size: int | tuple[int, ...] = 224) -> ClassicConvNet:
     """ZFNet as in its Figure 3: 7x7/2 conv1, 5x5/2 conv2, 384-384-256, pool before norm, 224x224."""
     return ClassicConvNet(ZFNET, num_classes=num_classes, in_chans=in_chans, input_size=input_size, dropout=dropout, pool_ceil_mode=True,
-                          norm_after_pool=True)
+                          norm_after_pool=True, name="zfnet")
 
 
 @register_model(family="zfnet", paper="Zeiler & Fergus 2013", input_size=(3, 224, 224))
@@ -44,5 +44,5 @@ def zfnet_large(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 
 
     Differs from `zfnet` only in those three widths (and so in fc6's input, 6x6x512).
     """
-    return ClassicConvNet(ZFNET_LARGE, num_classes=num_classes, in_chans=in_chans, input_size=input_size, dropout=dropout, pool_ceil_mode=True,
-                          norm_after_pool=True)
+    return ClassicConvNet(ZFNET_LARGE, num_classes=num_classes, in_chans=in_chans, input_size=input_size, dropout=dropout,
+                          pool_ceil_mode=True, norm_after_pool=True, name="zfnet_large")
