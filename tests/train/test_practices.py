@@ -84,3 +84,14 @@ def test_bad_settings_are_explained(tmp_path):
         fit(TrainConfig(**{**TINY, "dropout": 0.3}, out=str(tmp_path / "b")), log=lambda _: None)
     with pytest.raises(CnnlabError, match=r"unknown schedule 'linear'"):
         fit(TrainConfig(**{**TINY, "schedule": "linear"}, out=str(tmp_path / "c")), log=lambda _: None)
+
+
+def test_wide_resnet50_2_gets_torchvisions_imagenet_recipe_and_wrn28_10_the_wrn_papers():
+    from cnnlab.train.config import with_family_defaults
+
+    imagenet, _ = with_family_defaults(TrainConfig(model="wide_resnet50_2"), "wide_resnet")
+    cifar, _ = with_family_defaults(TrainConfig(model="wrn28_10"), "wide_resnet")
+    assert (imagenet.weight_decay, imagenet.nesterov, imagenet.schedule, imagenet.epochs, imagenet.batch_size) == (
+        1e-4, False, "step", 90, 256)
+    assert (cifar.weight_decay, cifar.nesterov, cifar.schedule, cifar.gamma, cifar.milestones, cifar.epochs) == (
+        5e-4, True, "multistep", 0.2, (0.3, 0.6, 0.8), 200)

@@ -26,7 +26,7 @@ class TrainConfig:
     no_decay_norm_bias: bool = False
     schedule: str | None = None  # constant, step, multistep, cosine, onecycle, plateau
     milestones: tuple[float, ...] | None = None  # fractions of the run, for multistep
-    gamma: float = 0.1
+    gamma: float | None = None  # the lr factor at each step (0.1, or the family's: WRN's 0.2)
     warmup_epochs: float = 0.0
     label_smoothing: float = 0.0
     dropout: float | None = None
@@ -90,7 +90,11 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     # Huang et al. 2016: SGD, Nesterov momentum 0.9, weight decay 1e-4, lr /10 at 50% and 75%.
     "densenet": dict(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4, schedule="multistep",
                      milestones=(0.5, 0.75), epochs=90, batch_size=256),
-    # Zagoruyko & Komodakis: lr 0.1, Nesterov 0.9, weight decay 5e-4, /5 at 30%, 60%, 80% (gamma 0.2).
+    # torchvision's ImageNet recipe for its wide_resnet50_2 (its references/classification: SGD lr 0.1,
+    # momentum 0.9, weight decay 1e-4, /10 every 30 of 90 epochs, batch 256), not the CIFAR WRN paper's.
+    "wide_resnet50_2": dict(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=False, weight_decay=1e-4, schedule="step",
+                            epochs=90, batch_size=256),
+    # Zagoruyko & Komodakis (CIFAR, wrn28_10): lr 0.1, Nesterov 0.9, weight decay 5e-4, /5 at 30%, 60%, 80% (gamma 0.2).
     "wide_resnet": dict(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="multistep",
                         milestones=(0.3, 0.6, 0.8), gamma=0.2, epochs=200, batch_size=128),
     "squeezenet": dict(optimizer="sgd", lr=0.04, momentum=0.9, weight_decay=2e-4, schedule="cosine", epochs=90, batch_size=256),
@@ -117,7 +121,8 @@ ANY_INPUT_SIZE = ("resnet_cifar", "nin", "densenet", "squeezenet", "shufflenet")
 # costs 10-40 s of compilation per run.
 CHANNELS_LAST_FAMILIES = ("resnet_cifar", "resnet", "resnext", "wide_resnet", "vgg", "nin", "googlenet", "inception",
                           "densenet", "squeezenet")
-GENERIC_DEFAULTS = dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, schedule="cosine", epochs=30, batch_size=128)
+GENERIC_DEFAULTS = dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, schedule="cosine", epochs=30, batch_size=128,
+                        gamma=0.1)
 SCHEDULES = ("constant", "step", "multistep", "cosine", "onecycle", "plateau")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
@@ -141,7 +146,9 @@ def recipe_settings(config: TrainConfig, family: str) -> dict[str, Any]:
 def with_family_defaults(config: TrainConfig, family: str) -> tuple[TrainConfig, dict[str, Any]]:
     """Fill every unset setting from the recipe (if any), then the family's defaults; returns the
     config and what was filled."""
-    defaults = {**GENERIC_DEFAULTS, "momentum": 0.9, "nesterov": False, **FAMILY_DEFAULTS.get(family, {}),
+    # a model's own entry (an ImageNet net whose family also holds a CIFAR cousin) before its family's
+    paper = FAMILY_DEFAULTS.get(config.model, FAMILY_DEFAULTS.get(family, {}))
+    defaults = {**GENERIC_DEFAULTS, "momentum": 0.9, "nesterov": False, **paper,
                 "channels_last": family in CHANNELS_LAST_FAMILIES}
     filled = {}
     for name, value in recipe_settings(config, family).items():
