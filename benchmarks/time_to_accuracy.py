@@ -15,10 +15,8 @@ start, reading the data, building the model and every validation and test pass: 
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,9 +24,10 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
+
+from plain_loop import images_per_second, torchvision_fashion_mnist  # beside this script
 
 from cnnlab.data.sources import FASHION_MNIST_DIR
 from cnnlab.models import create_model, get_entry
@@ -70,38 +69,21 @@ def plain_pytorch(model: str, device: str, images: int, workers: int) -> dict:
     config, _ = with_family_defaults(TrainConfig(model=model, data="fashion-mnist", recipe="fast"), get_entry(model).family)
     options = {"lenet5_modern": dict(activation="relu", pool="max", batch_norm=True)}.get(model, {})
     with tempfile.TemporaryDirectory() as root:
-        raw = Path(root) / "FashionMNIST" / "raw"
-        raw.mkdir(parents=True)
-        for path in FASHION_MNIST_DIR.glob("*.gz"):
-            with gzip.open(path) as packed, open(raw / path.stem, "wb") as unpacked:
-                shutil.copyfileobj(packed, unpacked)
+        torchvision_fashion_mnist(root)
         pipeline = [transforms.RandomCrop(28, padding=2), transforms.RandomHorizontalFlip(), transforms.ToTensor(),
                     transforms.Normalize((0.2860,), (0.3530,))]
         dataset = datasets.FashionMNIST(root, train=True, transform=transforms.Compose(pipeline), download=False)
         loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, num_workers=workers, drop_last=True,
                             persistent_workers=workers > 0)
         torch.manual_seed(0)
-        net = create_model(model, num_classes=10, in_chans=1, **options).to(device).train()
+        net = create_model(model, num_classes=10, in_chans=1, **options).to(device)
         optimizer = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum or 0.0,
                                     nesterov=bool(config.nesterov), weight_decay=config.weight_decay) \
             if config.optimizer == "sgd" else torch.optim.Adam(net.parameters(), lr=config.lr)
         steps = images // config.batch_size
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=steps + 1, pct_start=0.3)
-        seen, start = 0, time.perf_counter()
-        for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            loss = F.cross_entropy(net(x), y, label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            seen += len(y)
-            if seen >= images:
-                break
-        if device == "cuda":
-            torch.cuda.synchronize()
-        return {"train_images_per_second": round(seen / (time.perf_counter() - start)), "images": seen,
-                "batch": config.batch_size}
+        rate, seen = images_per_second(net, optimizer, loader, images, device, config.label_smoothing, schedule)
+        return {"train_images_per_second": round(rate), "images": seen, "batch": config.batch_size}
 
 
 def main() -> None:

@@ -10,14 +10,10 @@ and backward) as a share of this machine's bf16 matmul peak, its real limit (ben
 from __future__ import annotations
 
 import argparse
-import gzip
-import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
@@ -25,6 +21,7 @@ from cnnlab.analysis import summary
 from cnnlab.data.sources import FASHION_MNIST_DIR
 from cnnlab.models import create_model
 from cnnlab.train import TrainConfig, fit
+from plain_loop import images_per_second, torchvision_fashion_mnist  # beside this script
 
 CASES = {  # model, options, augmentation (cnnlab's, torchvision's), input side
     "lenet5_modern (BN)": ("lenet5_modern", {"activation": "relu", "pool": "max", "batch_norm": True}, "crop=2", 28),
@@ -40,21 +37,9 @@ def plain_pytorch(model_name, options, side, images, workers, device, batch, roo
     dataset = datasets.FashionMNIST(root, train=True, transform=transforms.Compose(pipeline), download=False)
     loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True)
     torch.manual_seed(0)
-    model = create_model(model_name, num_classes=10, in_chans=1, **options).to(device).train()
+    model = create_model(model_name, num_classes=10, in_chans=1, **options).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
-    seen, start = 0, time.perf_counter()
-    for x, y in loader:
-        x, y = x.to(device), y.to(device)
-        loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        seen += len(y)
-        if seen >= images:
-            break
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return seen / (time.perf_counter() - start)
+    return images_per_second(model, optimizer, loader, images, device)[0]
 
 
 def with_cnnlab(model_name, options, augment, images, device, batch, out, amp="auto") -> float:
@@ -85,11 +70,7 @@ def main() -> None:
           "cnnlab GFLOP/s | % of bf16 peak |")
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as root:
-        raw = Path(root) / "FashionMNIST" / "raw"
-        raw.mkdir(parents=True)
-        for path in FASHION_MNIST_DIR.glob("*.gz"):
-            with gzip.open(path) as packed, open(raw / path.stem, "wb") as unpacked:
-                shutil.copyfileobj(packed, unpacked)
+        torchvision_fashion_mnist(root)
         for label, (name, options, augment, side) in CASES.items():
             ours = with_cnnlab(name, options, augment, args.images, args.device, args.batch, Path(root) / "run")
             ours32 = with_cnnlab(name, options, augment, args.images, args.device, args.batch, Path(root) / "run", "none")

@@ -251,7 +251,7 @@ def conv1x1(x: torch.Tensor, weight: torch.Tensor) -> tuple[WorkedOperation, str
     notes = [f"a 1x1 conv mixes channels at each pixel: Y = W X with W {weight.shape[0]}x{c_in} and X the input as "
              f"{c_in}x{h * w} (one column per pixel); {weight.shape[0] * c_in} weights, no spatial neighbourhood"]
     title = f"1x1 convolution: input {c_in}x{h}x{w}, kernel {weight.shape[0]}x{c_in}x1x1"
-    matrix = ("W (C_out x C_in):\n" + channels_text(weight[None]) + f"\nX (C_in x H*W):\n" + channels_text(flat[None])
+    matrix = ("W (C_out x C_in):\n" + channels_text(weight[None]) + "\nX (C_in x H*W):\n" + channels_text(flat[None])
               + "\nW X:\n" + channels_text((weight @ flat)[None]))
     return WorkedOperation(title, output, lines, notes), matrix
 
@@ -328,7 +328,6 @@ def batchnorm_lesson(batch: torch.Tensor | None = None, gamma: float = 2.0, beta
     mean = sum(values) / n
     variance = sum((v - mean) ** 2 for v in values) / n
     unbiased = variance * n / (n - 1)
-    scale = gamma / math.sqrt(variance + eps)
     norm = nn.BatchNorm2d(1, eps=eps, momentum=momentum).double()
     with torch.no_grad():
         norm.weight.fill_(gamma)

@@ -143,7 +143,8 @@ def run_filter(args: argparse.Namespace) -> int:
     filtered = operators.filter_image(image, kernel)
     plt = pyplot()
     figure, (before, after) = plt.subplots(1, 2, figsize=(7, 3.6))
-    for axis, picture, title in ((before, image, label), (after, filtered, f"{args.kernel if args.kernel in operators.NAMED_KERNELS else 'kernel'}")):
+    kernel_name = args.kernel if args.kernel in operators.NAMED_KERNELS else "kernel"
+    for axis, picture, title in ((before, image, label), (after, filtered, kernel_name)):
         data = picture.permute(1, 2, 0).numpy() if picture.shape[0] == 3 else picture[0].numpy()
         if picture.shape[0] == 3:
             data = data.clip(0, 1)
