@@ -73,6 +73,19 @@ def test_attention_equals_torch_flop_counter():
     x = torch.randn(2, 5, 16)
     result = cnnlab.summary(Wrap(attention), input_size=[(5, 16), (5, 16), (5, 16)], batch=2)
     assert sum(row.flops for row in result.rows) == counted(attention, x, x, x) == 23_680
+    # sequence first, a query of another width than the keys
+    cross = nn.MultiheadAttention(16, 4, kdim=8, vdim=8)
+
+    class Cross(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attention = cross
+
+        def forward(self, query, key):
+            return self.attention(query, key, key)[0]
+
+    result = cnnlab.summary(Cross(), input_size=[(5, 16), (5, 8)], batch=3)
+    assert sum(row.flops for row in result.rows) == counted(Cross(), torch.randn(3, 5, 16), torch.randn(3, 5, 8)) == 25_920
 
 
 def test_functional_matmul_softmax_and_interpolate():

@@ -398,9 +398,9 @@ class Tracer:
     def attention_row(self, name, path, op, module, inputs, output) -> LayerRow:
         query = inputs[0]
         key = inputs[1] if len(inputs) > 1 else query
-        batch_axis = 0 if module.batch_first else 1
-        batch_size = query.shape[batch_axis] if query.dim() == 3 else 1
-        length, source = query.shape[-2 if module.batch_first or query.dim() == 2 else 0], key.shape[-2 if module.batch_first or key.dim() == 2 else 0]
+        sequence_first = query.dim() == 3 and not module.batch_first  # (L, B, E) rather than (B, L, E) or (L, E)
+        batch_size = 1 if query.dim() == 2 else query.shape[1 if sequence_first else 0]
+        length, source = (query.shape[0], key.shape[0]) if sequence_first else (query.shape[-2], key.shape[-2])
         e, kdim, vdim = module.embed_dim, module.kdim, module.vdim
         projections = 2 * batch_size * (length * e * e + source * kdim * e + source * vdim * e + length * e * e)
         scores = 2 * 2 * batch_size * length * source * e  # Q K^T, then the weights times V
