@@ -94,7 +94,7 @@ def run_bench(args: argparse.Namespace) -> int:
         batches = tuple(int(b) for b in args.batch.split(","))
     except ValueError:
         raise CnnlabError(f"--batch takes comma-separated sizes like 1,32, not {args.batch!r}") from None
-    from cnnlab.train.loop import pick_device
+    from cnnlab.train.distributed import pick_device
 
     device = pick_device(args.device)
     default = "eager,folded,channels_last,compile,onnxruntime" + (",fp16,bf16" if device.type == "cuda" else "")

@@ -184,7 +184,7 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, split: str | None =
     returns (metrics, meta, json path, source, split, data name, precision)."""
     from cnnlab.data import Normalization, load_source, make_batches, stratified_split
     from cnnlab.train.checkpoint import load_model, resolve
-    from cnnlab.train.loop import pick_device
+    from cnnlab.train.distributed import pick_device
     from cnnlab.train.metrics import evaluate_batches
     from cnnlab.train.precision import for_inference
 

@@ -47,10 +47,16 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def pick_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise CnnlabError("--device cuda was asked for but PyTorch sees no GPU here; use --device cpu")
+    return torch.device(requested)
+
+
 def setup(requested_device: str) -> World:
     """Join the process group torchrun prepared (gloo for CPU, nccl for CUDA), or stay alone."""
-    from cnnlab.train.loop import pick_device
-
     device = pick_device(requested_device)
     if not launched_by_torchrun():
         return World(device=device)

@@ -32,6 +32,7 @@ from cnnlab.train import distributed
 from cnnlab.train.config import ANY_INPUT_SIZE, TrainConfig, with_family_defaults
 from cnnlab.train.distributed import World
 from cnnlab.train.metrics import evaluate_batches
+from cnnlab.train.phases import Phase
 from cnnlab.train.precision import resolve as resolve_precision
 
 
@@ -46,14 +47,6 @@ class RunResult:
     best: dict[str, Any]
     test: dict[str, Any] | None
     seconds: float
-
-
-def pick_device(requested: str) -> torch.device:
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise CnnlabError("--device cuda was asked for but PyTorch sees no GPU here; use --device cpu")
-    return torch.device(requested)
 
 
 def parameter_groups(model: nn.Module, weight_decay: float, no_decay_norm_bias: bool, base_lr: float,
@@ -165,21 +158,6 @@ def load_splits(config: TrainConfig):
             raise CnnlabError(f"--subset {config.subset} is smaller than the number of classes")
         train = train.subset(torch.arange(min(config.subset, len(train))))
     return train, val, source.test, source
-
-
-@dataclass
-class Phase:
-    """A stretch of a run with its own optimizer: which parameters train at what share of the
-    learning rate, which modules stay in eval mode, and whether only the head trains, on
-    features the frozen backbone computed once. A plain run is one phase; transfer plans several
-    (train/transfer.py)."""
-
-    name: str
-    epochs: int
-    lr_scale: Callable[[str], float | None] | None = None  # parameter name -> share of lr; None: frozen
-    frozen_modules: tuple[nn.Module, ...] = ()  # kept in eval mode, so their BatchNorm statistics stay
-    cached_features: bool = False
-    lr: float | None = None  # the phase's base learning rate (default --lr)
 
 
 def fit(config: TrainConfig, log: Callable[[str], None] = print, progress: bool = False) -> RunResult:

@@ -28,7 +28,7 @@ from cnnlab.data.loader import batches_per_epoch, shard_order
 from cnnlab.errors import CnnlabError
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.distributed import World
-from cnnlab.train.loop import Phase
+from cnnlab.train.phases import Phase
 
 MODES = ("linear-probe", "finetune", "progressive")
 # Transfer needs far fewer epochs than training from scratch; these replace the paper's 90-160.
