@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cnnlab.cli import main
 from cnnlab.errors import CnnlabError
 from cnnlab.train import TrainConfig, fit
 from cnnlab.train.checkpoint import LOCK_NAME, RunFolderLock
@@ -52,6 +53,10 @@ def test_a_killed_runs_lock_is_gone_and_resume_continues(tmp_path):
         time.sleep(0.05)
     with pytest.raises(CnnlabError, match=f"is being written by process {process.pid}"):
         RunFolderLock(out)
+    # readers take no lock: evaluating the folder mid-run reads its last whole checkpoint
+    assert main(["evaluate", str(out), "--out", str(tmp_path / "evaluation")]) == 0
+    evaluation = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
+    assert (evaluation["split"], evaluation["images"]) == ("val", 300)  # 10% of the 3,000 trained on
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
     RunFolderLock(out).release()  # the kernel dropped the dead process's lock
