@@ -43,7 +43,7 @@ def test_seed_002_strides_of_3_and_2(capsys):
     code, out, _ = run(capsys, "op", "conv", "--input", X, "--kernel", K, "--padding", "1", "--stride", "3,2")
     assert output_matrix(out) == [[0, 8], [6, 8]]
     assert "0x0 + 0x1 + 1x2 + 2x3 = 8" in out and "0x0 + 6x1 + 0x2 + 0x3 = 6" in out
-    assert "H_out = floor((3 - 2 + 2x1) / 3) + 1 = 2" in out
+    assert "H_out = floor((3 - 2 + 2*1) / 3) + 1 = 2" in out
 
 
 def test_multiple_input_channels_sum_and_several_kernels_give_several_outputs(capsys):

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from cnnlab.analysis import formulas
 from cnnlab.errors import CnnlabError
 
 # Seed 002's example kernels (and a box blur): the names `cnnlab op filter --kernel` takes.
@@ -154,11 +155,6 @@ def _padded(x: torch.Tensor, padding: tuple[int, int], value: float = 0.0) -> to
     return F.pad(x, (pw, pw, ph, ph), value=value)
 
 
-def output_size_line(size: int, kernel: int, padding: int, stride: int, axis: str) -> str:
-    out = (size - kernel + 2 * padding) // stride + 1
-    return f"{axis}_out = floor(({size} - {kernel} + 2x{padding}) / {stride}) + 1 = {out}"
-
-
 def conv2d(x: torch.Tensor, kernels: list[torch.Tensor], padding=(0, 0), stride=(1, 1), bias: float = 0.0) -> WorkedOperation:
     """Cross-correlation of `x` (C, H, W) with one (C, kh, kw) kernel per output channel, by
     torch's conv2d, each output element written out as its sum of products."""
@@ -190,7 +186,8 @@ def conv2d(x: torch.Tensor, kernels: list[torch.Tensor], padding=(0, 0), stride=
             rows.append(row)
         lines.append(rows)
     h, w = x.shape[1:]
-    notes = [output_size_line(h, kh, padding[0], stride[0], "H"), output_size_line(w, kw, padding[1], stride[1], "W")]
+    notes = [formulas.output_size(h, kh, stride[0], padding[0], axis="H").text,
+             formulas.output_size(w, kw, stride[1], padding[1], axis="W").text]
     if channels > 1:
         notes.append(f"each output element sums over the {channels} input channels")
     title = (f"cross-correlation: input {channels}x{h}x{w}, {len(kernels)} kernel(s) {channels}x{kh}x{kw}, padding "
@@ -227,7 +224,8 @@ def pool2d(x: torch.Tensor, mode: str, size=(2, 2), stride=None, padding=(0, 0))
             rows.append(row)
         lines.append(rows)
     h, w = x.shape[1:]
-    notes = [output_size_line(h, size[0], padding[0], stride[0], "H"), output_size_line(w, size[1], padding[1], stride[1], "W"),
+    notes = [formulas.output_size(h, size[0], stride[0], padding[0], axis="H").text,
+             formulas.output_size(w, size[1], stride[1], padding[1], axis="W").text,
              "each channel is pooled on its own: as many output channels as input channels"]
     title = f"{mode} pooling: input {x.shape[0]}x{h}x{w}, window {_pair_text(size)}, stride {_pair_text(stride)}, padding {_pair_text(padding)}"
     return WorkedOperation(title, output, lines, notes)

@@ -274,10 +274,10 @@ class Tracer:
             row.explain.insert(0, f"FLOPs = 0 (a look-up of {module.embedding_dim}-wide rows in a table of {module.num_embeddings:,})")
             self.set_field(output, _Field(1, 1, 0.5, False))
             return self.with_field(row, output)
-        if isinstance(module, (nn.Upsample, nn.Softmax, nn.LogSoftmax)):
-            mode = getattr(module, "mode", None)
-            return self.elementwise_row(name, path, op, x, output, self.resize_ops(mode, output) if mode else 3,
-                                        "resize" if mode else "activation")
+        if isinstance(module, nn.Upsample):
+            return self.elementwise_row(name, path, op, x, output, self.resize_ops(module.mode, output), "resize")
+        if isinstance(module, (nn.Softmax, nn.LogSoftmax)):
+            return self.elementwise_row(name, path, op, x, output, 3, "activation")
         if isinstance(module, (nn.Linear, EuclideanRBF)):
             return self.linear_row(name, path, op, module, x, output)
         if isinstance(module, POOL_MODULES):
@@ -374,8 +374,8 @@ class Tracer:
         macs = formulas.multiply_adds(worked.value)
         params = self.own_params(module)
         explain = [f"params = {params:,} ({'x'.join(map(str, kernel))} kernels)", worked.text, macs.text]
-        self.set_field(output, _Field(1, 1, 0.5, False) if len(kernel) != 2 else self.field_of(x))
-        spatial = len(kernel) == 2
+        spatial = len(kernel) == 2  # a 2-D transposed conv keeps its input's field; 1-D and 3-D have none here
+        self.set_field(output, self.field_of(x) if spatial else _Field(1, 1, 0.5, False))
         row = self.new_row(name, "conv", op, output, path, params=params, flops=worked.value, macs=macs.value, kernels=c_out,
                            kernel_size=kernel if spatial else None, stride=tuple(module.stride) if spatial else None,
                            padding=tuple(module.padding) if spatial else None, groups=groups, explain=explain)

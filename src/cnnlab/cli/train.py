@@ -272,7 +272,7 @@ def write_confusion(folder: Path, matrix: list[list[int]], class_names: list[str
 
 def run_predict(args: argparse.Namespace) -> int:
     from cnnlab.train.checkpoint import load_model
-
+    from cnnlab.train.metrics import predict_logits
     from cnnlab.train.precision import for_inference
 
     model, meta = load_model(args.checkpoint, args.device)
@@ -285,10 +285,7 @@ def run_predict(args: argparse.Namespace) -> int:
     for path in args.images:
         x = checkpoint_input(meta, path).to(args.device)
         with torch.inference_mode(), autocast():
-            logits = model(x).float()
-            if meta.get("test_flip"):
-                logits = (logits + model(x.flip(-1)).float()) / 2
-            probabilities = torch.softmax(logits, dim=1)[0]
+            probabilities = torch.softmax(predict_logits(model, x, bool(meta.get("test_flip"))).float(), dim=1)[0]
         top = probabilities.topk(k)
         ranked = ", ".join(f"{meta['class_names'][i]} {p:.1%}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
         out.print(f"{path}: {ranked}", highlight=False)

@@ -79,15 +79,13 @@ class ClassicConvNet(MLPHeadNet):
         self.default_input_size = (in_chans, height, width)
         features: list[tuple[str, nn.Module]] = []
         self.feature_info = []
-        channels, sides, reduction, pools = in_chans, (height, width), 1, 0
-        self.designed = designed_size
+        channels, reduction, pools = in_chans, 1, 0
         for number, layer in enumerate(layers, start=1):
             features += [
                 (f"conv{number}", nn.Conv2d(channels, layer.channels, layer.kernel, layer.stride, layer.padding, groups=layer.groups)),
                 (f"relu{number}", nn.ReLU(inplace=True)),
             ]
             channels = layer.channels
-            sides = tuple(window_output_size(side, layer.kernel, layer.stride, layer.padding) for side in sides)
             reduction *= layer.stride
             norm = [(f"norm{number}", krizhevsky_lrn())] if layer.norm else []
             if not norm_after_pool:
@@ -95,7 +93,6 @@ class ClassicConvNet(MLPHeadNet):
             if layer.pool:
                 pools += 1
                 features.append((f"pool{pools}", nn.MaxPool2d(3, stride=2, ceil_mode=pool_ceil_mode)))
-                sides = tuple(window_output_size(side, 3, 2, ceil_mode=pool_ceil_mode) for side in sides)
                 reduction *= 2
             if norm_after_pool:
                 features += norm
@@ -104,12 +101,15 @@ class ClassicConvNet(MLPHeadNet):
         self.features = nn.Sequential(OrderedDict(features))
         self.num_features = hidden[-1]
         first_fc = len(layers) + 1
-        if min(sides) < 1:
+        # fc6 takes what the last pool leaves of the input (6x6 at AlexNet's 227x227, 5x5 at 224x224)
+        final_height, final_width = (self.feature_sides(layers, side, pool_ceil_mode)[-1] for side in (height, width))
+        if min(final_height, final_width) < 1:
             smallest = next(side for side in range(1, 4096) if min(self.feature_sides(layers, side, pool_ceil_mode)) >= 1)
             raise InputShapeError(f"input {height}x{width} does not fit {name}: its maps shrink to nothing before the "
                                   f"classifier; the smallest input it accepts is {smallest}x{smallest} (designed for "
-                                  f"{self.designed}x{self.designed}); resize the images")
-        self.classifier = fc_classifier(channels * sides[0] * sides[1], hidden, num_classes, dropout, first_layer_number=first_fc)
+                                  f"{designed_size}x{designed_size}); resize the images")
+        self.classifier = fc_classifier(channels * final_height * final_width, hidden, num_classes, dropout,
+                                        first_layer_number=first_fc)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)

@@ -30,9 +30,7 @@ def evaluate_batches(model: nn.Module, batches, num_classes: int, confusion: boo
     started = time.perf_counter()
     for x, y in batches:
         with autocast():
-            logits = _logits(model(x))
-            if flip:
-                logits = (logits.float() + _logits(model(x.flip(-1))).float()) / 2
+            logits = predict_logits(model, x, flip)
         losses.append(F.cross_entropy(logits.float(), y, reduction="none").double())
         top.append(logits.topk(k, dim=1).indices)
         labels.append(y)
@@ -59,6 +57,13 @@ def evaluate_batches(model: nn.Module, batches, num_classes: int, confusion: boo
     if confusion:
         result["confusion"] = matrix.cpu().tolist()
     return result
+
+
+def predict_logits(model: nn.Module, x: torch.Tensor, flip: bool = False) -> torch.Tensor:
+    """The model's logits for `x` (the main output of a model with auxiliary heads); with `flip`,
+    the float32 average of the logits of `x` and of its mirror image (test-time flip)."""
+    logits = _logits(model(x))
+    return (logits.float() + _logits(model(x.flip(-1))).float()) / 2 if flip else logits
 
 
 def _logits(output) -> torch.Tensor:
