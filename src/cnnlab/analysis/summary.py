@@ -13,6 +13,7 @@ from torch import nn
 
 from cnnlab.analysis import formulas
 from cnnlab.analysis.formulas import one_decimal
+from cnnlab.analysis.memory import TrainingPeak, TrainingStep
 from cnnlab.analysis.trace import LayerRow, TraceSettings, trace
 from cnnlab.errors import CnnlabError, InputShapeError
 
@@ -50,6 +51,7 @@ class Summary:
     folded_depth: int | None = None
     notes: list[str] = field(default_factory=list)
     not_counted: list[str] = field(default_factory=list)  # operations whose work no formula covers
+    training_peak: TrainingPeak | None = None  # a simulated training step's real peak (summary(..., peak=True))
 
     # -- lookups ----------------------------------------------------------------------------
     def row(self, name: str) -> LayerRow:
@@ -76,6 +78,16 @@ class Summary:
         free = memory_bytes - self.totals.parameter_memory
         return max(0, int(free // self.per_image_activation_memory())) if free > 0 else 0
 
+    def step_live(self, row: LayerRow) -> int | None:
+        """The most bytes alive while this row's module ran in the simulated training step
+        (forward or backward; a folded row takes its deepest layers' figure), or None."""
+        if self.training_peak is None:
+            return None
+        live = self.training_peak.live_by_layer
+        prefix = row.name + "."
+        values = [value for name, value in live.items() if name == row.name or name.startswith(prefix)]
+        return max(values) if values else None
+
     # -- renderers --------------------------------------------------------------------------
     def to_dict(self) -> dict:
         totals = asdict(self.totals)
@@ -89,10 +101,12 @@ class Summary:
             "conventions": "seed 003: FLOPs = 2 x MACs for conv/linear, K_h x K_w per pooled output; "
                            "biases not counted; activation memory = 2 x batch x activations x bytes (input once); "
                            "parameter memory = (2 + optimizer slots) x params x bytes; MB = 2^20 bytes",
-            "rows": [{k: v for k, v in asdict(row).items() if k not in ("explain", "path")} for row in self.rows],
+            "rows": [{**{k: v for k, v in asdict(row).items() if k not in ("explain", "path")},
+                      **({"step_live_bytes": self.step_live(row)} if self.training_peak else {})} for row in self.rows],
             "totals": totals,
             "notes": self.notes,
             "not_counted": self.not_counted,
+            "peak_training": self.training_peak.to_dict() if self.training_peak else None,
         }
 
     def to_json(self) -> str:
@@ -157,13 +171,31 @@ class Summary:
         from rich.table import Table
 
         table = Table(title=self.title(), caption=self.headline(), show_lines=False)
-        for column in self.SHORT_COLUMNS:
+        peak = self.training_peak
+        columns = self.SHORT_COLUMNS + (("Step MB",) if peak else ())
+        for column in columns:
             table.add_column(column, justify="left" if column == "Layer" else "right", overflow="fold")
+        peak_row = self._peak_row()
         for values, row in zip(self.table_rows(), self.rows):
             style = "dim" if row.kind in ("activation", "view", "dropout") else None
+            if peak:
+                live = self.step_live(row)
+                values = [*values, "" if live is None else one_decimal(live / MB) + (" ◀ peak" if row is peak_row else "")]
+                style = "bold red" if row is peak_row else style
             table.add_row(*values, style=style)
-        table.add_row(*self.totals_row(), style="bold")
+        table.add_row(*self.totals_row(), *([one_decimal(peak.peak / MB)] if peak else []), style="bold")
         return table
+
+    def _peak_row(self) -> LayerRow | None:
+        """The row whose module was running when the simulated step peaked."""
+        if self.training_peak is None or not self.training_peak.layer:
+            return None
+        layer = self.training_peak.layer
+        best = None
+        for row in self.rows:
+            if layer == row.name or layer.startswith(row.name + "."):
+                best = row if best is None or len(row.name) > len(best.name) else best
+        return best
 
     def title(self) -> str:
         shapes = self.input_size if isinstance(self.input_size, list) else [self.input_size]
@@ -178,10 +210,18 @@ class Summary:
             f"({per_image:,.3f} per image; {t.macs / self.batch / 1e9:,.3f} GMACs per image) + "
             f"{t.elementwise_ops / 1e9:,.2f} G element-wise ops; training memory "
             f"{t.activation_memory / MB:,.1f} MB activations + {t.parameter_memory / MB:,.1f} MB parameters = "
-            f"{t.training_memory / MB:,.1f} MB"
+            f"{t.training_memory / MB:,.1f} MB (the seeds' convention)"
+            + (f"\n{self.peak_line()}" if self.training_peak else "")
             + (f"\nnot counted (no formula; their work is in no column): {', '.join(self.not_counted)}"
                if self.not_counted else "")
         )
+
+    def peak_line(self) -> str:
+        p = self.training_peak
+        precision = {"none": "float32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}[p.amp]
+        layout = ", channels_last" if p.channels_last else ""
+        return (f"a real training step ({p.optimizer}, {precision}{layout}; simulated, step by step): peak "
+                f"{p.breakdown()}")
 
     def explain(self, layer: str | None = None) -> str:
         rows = [self.row(layer)] if layer else [r for r in self.rows if r.kind not in ("view",) or r.explain]
@@ -226,6 +266,9 @@ def summary(
     dtype: str = "float32",
     optimizer: str = "momentum",
     depth: int | None = None,
+    peak: bool = False,
+    amp: str = "none",
+    channels_last: bool = False,
     **model_kwargs,
 ) -> Summary:
     """The per-layer table of `model` (a zoo name or any nn.Module) for a minibatch of `batch`.
@@ -234,6 +277,9 @@ def summary(
     `depth` folds every module deeper than that many levels into one row per module at that level.
     `input_size` is one sample's shape, or a list of shapes for a forward that takes several inputs.
     The forward may return a tensor, a tuple, a list or a dict (its first tensor is the output).
+    `peak=True` also simulates one training step (forward, backward and the `optimizer`'s step, with
+    `amp` autocast and `channels_last` as training would run them) and records its real peak and
+    what it is made of as `training_peak` (see cnnlab.analysis.memory).
     """
     from cnnlab.models import create_model
     from cnnlab.models.base import CnnModel, check_input_rank_and_channels, explain_input_size_error
@@ -260,6 +306,8 @@ def summary(
     settings = TraceSettings(batch=batch, bytes_per_element=formulas.DTYPE_BYTES[dtype], optimizer=optimizer)
     if isinstance(model, CnnModel) and not several:
         check_input_rank_and_channels(model, torch.empty(1, *input_size, device="meta"))
+    # copied before the walk, which may change a model it owns (shape-only BatchNorm)
+    step = TrainingStep(model, input_size, optimizer, amp, channels_last) if peak else None
     try:
         rows, tracer, output = trace(model, input_size, settings, copy_model=not owned)
     except RuntimeError as error:
@@ -299,6 +347,8 @@ def summary(
     if depth is not None:
         result.rows = fold_rows(result.rows, depth, tracer, model, settings)
         result.folded_depth = depth
+    if step is not None:
+        result.training_peak = step.peak(batch)
     return result
 
 

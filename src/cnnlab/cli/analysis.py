@@ -12,6 +12,7 @@ from torch import nn
 
 from cnnlab.analysis import formulas, summary
 from cnnlab.analysis.formulas import MB, one_decimal
+from cnnlab.analysis.memory import TrainingStep, parse_bytes
 from cnnlab.analysis.summary import parse_input_size
 from cnnlab.cli.options import add_model_options, console, variant_kwargs
 from cnnlab.errors import CnnlabError
@@ -30,7 +31,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                         help="print each formula with the numbers put in (all layers, or just LAYER)")
     parser.add_argument("--format", choices=("table", "json", "csv", "md"), default="table")
     parser.add_argument("--measured", action="store_true",
-                        help="also measure what PyTorch saves for backward (a real forward, on the meta device)")
+                        help="also run one real training step at --batch and report its measured peak beside the "
+                             "simulated one (PyTorch profiler on the CPU, max_memory_allocated on a GPU)")
+    parser.add_argument("--device", default="cpu", help="where --measured runs the step: cpu (default) or cuda")
     parser.set_defaults(run=run_summary)
 
     layer = commands.add_parser(
@@ -53,12 +56,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     compare = commands.add_parser(
         "compare", help="totals of several models side by side, and the largest batch that fits",
-        description="Totals side by side; with --memory, the largest minibatch whose training memory fits under "
-                    "the seeds' model (activations x 2 + parameters x (2 + optimizer slots)).",
+        description="Totals side by side, with each model's simulated training-step peak beside the seeds' memory "
+                    "convention; with --memory, the largest minibatch whose real training step fits (searched over "
+                    "batch sizes on fake tensors), and the seeds' answer beside it.",
     )
     compare.add_argument("models", nargs="+", metavar="MODEL")
     add_cost_options(compare)
-    compare.add_argument("--memory", default=None, help="device memory, e.g. 16GiB, 12GB, 8000MiB")
+    compare.add_argument("--memory", default=None, help="device memory, e.g. 16GiB, 16 GB, 900MB, 8000MiB")
     compare.add_argument("--format", choices=("table", "json"), default="table")
     compare.add_argument("--plot", default=None, metavar="CHART.png",
                          help="Canziani et al.'s chart: published ImageNet top-1 against GFLOPs, bubble area = parameters")
@@ -92,6 +96,11 @@ def add_cost_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=tuple(formulas.DTYPE_BYTES), default="float32")
     parser.add_argument("--optimizer", choices=tuple(formulas.OPTIMIZER_COPIES), default="momentum",
                         help="parameter copies while training: sgd 2, momentum 3 (the seeds'), adam 4")
+    parser.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none",
+                        help="the simulated training step's autocast (the seeds' columns use --dtype)")
+    parser.add_argument("--channels-last", action="store_true", help="simulate the step in channels_last layout")
+    parser.add_argument("--no-peak", dest="peak", action="store_false",
+                        help="skip the simulated training step (its peak and the Step MB column)")
 
 
 def _model_kwargs(args: argparse.Namespace) -> dict:
@@ -102,12 +111,15 @@ def _model_kwargs(args: argparse.Namespace) -> dict:
     return kwargs
 
 
-def _summary_for(args: argparse.Namespace, name: str | None = None, depth: int | None = None):
-    kwargs = _model_kwargs(args)
+def _summary_for(args: argparse.Namespace, model: str | nn.Module | None = None, depth: int | None = None,
+                 peak: bool = False, input_size=None):
+    kwargs = {} if isinstance(model, nn.Module) else _model_kwargs(args)
+    name = model if isinstance(model, str) else getattr(model, "model_name", None)
     try:
-        return summary(name or args.model, input_size=args.input, batch=getattr(args, "batch", 1),
+        return summary(model or args.model, input_size=input_size or args.input, batch=getattr(args, "batch", 1),
                        dtype=getattr(args, "dtype", "float32"), optimizer=getattr(args, "optimizer", "momentum"),
-                       depth=depth, **kwargs)
+                       depth=depth, peak=peak, amp=getattr(args, "amp", "none"),
+                       channels_last=getattr(args, "channels_last", False), **kwargs)
     except TypeError as error:
         if "unexpected keyword" in str(error):
             raise CnnlabError(f"{name or args.model} has no option {str(error).split('argument')[-1].strip()}") from None
@@ -115,12 +127,12 @@ def _summary_for(args: argparse.Namespace, name: str | None = None, depth: int |
 
 
 def run_summary(args: argparse.Namespace) -> int:
-    result = _summary_for(args, depth=args.depth)
-    measured = measured_saved_bytes(args) if args.measured else None
+    result = _summary_for(args, depth=args.depth, peak=args.peak or args.measured)
+    measured = measured_peak(args, result) if args.measured else None
     if args.format == "json":
         data = result.to_dict()
         if measured is not None:
-            data["totals"]["measured_saved_for_backward"] = measured
+            data["measured_peak_training"] = measured
         print(json.dumps(data, indent=2))
         return 0
     if args.format == "csv":
@@ -134,26 +146,25 @@ def run_summary(args: argparse.Namespace) -> int:
     for note in result.notes:
         out.print(f"note: {note}")
     if measured is not None:
-        out.print(
-            f"measured: PyTorch saves {one_decimal(measured / MB)} MB for backward on this forward "
-            f"(values only; the seeds' model counts {one_decimal(result.totals.activation_memory / MB)} MB: value + gradient "
-            f"of every layer output); see docs/analysis.md"
-        )
+        predicted = result.training_peak.peak
+        out.print(f"measured: one real training step at batch {args.batch} peaked at {one_decimal(measured / MB)} MB "
+                  f"on {args.device} (simulated {one_decimal(predicted / MB)} MB, {100 * (predicted / measured - 1):+.1f}%)",
+                  highlight=False)
     if args.explain is not None:
         out.print(result.explain(args.explain or None), highlight=False)
     return 0
 
 
-def measured_saved_bytes(args: argparse.Namespace) -> int:
-    from cnnlab.analysis.memory import saved_for_backward_bytes
-
+def measured_peak(args: argparse.Namespace, result) -> int:
+    """Run one real training step of the model (random weights) and measure its peak."""
+    from cnnlab.analysis.memory import measure_peak
     from cnnlab.models import create_model
 
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise CnnlabError("--device cuda: no GPU is visible here; measure on the CPU (--device cpu)")
     size = parse_input_size(args.input) if args.input else None
-    with torch.device("meta"):
-        model = create_model(args.model, input_size=size, **_model_kwargs(args))
-    size = size or model.default_input_size
-    return saved_for_backward_bytes(model, size, args.batch, getattr(torch, args.dtype))
+    model = create_model(args.model, input_size=size, **_model_kwargs(args))
+    return measure_peak(model, result.input_size, args.batch, args.optimizer, args.amp, args.channels_last, args.device)
 
 
 def run_layer(args: argparse.Namespace) -> int:
@@ -202,22 +213,13 @@ def _features(text: str) -> int:
     return total
 
 
-def parse_memory(text: str) -> int:
-    match = re.fullmatch(r"\s*([\d.]+)\s*([KMGT]i?B?|B)?\s*", text, re.IGNORECASE)
-    if not match:
-        raise CnnlabError(f"--memory {text!r} is not a size like 16GiB, 12GB or 8000MiB")
-    value, unit = float(match.group(1)), (match.group(2) or "B").upper()
-    powers = {"B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-    decimal = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
-    factor = decimal.get(unit) or powers[unit[0]]
-    return int(value * factor)
-
-
 def run_compare(args: argparse.Namespace) -> int:
-    memory = parse_memory(args.memory) if args.memory else None
-    results = [_summary_for(args, name) for name in args.models]
-    rows = []
-    for result in results:
+    memory = parse_bytes(args.memory) if args.memory else None
+    rows, results, explanations = [], [], []
+    for name in args.models:
+        model, input_size = _meta_model(args, name)
+        result = _summary_for(args, model, input_size=input_size)
+        results.append(result)
         t = result.totals
         entry = {
             "model": result.model_name,
@@ -229,8 +231,29 @@ def run_compare(args: argparse.Namespace) -> int:
             "parameter_memory_mb": t.parameter_memory / MB,
             "training_memory_mb": t.training_memory / MB,
         }
+        step = TrainingStep(model, result.input_size, args.optimizer, args.amp, args.channels_last) \
+            if args.peak or memory is not None else None
+        if step is not None and memory is None:
+            entry["peak_training_mb"] = step.peak(args.batch, locate=False).peak / MB
         if memory is not None:
-            entry["largest_batch"] = result.largest_batch(memory)
+            try:
+                curve = step.curve()
+                entry["peak_training_mb"] = curve.at(args.batch) / MB
+                batch, peak = step.largest_batch(memory, curve=curve)
+            except CnnlabError as error:
+                raise CnnlabError(f"{result.model_name}: {error}") from None
+            seeds = result.largest_batch(memory)
+            entry["largest_batch"], entry["largest_batch_seeds"] = batch, seeds
+            entry["peak_at_largest_batch_mb"] = peak.peak / MB
+            real, convention = (peak.peak - peak.fixed) / batch / MB, result.per_image_activation_memory() / MB
+            why = ("it counts a value and a gradient for every layer output at once, where autograd keeps only what "
+                   "backward needs and frees each gradient once used" if real < convention else
+                   "it misses what backward keeps beside the layer outputs (pooling indices, BatchNorm and LRN "
+                   "intermediates) and the gradients in flight")
+            explanations.append(
+                f"{result.model_name}: {batch:,} (a simulated step: {_mb(real)} MB per image above the "
+                f"{_mb(peak.fixed / MB)} MB of weights and optimizer state) against the seeds' {seeds:,} "
+                f"({_mb(convention)} MB per image: {why})")
         rows.append(entry)
     if args.plot:
         from cnnlab.viz.plots import complexity_chart
@@ -243,22 +266,49 @@ def run_compare(args: argparse.Namespace) -> int:
         return 0
     from rich.table import Table
 
-    title = f"minibatch {args.batch}, {args.dtype}, {args.optimizer}" + (f"; memory {args.memory}" if args.memory else "")
+    precision = {"none": "float32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}[args.amp]
+    title = (f"minibatch {args.batch}, {args.dtype} (seeds' columns), {args.optimizer}, step simulated in {precision}"
+             + (", channels_last" if args.channels_last else "") + (f"; memory {args.memory}" if args.memory else ""))
     table = Table(title=title)
-    columns = ["Model", "Input", "Params", "GFLOPs/image", "GMACs/image", "Activations (MB)", "Parameters (MB)", "Training memory (MB)"]
+    columns = ["Model", "Input", "Params", "GFLOPs/image", "GMACs/image", "Activations (MB)", "Parameters (MB)",
+               "Seeds' training memory (MB)"]
+    if "peak_training_mb" in rows[0]:
+        columns.append("Step peak (MB)")
     if memory is not None:
-        columns.append(f"Largest batch in {args.memory}")
+        columns += [f"Largest batch in {args.memory}", "Seeds' largest batch"]
     for column in columns:
         table.add_column(column, justify="left" if column == "Model" else "right")
     for entry in rows:
         values = [entry["model"], entry["input"], f"{entry['params']:,}", f"{entry['gflops_per_image']:.2f}",
                   f"{entry['gmacs_per_image']:.2f}", one_decimal(entry["activation_memory_mb"]),
                   one_decimal(entry["parameter_memory_mb"]), one_decimal(entry["training_memory_mb"])]
+        if "peak_training_mb" in entry:
+            values.append(one_decimal(entry["peak_training_mb"]))
         if memory is not None:
-            values.append(f"{entry['largest_batch']:,}")
+            values += [f"{entry['largest_batch']:,}", f"{entry['largest_batch_seeds']:,}"]
         table.add_row(*values)
-    console().print(table)
+    out = console(width=200)
+    out.print(table)
+    for line in explanations:
+        out.print(line, highlight=False)
     return 0
+
+
+def _mb(value: float) -> str:
+    return f"{value:,.1f}" if value >= 10 else f"{value:.3g}"
+
+
+def _meta_model(args: argparse.Namespace, name: str) -> tuple[nn.Module, tuple[int, ...]]:
+    """A zoo model on the meta device, built for --input where given, and its input size."""
+    from cnnlab.models import create_model
+
+    kwargs = _model_kwargs(args)
+    size = parse_input_size(args.input) if args.input else None
+    if size is not None:
+        kwargs["input_size"] = size
+    with torch.device("meta"):
+        model = create_model(name, **kwargs)
+    return model, size or model.default_input_size
 
 
 def run_plot(args: argparse.Namespace) -> int:

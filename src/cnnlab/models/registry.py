@@ -6,13 +6,16 @@ and the input it was designed for. `create_model` is the only way models are bui
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-import inspect
 import fnmatch
+import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
+import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from cnnlab.errors import UnknownModelError
 
@@ -109,14 +112,33 @@ def create_model(
     sized = input_size is not None and "input_size" in inspect.signature(entry.builder).parameters
     if sized:
         variant_kwargs["input_size"] = input_size
-    model = entry.builder(num_classes=entry.num_classes if num_classes is None else num_classes, in_chans=in_chans,
-                          **variant_kwargs)
+    with _skip_meta_init() if _building_on_meta() else contextlib.nullcontext():
+        model = entry.builder(num_classes=entry.num_classes if num_classes is None else num_classes,
+                              in_chans=in_chans, **variant_kwargs)
     if input_size is not None and not sized and hasattr(model, "default_input_size"):
         from cnnlab.models.base import image_side
 
         model.default_input_size = (in_chans, *image_side(input_size))
     model.model_name = name
     return model
+
+
+def _building_on_meta() -> bool:
+    get_default = getattr(torch, "get_default_device", None)
+    return get_default is not None and get_default().type == "meta"
+
+
+class _skip_meta_init(TorchFunctionMode):
+    """Skip in-place operations on meta tensors while a model is built: on `meta` they change no
+    shape and write no data, and weight initializers (normal_, uniform_, trunc_normal_'s chain)
+    run there through slow Python reference kernels, half the cost of a summary."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if (name.endswith("_") and not name.startswith("_") and name not in ("requires_grad_", "resize_", "set_")
+                and args and isinstance(args[0], torch.Tensor) and args[0].is_meta):
+            return args[0]
+        return func(*args, **(kwargs or {}))
 
 
 def _unknown_message(name: str) -> str:

@@ -1,0 +1,136 @@
+"""The simulated training step against the real one, and what `compare --memory` answers with it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import cnnlab
+from cnnlab.analysis import summary
+from cnnlab.analysis.formulas import MB
+from cnnlab.analysis.memory import TrainingStep, largest_batch, measure_peak, parse_bytes, training_peak
+from cnnlab.cli import main
+
+
+def _close(predicted: int, measured: int, tolerance: float = 0.10) -> bool:
+    return abs(predicted / measured - 1) <= tolerance
+
+
+@pytest.mark.parametrize("name, batch, optimizer, amp", [
+    ("resnet20", 32, "momentum", "none"),
+    ("resnet20", 64, "adam", "bf16"),
+    ("alexnet", 4, "momentum", "none"),
+    ("googlenet", 2, "sgd", "bf16"),
+    ("densenet121", 2, "adam", "none"),
+])
+def test_simulated_peak_is_within_10_percent_of_the_profiled_step(name, batch, optimizer, amp):
+    torch.manual_seed(0)
+    model = cnnlab.create_model(name)
+    size = model.default_input_size
+    predicted = training_peak(model, size, batch, optimizer, amp)
+    measured = measure_peak(model, size, batch, optimizer, amp)
+    assert _close(predicted.peak, measured), (predicted.peak / MB, measured / MB)
+    params = sum(p.numel() for p in model.parameters())
+    assert predicted.weights >= params * 4  # float32 master weights, under autocast too
+    slots = {"sgd": 0, "momentum": 1, "adam": 2}[optimizer]
+    assert slots * params * 4 <= predicted.optimizer_state <= slots * params * 4 + 8 * len(list(model.parameters()))
+
+
+class DictHead(nn.Module):
+    """A user's module: a dilated conv, a transposed conv and a strided view, returning a dict."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2d(3, 16, 3, stride=2, padding=2, dilation=2)
+        self.up = nn.ConvTranspose2d(16, 8, 4, stride=2, padding=1)
+        self.fc = nn.Linear(8 * 16 * 16, 5)
+
+    def forward(self, x):
+        y = self.up(torch.relu(self.down(x)))  # 8 x 32 x 32
+        y = torch.sigmoid(y)[:, :, ::2, ::2]  # 8 x 16 x 16, a view
+        return {"logits": self.fc(y.flatten(1)), "map": y}
+
+
+def test_a_user_module_with_dict_output_and_transposed_and_dilated_convs():
+    torch.manual_seed(0)
+    model = DictHead()
+    predicted = training_peak(model, (3, 32, 32), 16, "adam")
+    measured = measure_peak(model, (3, 32, 32), 16, "adam")
+    assert _close(predicted.peak, measured), (predicted.peak, measured)
+    assert predicted.weights == sum(p.numel() for p in model.parameters()) * 4
+
+
+def test_hand_computed_step_of_a_tiny_net():
+    """Conv (no bias) -> ReLU -> flatten -> Linear (no bias), plain SGD, float32, batch 4.
+    Autograd saves the ReLU output once (the ReLU and, as a view, the linear both need it). The
+    peak comes in backward, at the ReLU: its saved output, the gradient arriving from the linear
+    and the gradient it produces are alive together, beside the linear's weight gradient."""
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, 10, bias=False))
+    batch = 4
+    peak = training_peak(net, (3, 10, 10), batch, "sgd")
+    weights, relu_output, fc_gradient = (8 * 3 * 3 * 3 + 512 * 10) * 4, batch * 8 * 8 * 8 * 4, 512 * 10 * 4
+    inputs = batch * 3 * 10 * 10 * 4 + batch * 8  # the images and their int64 labels
+    assert (peak.weights, peak.optimizer_state, peak.inputs) == (weights, 0, inputs)
+    assert peak.saved == relu_output and peak.gradients == fc_gradient
+    assert (peak.phase, peak.layer) == ("backward", "1")
+    loss_and_its_gradient = 4 + 4
+    assert peak.peak == weights + inputs + 3 * relu_output + fc_gradient + loss_and_its_gradient
+    # the real step also allocates oneDNN's scratch for the conv (3 channels padded to a block)
+    assert 0 <= measure_peak(net, (3, 10, 10), batch, "sgd") - peak.peak <= 16 * 1024
+
+
+def test_the_curve_gives_the_same_largest_batch_as_one_simulation_per_batch():
+    with torch.device("meta"):
+        model = cnnlab.create_model("resnet20")
+    step = TrainingStep(model, (3, 32, 32), "momentum")
+    budget = 64 * 2**20
+    batch, peak = step.largest_batch(budget)
+    assert peak.peak <= budget < step.peak(batch + 1, locate=False).peak
+    assert step.curve().at(batch) == peak.peak
+
+
+def test_largest_batch_accepts_sizes_as_people_write_them_and_refuses_the_rest():
+    assert parse_bytes("16GiB") == parse_bytes("16 GiB") == parse_bytes("16G") == 16 * 2**30
+    assert parse_bytes("16 GB") == 16 * 10**9 and parse_bytes("900MB") == 900 * 10**6
+    for bad in ("lots", "16 GX", "-1GB", "0MB"):
+        with pytest.raises(cnnlab.CnnlabError, match="memory"):
+            parse_bytes(bad)
+    with pytest.raises(cnnlab.CnnlabError, match="too little even for batch 1"):
+        largest_batch("vgg16", "100MB")
+    with pytest.raises(cnnlab.CnnlabError, match="unknown optimizer 'rmsprop'"):
+        training_peak("lenet5", batch=2, optimizer="rmsprop")
+
+
+def test_resnet50_adam_in_16_gib_fits_far_more_than_the_seeds_convention_says():
+    batch, peak = largest_batch("resnet50", "16GiB", optimizer="adam")
+    seeds = summary("resnet50", batch=1, optimizer="adam").largest_batch(16 * 2**30)
+    assert seeds == 77  # the seeds' convention: 2 x every layer output + 4 x parameters
+    assert 190 <= batch <= 215 and peak.peak <= 16 * 2**30
+
+
+def test_summary_shows_the_step_and_where_it_peaks(capsys):
+    assert main(["summary", "resnet20", "--batch", "32", "--depth", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "Step MB" in out and "◀ peak" in out and "a real training step (momentum, float32" in out
+    result = summary("resnet20", batch=32, peak=True)
+    data = result.to_dict()
+    assert data["peak_training"]["peak"] == result.training_peak.peak
+    assert max(row.get("step_live_bytes") or 0 for row in data["rows"]) <= result.training_peak.peak
+
+
+def test_compare_json_has_both_memory_figures(capsys):
+    assert main(["compare", "resnet20", "lenet5_modern", "--batch", "64", "--memory", "256MB",
+                 "--optimizer", "adam", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    for row in rows:
+        assert {"training_memory_mb", "peak_training_mb", "largest_batch", "largest_batch_seeds"} <= set(row)
+        assert row["peak_at_largest_batch_mb"] * MB <= 256 * 10**6
+
+
+def test_compare_says_why_the_two_answers_differ(capsys):
+    assert main(["compare", "resnet20", "--memory", "1GiB"]) == 0
+    out = capsys.readouterr().out
+    assert "against the seeds'" in out and "per image" in out
