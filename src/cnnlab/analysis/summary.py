@@ -307,7 +307,12 @@ def summary(
     if isinstance(model, CnnModel) and not several:
         check_input_rank_and_channels(model, torch.empty(1, *input_size, device="meta"))
     # copied before the walk, which may change a model it owns (shape-only BatchNorm)
-    step = TrainingStep(model, input_size, optimizer, amp, channels_last) if peak else None
+    step, step_error = None, None
+    if peak:
+        try:
+            step = TrainingStep(model, input_size, optimizer, amp, channels_last)
+        except (CnnlabError, RuntimeError, NotImplementedError) as error:
+            step_error = str(error).splitlines()[0]
     try:
         rows, tracer, output = trace(model, input_size, settings, copy_model=not owned)
     except RuntimeError as error:
@@ -348,7 +353,12 @@ def summary(
         result.rows = fold_rows(result.rows, depth, tracer, model, settings)
         result.folded_depth = depth
     if step is not None:
-        result.training_peak = step.peak(batch)
+        try:
+            result.training_peak = step.peak(batch)
+        except CnnlabError as error:
+            step_error = str(error)
+    if step_error:
+        result.notes.append(f"the training step was not simulated: {step_error}")
     return result
 
 
