@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.cnnlab-installed
 PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -c constraints.txt
 
-.PHONY: install demo test data browser bench clean
+.PHONY: install demo test data browser graphviz bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,7 @@ demo: $(STAMP)
 	$(BIN)/cnnlab demo
 
 test: $(STAMP)
+	$(MAKE) graphviz || echo "warning: could not install Graphviz; the drawing tests will be skipped"
 	$(BIN)/python -m pytest
 
 # The full Fashion-MNIST (60,000 + 10,000 images) from Debian, into /usr/share/datasets/fashion-mnist.
@@ -33,6 +34,12 @@ browser:
 	command -v chromium >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+
+# Debian's Graphviz: `cnnlab draw` and the report's diagrams lay networks out with its `dot`.
+graphviz:
+	command -v dot >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq graphviz; }
 
 # The comparisons in BENCHMARKS.md (installs torchinfo, fvcore and ptflops beside cnnlab).
 bench: $(STAMP)

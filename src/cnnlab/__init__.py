@@ -17,6 +17,14 @@ def summary(model, input_size=None, batch: int = 1, **options):
     return _summary(model, input_size=input_size, batch=batch, **options)
 
 
+def draw(model, input_size=None, out=None, **options):
+    """A block diagram of a model (a zoo name or any nn.Module), as a graphviz.Digraph; writes `out`
+    (.svg, .png or .pdf) when given. See cnnlab.viz.diagram.draw."""
+    from cnnlab.viz.diagram import draw as _draw
+
+    return _draw(model, input_size=input_size, out=out, **options)
+
+
 def fit(model: str, **settings):
     """Train a zoo model: cnnlab.fit("resnet20", data="cifar10:DIR", epochs=30); see cnnlab.train.TrainConfig."""
     from cnnlab.train import TrainConfig, fit as _fit
@@ -32,6 +40,7 @@ __all__ = [
     "ModelConfigError",
     "UnknownModelError",
     "create_model",
+    "draw",
     "fit",
     "list_models",
     "summary",

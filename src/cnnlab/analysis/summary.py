@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch import nn
@@ -347,6 +347,9 @@ def summary(
         # the module itself is named, not the functional calls inside it
         owners = tuple(label.split(" (")[0] + "." for label in uncounted)
         not_counted = [entry for entry in not_counted if not entry.startswith(owners)] + list(uncounted)
+    shift = len(input_rows)  # the trace counts its rows from 0 and its inputs as -1, -2, ...
+    for row in rows:
+        row.inputs = tuple(i + shift if i >= 0 else -1 - i for i in row.inputs)
     result = Summary(name, input_size, batch, dtype, optimizer, input_rows + rows, totals, notes=notes,
                      not_counted=not_counted)
     if depth is not None:
@@ -400,23 +403,37 @@ def fold_rows(rows: list[LayerRow], depth: int, tracer, model: nn.Module, settin
     group: list[LayerRow] = []
     group_path: tuple[str, ...] | None = None
 
+    members: list[list[int]] = []  # for each folded row, the indices of the rows it holds
+    into: dict[int, int] = {}  # row index -> folded row index
+    group_members: list[int] = []
+
     def flush() -> None:
         if group:
             folded.append(_merge(group, group_path, tracer, modules, settings))
+            members.append(list(group_members))
             group.clear()
+            group_members.clear()
 
-    for row in rows:
+    for i, row in enumerate(rows):
         parts = tuple(row.name.split(".")) if row.kind != "input" else ()
         if len(parts) <= depth:  # already at or above the requested depth
             flush()
             group_path = None
-            folded.append(row)
+            folded.append(replace(row))
+            members.append([i])
             continue
         if parts[:depth] != group_path:
             flush()
             group_path = parts[:depth]
         group.append(row)
+        group_members.append(i)
     flush()
+    # the dataflow between folded rows: what each reads from outside itself
+    for f, held in enumerate(members):
+        for i in held:
+            into[i] = f
+    for f, held in enumerate(members):
+        folded[f].inputs = tuple(sorted({into[j] for i in held for j in rows[i].inputs if j in into and into[j] != f}))
     return folded
 
 

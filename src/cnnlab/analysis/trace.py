@@ -55,6 +55,7 @@ class LayerRow:
     branches: tuple[tuple[int, int, int], ...] | None = None  # a folded module's (kernel, stride, padding) per branch
     explain: list[str] = field(default_factory=list)
     path: tuple[str, ...] = ()
+    inputs: tuple[int, ...] = ()  # the rows whose outputs this one reads (indices into the trace's rows; -1 - k: input k)
 
     @property
     def rf_text(self) -> str:
@@ -181,6 +182,8 @@ class Tracer:
         self.ran: set[int] = set()  # ids of the modules the forward pass called
         self.not_counted: list[str] = []  # operations met whose work no formula covers
         self.input_side = 0  # the smallest spatial side of the input: a field that large is the whole image
+        self.producers: dict[int, object] = {}  # id(tensor) -> the row that wrote it, or ("input", k)
+        self.sources: dict[int, list] = {}  # id(row) -> the producers of its inputs
 
     # -- bookkeeping ---------------------------------------------------------------------
     def field_of(self, tensor: torch.Tensor) -> _Field:
@@ -245,6 +248,7 @@ class Tracer:
                 main = first_tensor(output)
                 if main is not None:
                     self.rows[index] = self.module_row(module, tensors, main)
+                    self.wrote(self.rows[index], tensors, main)
             return
         first = self.block_starts.pop(id(module), len(self.rows))
         main = first_tensor(output)
@@ -579,6 +583,26 @@ class Tracer:
             row.explain.insert(0, f"not counted: no formula for {op}, so its work is in no column")
             self.not_counted.append(f"{name} ({op})")
         self.rows.append(row)
+        self.wrote(row, tensors, out)
+
+    def wrote(self, row: LayerRow, inputs: list[torch.Tensor], output: torch.Tensor) -> None:
+        """Record the dataflow: `row` read `inputs` and wrote `output`."""
+        producers = []
+        for tensor in inputs:
+            producer = self.producer_of(tensor)
+            if producer is not None and all(producer is not p for p in producers):
+                producers.append(producer)
+        self.sources[id(row)] = producers
+        self.producers[id(output)] = row
+        self.keep_alive.append(output)
+
+    def producer_of(self, tensor: torch.Tensor):
+        while tensor is not None:
+            producer = self.producers.get(id(tensor))
+            if producer is not None:
+                return producer
+            tensor = tensor._base
+        return None
 
 
 class _FunctionalRecorder(TorchFunctionMode):
@@ -620,8 +644,9 @@ def trace(model: nn.Module, input_shape: tuple[int, ...] | list[tuple[int, ...]]
         handles.append(module.register_forward_pre_hook(tracer.pre_hook))
         handles.append(module.register_forward_hook(tracer.post_hook))
     inputs = [torch.empty((settings.batch, *shape), device="meta") for shape in shapes]
-    for x in inputs:
+    for k, x in enumerate(inputs):
         tracer.set_field(x, _Field(1, 1, 0.5))
+        tracer.producers[id(x)] = ("input", k)
     sides = [side for shape in shapes if len(shape) == 3 for side in shape[1:]]
     tracer.input_side = min(sides) if sides else 0
     try:
@@ -631,6 +656,14 @@ def trace(model: nn.Module, input_shape: tuple[int, ...] | list[tuple[int, ...]]
         for handle in handles:
             handle.remove()
     rows = [row for row in tracer.rows if row is not None]
+    index = {id(row): i for i, row in enumerate(rows)}
+    for i, row in enumerate(rows):
+        sources = tracer.sources.get(id(row))
+        if sources is None:  # a row the dataflow did not see: it follows the row before it
+            row.inputs = (i - 1,) if i else (-1,)
+        else:
+            row.inputs = tuple(-1 - p[1] if isinstance(p, tuple) else index[id(p)] for p in sources
+                               if isinstance(p, tuple) or id(p) in index) or ((i - 1,) if i else (-1,))
     main = first_tensor(output)
     if main is None:
         raise CnnlabError(f"{type(model).__name__}'s forward returned no tensor (it returned {type(output).__name__})")

@@ -1,4 +1,4 @@
-"""`cnnlab filters`, `features`, `report` and `experiment`."""
+"""`cnnlab draw`, `filters`, `features`, `report` and `experiment`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,25 @@ from cnnlab.cli.options import console
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
+    from cnnlab.viz.diagram import ANNOTATIONS, MODULE_FIGURES
+
+    draw = commands.add_parser(
+        "draw", help="a block diagram of a network, as the papers draw it (Graphviz)",
+        description="Boxes for layers (\"3x3 conv, 64, /2\") with BN and activations folded in, the output shape on "
+                    "each edge, residual shortcuts meeting at \"+\", branches meeting at a concat, block modules framed "
+                    "and runs of identical blocks drawn once as \"Bottleneck ×3\". Read from the same trace as `summary`.")
+    draw.add_argument("source", nargs="?", metavar="MODEL|RUN_DIR", help="a zoo name, a run folder or a checkpoint")
+    draw.add_argument("--module", choices=MODULE_FIGURES, default=None,
+                      help="one of the seeds' module figures at the seeds' sizes, instead of a whole model")
+    draw.add_argument("--depth", type=int, default=None,
+                      help="one box per module N levels down, with its totals (0: every layer, no ×N folding)")
+    draw.add_argument("--out", default=None, help="the file: .svg (default MODEL.svg), .png or .pdf")
+    draw.add_argument("--input", default=None, help="input size CxHxW (default: the model's)")
+    draw.add_argument("--batch", type=int, default=1, help="minibatch for --annotate's FLOPs and memory (default 1)")
+    draw.add_argument("--annotate", default="", metavar="WHAT",
+                      help=f"numbers from the analysis in each box, comma-separated: {', '.join(ANNOTATIONS)}")
+    draw.set_defaults(run=run_draw)
+
     filters = commands.add_parser("filters", help="a convolution's learned filters as an image grid",
                                   description="The filters of the first convolution (or --layer) as images, each scaled on "
                                               "its own: what ZFNet's authors inspected to fix AlexNet's first layer.")
@@ -44,6 +63,36 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     experiment.add_argument("--data", default="fashion-mnist", help="data set for the trained arms (default fashion-mnist)")
     experiment.add_argument("--out", default="experiments", help="folder for NAME.json and NAME.png (default experiments/)")
     experiment.set_defaults(run=run_experiment)
+
+
+def run_draw(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cnnlab.errors import CnnlabError
+    from cnnlab.viz.diagram import draw, module_figure
+
+    annotate = [a.strip() for a in args.annotate.split(",") if a.strip()]
+    if args.module:
+        if args.source:
+            raise CnnlabError("give a MODEL or --module NAME, not both")
+        module, size, title = module_figure(args.module)
+        out = args.out or f"{args.module}.svg"
+        draw(module, input_size=args.input or size, out=out, depth=args.depth, annotate=annotate, batch=args.batch,
+             title=title)
+    elif not args.source:
+        raise CnnlabError("say what to draw: a MODEL (see `cnnlab models`), a run folder, or --module NAME")
+    elif Path(args.source).exists():
+        from cnnlab.cli.deploy import load_source_model
+
+        model, size, description = load_source_model(args.source)
+        out = args.out or f"{Path(args.source).name or 'model'}.svg"
+        draw(model, input_size=args.input or size, out=out, depth=args.depth, annotate=annotate, batch=args.batch,
+             title=description)
+    else:
+        out = args.out or f"{args.source}.svg"
+        draw(args.source, input_size=args.input, out=out, depth=args.depth, annotate=annotate, batch=args.batch)
+    console().print(f"wrote {out}", highlight=False)
+    return 0
 
 
 def run_filters(args: argparse.Namespace) -> int:
