@@ -58,8 +58,13 @@ def test_complexity_chart_cites_its_accuracies(tmp_path, capsys):
     assert image_size(tmp_path / "chart.png")[0] > 600
     from cnnlab.viz.accuracy import PUBLISHED_TOP1
 
-    assert PUBLISHED_TOP1["resnet50b"] == (76.130, "torchvision docs, IMAGENET1K_V1 acc@1")
+    assert PUBLISHED_TOP1["resnet50b"] == (76.130, "torchvision docs, IMAGENET1K_V1 acc@1, single centre crop")
+    assert round(PUBLISHED_TOP1["resnet152"][0], 2) == 78.57 and "10-crop" in PUBLISHED_TOP1["resnet152"][1]
     assert all(source for _, source in PUBLISHED_TOP1.values())
+    # seed 004's "Comparing Complexity" slide: every one of its seven nets has a published figure
+    seven = ["alexnet", "vgg16", "googlenet", "resnet50", "resnet152", "densenet121", "squeezenet1_0"]
+    assert main(["compare", *seven, "--no-peak", "--plot", str(tmp_path / "seven.png")]) == 0
+    assert "left out" not in capsys.readouterr().out
     assert main(["compare", "lenet5", "--plot", str(tmp_path / "none.png")]) == 2
     assert "none of these models has a published ImageNet accuracy" in capsys.readouterr().err
 

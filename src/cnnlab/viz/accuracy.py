@@ -1,5 +1,5 @@
-"""Published ImageNet top-1 accuracies (single centre crop) for the zoo models that match a
-published model exactly, each with its source. Data, not measurements: cnnlab trains nothing on
+"""Published ImageNet top-1 accuracies for the zoo models that match a published model exactly,
+each with its source and test protocol. Data, not measurements: cnnlab trains nothing on
 ImageNet here.
 
 TV: torchvision's model documentation, the IMAGENET1K_V1 weights, "acc@1" (224x224 centre crop of
@@ -10,9 +10,19 @@ alexnet_owt its alexnet, googlenet_tv its googlenet.
 
 from __future__ import annotations
 
-TV = "torchvision docs, IMAGENET1K_V1 acc@1"
+TV = "torchvision docs, IMAGENET1K_V1 acc@1, single centre crop"
+# The paper-faithful nets, from their own papers (or the reference implementation the paper's
+# authors point to), with each source's protocol: 10-crop figures run above single-crop ones.
+KRIZHEVSKY = "Krizhevsky et al. 2012, Table 2, 1 CNN, val, average of 10 patches"
+BVLC_GOOGLENET = "BVLC GoogLeNet (Caffe reference model of Szegedy et al.), val, single centre crop"
+HE_TABLE_3 = "He et al. 2016, Table 3, val, 10-crop"
 
 PUBLISHED_TOP1: dict[str, tuple[float, str]] = {
+    "alexnet": (100 - 40.7, KRIZHEVSKY),
+    "googlenet": (68.7, BVLC_GOOGLENET),
+    "resnet50": (100 - 22.85, HE_TABLE_3),
+    "resnet101": (100 - 21.75, HE_TABLE_3),
+    "resnet152": (100 - 21.43, HE_TABLE_3),
     "alexnet_owt": (56.522, TV),
     "vgg11": (69.020, TV),
     "vgg13": (69.928, TV),

@@ -104,12 +104,15 @@ def complexity_chart(results: list[Summary], path: str | Path) -> tuple[Path, li
     largest = max(r.totals.params for r, _ in plotted)
     for result, (top1, source) in plotted:
         gflops = result.totals.flops / result.batch / 1e9
-        axis.scatter(gflops, top1, s=2500 * result.totals.params / largest, alpha=0.45, edgecolors="black", linewidths=0.5)
+        several_crops = "10-crop" in source or "10 patches" in source  # a few points above a single crop
+        axis.scatter(gflops, top1, s=2500 * result.totals.params / largest, alpha=0.45, edgecolors="black",
+                     linewidths=1.5 if several_crops else 0.5, linestyle="--" if several_crops else "-")
         axis.annotate(f"{result.model_name}\n{result.totals.params / 1e6:.1f}M", (gflops, top1), fontsize=7,
                       ha="center", va="center")
     axis.set_xlabel("GFLOPs per image (2 x multiply-adds, at each model's own input size)")
     axis.set_ylabel("ImageNet top-1 accuracy (%), published")
-    axis.set_title("accuracy against operations; bubble area = parameters (after Canziani et al. 2017)", fontsize=10)
+    axis.set_title("accuracy against operations; bubble area = parameters (after Canziani et al. 2017); "
+                   "dashed edge: 10-crop figure", fontsize=9)
     axis.grid(alpha=0.3)
     by_source: dict[str, list[str]] = {}
     for result, (top1, source) in plotted:
