@@ -97,11 +97,12 @@ def test_report_renders_in_headless_chromium(run, tmp_path, kind):
     dom = subprocess.run([chromium(), *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     loaded = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom.stdout)
-    rows = re.search(r'data-table-rows="(\d+)"', dom.stdout)
-    assert loaded and loaded[1] == loaded[2] and int(loaded[2]) == (4 if kind == "model" else 6)  # every image decoded
+    # the diagram and 4 per-layer plots; a run adds its curves, confusion matrix, per-class bars (and mistakes)
+    assert loaded and loaded[1] == loaded[2] and int(loaded[2]) in ((5,) if kind == "model" else (8, 9))
+    assert "the network, as `cnnlab draw` draws it" in dom.stdout
     layers = len(summary("resnet18" if kind == "model" else "lenet5_modern", batch=1,
                          **({} if kind == "model" else {"activation": "relu", "pool": "max", "batch_norm": True})).rows)
-    assert rows and int(rows[1]) == layers + (0 if kind == "model" else 1)  # the layer table (+ the run's metrics)
+    assert re.search(r'data-layer-rows="(\d+)"', dom.stdout)[1] == str(layers)  # every layer is in the tree
     console_errors = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert not console_errors, console_errors
     shot = tmp_path / "shot.png"
@@ -110,3 +111,29 @@ def test_report_renders_in_headless_chromium(run, tmp_path, kind):
     assert image_size(shot) == (1200, 1600)
     with Image.open(shot) as image:  # something was drawn: not a blank page
         assert sum(count > 0 for count in image.convert("L").histogram()) > 10
+
+
+@pytest.mark.skipif(chromium() is None, reason="needs Chromium (.ci/run installs Debian's chromium)")
+def test_report_tree_folds_and_unfolds_by_stage(tmp_path):
+    page = tmp_path / "report.html"
+    assert main(["report", "resnet50", "--html", str(page)]) == 0
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--enable-logging=stderr", "--v=0"]
+
+    def visible(fragment: str) -> int:
+        dom = subprocess.run([chromium(), *flags, "--dump-dom", page.as_uri() + fragment], capture_output=True,
+                             text=True, timeout=120)
+        assert not [line for line in dom.stderr.splitlines() if "Uncaught" in line or "CONSOLE" in line]
+        return int(re.search(r'data-visible-rows="(\d+)"', dom.stdout)[1])
+
+    # folded: input, conv1, bn1, relu, maxpool, layer1-4, avgpool, flatten, fc
+    assert visible("") == 12
+    assert visible("#expand=layer2") == 12 + 4  # stage 2's four bottlenecks, each still folded
+    assert visible("#expand=layer2,layer2.0") == 16 + 12  # the first block: its layers and its projection shortcut
+    assert visible("#filter=downsample") == 4 + 4 + 4 * 3  # each stage, its first block, the projection and its 2 layers
+    shots = {}
+    for name, fragment in (("folded", ""), ("open", "#expand=layer1,layer1.0,layer1.1")):
+        shot = tmp_path / f"{name}.png"
+        subprocess.run([chromium(), *flags[:3], f"--screenshot={shot}", "--window-size=1200,2400",
+                        page.as_uri() + fragment], capture_output=True, timeout=120, check=True)
+        shots[name] = shot.read_bytes()
+    assert shots["folded"] != shots["open"]

@@ -178,7 +178,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def evaluate_checkpoint(checkpoint, data: str | None = None, split: str | None = None, device: str = "auto",
-                        amp: str | None = None):
+                        amp: str | None = None, predictions: bool = False):
     """Metrics (with the confusion matrix) of a checkpoint on a data set's test split, or its
     held-out validation split, in the run's precision (or `amp`) and with its test-time flip;
     returns (metrics, meta, json path, source, split, data name, precision)."""
@@ -210,7 +210,7 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, split: str | None =
     normalization = Normalization(tuple(meta["normalization"]["mean"]), tuple(meta["normalization"]["std"]))
     batches = make_batches(images, 512, size=meta["input_size"][-1], normalization=normalization, device=device)
     metrics = evaluate_batches(model, batches, meta["num_classes"], confusion=True, autocast=precision.autocast(device),
-                               flip=bool(meta.get("test_flip")))
+                               flip=bool(meta.get("test_flip")), predictions=predictions)
     return metrics, meta, json_path, source, split, data_name, precision
 
 

@@ -176,7 +176,8 @@ def build_report(source: str):
     t = table.totals
     page.paragraph(f"{table.model_name}, input {'x'.join(map(str, table.input_size))}: {t.params:,} parameters, "
                    f"{t.flops / 1e9:.3f} GFLOPs and {t.activation_memory / 2**20:.1f} MB of activations per image "
-                   "(float32; see docs/analysis.md for the conventions). Click a column to sort.")
+                   "(float32; see docs/analysis.md for the conventions).")
+    _diagram(page, meta["model"] if meta else source, table.input_size, meta)
     if meta is not None:
         page.heading("Training")
         history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()] \
@@ -186,28 +187,48 @@ def build_report(source: str):
         if history:
             columns = list(history[0])
             page.table(columns, [[r[c] for c in columns] for r in history],
-                       numeric={c for c in columns if c != "phase"}, caption="metrics.jsonl")
+                       numeric={c for c in columns if c != "phase"}, caption="metrics.jsonl (click a column to sort)")
         with tempfile.TemporaryDirectory() as folder:
             from cnnlab.cli.train import evaluate_checkpoint, write_confusion
+            from cnnlab.viz.accuracy_plots import class_accuracy_bars, mistakes_grid
 
-            metrics, _, _, source_set, split, _, _ = evaluate_checkpoint(run, device="cpu")
+            metrics, _, _, source_set, split, _, _ = evaluate_checkpoint(run, device="cpu", predictions=True)
             write_confusion(Path(folder), metrics["confusion"], meta["class_names"])
+            where = f"best checkpoint on {source_set.name} {split} ({metrics['images']:,} images)"
             page.image((Path(folder) / "confusion.png").read_bytes(),
-                       f"confusion matrix, best checkpoint on {source_set.name} {split} ({metrics['images']:,} images): "
-                       f"top-1 {metrics['top1']:.2%}")
+                       f"confusion matrix, {where}: top-1 {metrics['top1']:.2%}")
+            path = class_accuracy_bars(metrics["per_class_top1"], meta["class_names"], Path(folder) / "classes.png")
+            page.image(path.read_bytes(), f"top-1 per class, {where}")
+            images = source_set.test if split == "test" else None
+            if images is not None and hasattr(images, "images"):
+                path, shown = mistakes_grid(images, metrics["predictions"], meta["class_names"], Path(folder) / "mistakes.png")
+                page.image(path.read_bytes(), f"the first {shown} misclassified {split} images: true -> predicted")
         if (run / "config.json").is_file():
             page.heading("Settings")
             page.settings(json.loads((run / "config.json").read_text()))
     page.heading("Layers")
-    columns = ["layer", "kind", "output", "params", "FLOPs", "activation memory (B)", "receptive field"]
-    rows = [[r.name, r.kind, "x".join(map(str, r.output_shape)), r.params, r.flops, r.activation_memory, r.rf or 0]
-            for r in table.rows]
-    page.table(columns, rows, numeric=set(columns[3:]), caption="per image, from cnnlab.analysis")
+    page.layer_tree(table, caption="per image, from cnnlab.analysis: stages and blocks fold and unfold (▸), each with "
+                                   "its totals; click a column to sort within each level")
     with tempfile.TemporaryDirectory() as folder:
         for what in ("params", "flops", "memory", "rf"):
             path, title = layer_bars(table, what, Path(folder) / f"{what}.png")
             page.image(path.read_bytes(), title)
     return page
+
+
+def _diagram(page, model_name: str, input_size, meta) -> None:
+    """The network's block diagram at the top of the page (or why it is missing)."""
+    import graphviz
+
+    from cnnlab.viz.diagram import draw
+
+    kwargs = {} if meta is None else {"num_classes": meta["num_classes"], "in_chans": meta["in_chans"],
+                                      **meta.get("model_kwargs", {})}
+    graph = draw(model_name, input_size=input_size, **kwargs)
+    try:
+        page.image(graph.pipe(format="svg"), "the network, as `cnnlab draw` draws it", kind="svg", css="diagram")
+    except graphviz.ExecutableNotFound:
+        page.paragraph("(no diagram: Graphviz's dot is not installed; `make graphviz` installs it)")
 
 
 def run_report(args: argparse.Namespace) -> int:

@@ -18,12 +18,13 @@ from torch import nn
 
 @torch.inference_mode()
 def evaluate_batches(model: nn.Module, batches, num_classes: int, confusion: bool = False, world=None,
-                     autocast: Callable[[], ContextManager] = nullcontext, flip: bool = False) -> dict:
+                     autocast: Callable[[], ContextManager] = nullcontext, flip: bool = False,
+                     predictions: bool = False) -> dict:
     """Metrics of `model` (put in eval mode) over every batch; the confusion matrix on request.
     `autocast` is the run's precision (train/precision.py); `flip` averages the logits of each
     image and its mirror image (test-time augmentation for sets whose classes are mirror-symmetric).
     With a distributed `world`, `batches` are this rank's shard and every rank gets the metrics of
-    the whole split."""
+    the whole split. `predictions` adds each image's top-1 class, in the batches' order."""
     model.eval()
     k = min(5, num_classes)
     losses, top, labels = [], [], []
@@ -56,6 +57,8 @@ def evaluate_batches(model: nn.Module, batches, num_classes: int, confusion: boo
     }
     if confusion:
         result["confusion"] = matrix.cpu().tolist()
+    if predictions:
+        result["predictions"] = best[:, 0].cpu().tolist()
     return result
 
 

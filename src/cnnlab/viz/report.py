@@ -1,7 +1,10 @@
-"""One self-contained HTML page: tables (sortable by any column), images embedded as data URIs,
-settings; no network access is needed to view it. A small script sorts the tables and, on load,
-records what rendered (`data-images-loaded`, `data-table-rows` on <body>) so a headless browser can
-check the page."""
+"""One self-contained HTML page: tables (sortable by any column), the layer table as a tree
+(stage, block, layer) that folds and unfolds, images embedded as data URIs, settings; no network
+access is needed to view it. A small script sorts the tables and, on load, records what rendered
+(`data-images-loaded`, `data-table-rows`, `data-layer-rows`, `data-visible-rows` on <body>) so a
+headless browser can check the page; `window.cnnlabTree.expand(name)` / `.collapse(name)` /
+`.filter(text)` drive the tree from a script, and `page.html#expand=layer1,layer2&filter=conv`
+opens it unfolded or filtered."""
 
 from __future__ import annotations
 
@@ -43,10 +46,34 @@ class Page:
         self.parts.append(f'<table class="sortable"><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>'
                           f'<tbody>{"".join(body)}</tbody></table>')
 
-    def image(self, png: bytes, caption: str) -> None:
+    def image(self, png: bytes, caption: str, kind: str = "png", css: str = "") -> None:
         data = base64.b64encode(png).decode()
-        self.parts.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+        mime = "image/svg+xml" if kind == "svg" else "image/png"
+        self.parts.append(f'<figure class="{css}"><img alt="{html.escape(caption)}" src="data:{mime};base64,{data}">'
                           f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+    def layer_tree(self, result, caption: str = "") -> None:
+        """The summary's rows as a tree: a row per module that holds several layers (a stage, a
+        block), with its totals, above its layers; folded at first down to the top level."""
+        nodes = _tree_nodes(result)
+        columns = ["layer", "kind", "output", "params", "FLOPs", "activation memory (B)", "receptive field"]
+        head = "".join(f'<th data-column="{i}" data-numeric="{"1" if i >= 3 else "0"}">{html.escape(c)}</th>'
+                       for i, c in enumerate(columns))
+        body = []
+        for node in nodes:
+            toggle = '<span class="toggle">▸</span>' if node["group"] else '<span class="leaf"></span>'
+            cells = [f'<td style="padding-left:{0.3 + 1.2 * node["depth"]}em">{toggle}{html.escape(node["name"])}</td>',
+                     f"<td>{html.escape(node['kind'])}</td>", f"<td>{html.escape(node['output'])}</td>"]
+            cells += [f'<td class="n" data-value="{node[key]}">{node[key]:,}</td>'
+                      for key in ("params", "flops", "memory", "rf")]
+            attributes = (f'data-id="{html.escape(node["id"])}" data-parent="{html.escape(node["parent"])}" '
+                          f'data-depth="{node["depth"]}"' + (' class="group"' if node["group"] else ' class="layer"'))
+            body.append(f"<tr {attributes}>{''.join(cells)}</tr>")
+        self.parts.append(
+            '<p><input id="layer-filter" type="search" placeholder="filter layers, e.g. conv or layer3" size="40"> '
+            '<button id="expand-all">expand all</button> <button id="collapse-all">collapse all</button></p>'
+            f'<table class="tree" id="layers"><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table>')
 
     def settings(self, values: dict) -> None:
         rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v) if not isinstance(v, str) else v)}</td></tr>"
@@ -65,6 +92,13 @@ table.sortable th {{ cursor: pointer; background: #f0f0f0; }}
 table.sortable th:hover {{ background: #e0e0f0; }}
 figure {{ display: inline-block; margin: 0.5em; }} img {{ max-width: 100%; }}
 caption, figcaption {{ color: #555; font-size: 12px; }}
+table.tree th {{ cursor: pointer; background: #f0f0f0; }}
+table.tree tr.group {{ background: #f7f9fc; font-weight: 600; }}
+table.tree tr.hidden {{ display: none; }}
+span.toggle {{ display: inline-block; width: 1.2em; cursor: pointer; color: #1f4e79; }}
+span.leaf {{ display: inline-block; width: 1.2em; }}
+figure.diagram {{ display: block; max-height: 1000px; overflow: auto; border: 1px solid #ddd; }}
+figure.diagram img {{ max-width: none; }}
 </style></head>
 <body>
 <h1>{html.escape(self.title)}</h1>
@@ -86,6 +120,79 @@ document.querySelectorAll("table.sortable").forEach(function (table) {{
     }});
   }});
 }});
+(function () {{
+  var table = document.getElementById("layers");
+  if (!table) {{ return; }}
+  var body = table.tBodies[0], open = {{}}, filterText = "";
+  function rows() {{ return Array.prototype.slice.call(body.rows); }}
+  function byId() {{ var map = {{}}; rows().forEach(function (r) {{ map[r.dataset.id] = r; }}); return map; }}
+  function refresh() {{
+    var map = byId(), shown = {{}};
+    if (filterText) {{
+      rows().forEach(function (r) {{
+        if (r.dataset.id.toLowerCase().indexOf(filterText) >= 0 || r.cells[1].textContent.toLowerCase().indexOf(filterText) >= 0) {{
+          for (var node = r; node; node = map[node.dataset.parent]) {{ shown[node.dataset.id] = true; }}
+        }}
+      }});
+    }}
+    rows().forEach(function (r) {{
+      var visible = true;
+      if (filterText) {{ visible = !!shown[r.dataset.id]; }}
+      else {{ for (var p = map[r.dataset.parent]; p; p = map[p.dataset.parent]) {{ if (!open[p.dataset.id]) {{ visible = false; break; }} }} }}
+      r.classList.toggle("hidden", !visible);
+      var toggle = r.querySelector("span.toggle");
+      if (toggle) {{ toggle.textContent = (open[r.dataset.id] || filterText) ? "▾" : "▸"; }}
+    }});
+    document.body.dataset.visibleRows = rows().filter(function (r) {{ return !r.classList.contains("hidden"); }}).length;
+  }}
+  function set(name, value) {{
+    var map = byId();
+    if (!map[name] || !map[name].classList.contains("group")) {{ throw new Error("no stage or block called " + name); }}
+    open[name] = value; refresh();
+  }}
+  body.addEventListener("click", function (event) {{
+    if (event.target.classList.contains("toggle")) {{ var id = event.target.closest("tr").dataset.id; set(id, !open[id]); }}
+  }});
+  document.getElementById("layer-filter").addEventListener("input", function (event) {{
+    filterText = event.target.value.trim().toLowerCase(); refresh();
+  }});
+  document.getElementById("expand-all").addEventListener("click", function () {{
+    rows().forEach(function (r) {{ if (r.classList.contains("group")) {{ open[r.dataset.id] = true; }} }}); refresh();
+  }});
+  document.getElementById("collapse-all").addEventListener("click", function () {{ open = {{}}; refresh(); }});
+  // sorting keeps the tree: siblings are sorted among themselves, each with its subtree below it
+  table.querySelectorAll("th").forEach(function (th) {{
+    th.addEventListener("click", function () {{
+      var column = +th.dataset.column, numeric = th.dataset.numeric === "1", ascending = th.dataset.order !== "asc";
+      var children = {{}}, all = rows();
+      all.forEach(function (r) {{ (children[r.dataset.parent] = children[r.dataset.parent] || []).push(r); }});
+      function key(r) {{ var c = r.cells[column]; return numeric ? parseFloat(c.dataset.value || "0") : c.textContent; }}
+      function place(parent) {{
+        var list = (children[parent] || []).slice();
+        list.sort(function (a, b) {{
+          var order = numeric ? key(a) - key(b) : String(key(a)).localeCompare(String(key(b)));
+          return ascending ? order : -order;
+        }});
+        list.forEach(function (r) {{ body.appendChild(r); place(r.dataset.id); }});
+      }}
+      place("");
+      th.dataset.order = ascending ? "asc" : "desc";
+    }});
+  }});
+  window.cnnlabTree = {{
+    expand: function (name) {{ set(name, true); }},
+    collapse: function (name) {{ set(name, false); }},
+    filter: function (text) {{ filterText = (text || "").toLowerCase(); refresh(); }},
+  }};
+  // a link can open the page unfolded or filtered: report.html#expand=layer1,layer2 or #filter=conv
+  decodeURIComponent(location.hash.slice(1)).split("&").forEach(function (part) {{
+    var pair = part.split("="), values = (pair[1] || "").split(",").filter(Boolean);
+    if (pair[0] === "expand") {{ values.forEach(function (name) {{ if (byId()[name]) {{ open[name] = true; }} }}); }}
+    if (pair[0] === "filter") {{ filterText = (pair[1] || "").toLowerCase(); document.getElementById("layer-filter").value = pair[1] || ""; }}
+  }});
+  refresh();
+  document.body.dataset.layerRows = table.querySelectorAll("tr.layer").length;
+}})();
 window.addEventListener("load", function () {{
   var images = document.images, loaded = 0;
   for (var i = 0; i < images.length; i++) {{ if (images[i].complete && images[i].naturalWidth > 0) loaded++; }}
@@ -95,6 +202,52 @@ window.addEventListener("load", function () {{
 </script>
 </body></html>
 """
+
+
+def _tree_nodes(result) -> list[dict]:
+    """Rows of the layer tree in reading order: each module holding several layers as a group row
+    (its totals: parameters, FLOPs and memory summed, the output and receptive field of its last
+    layer) followed by what it holds."""
+    names = [row.name.split(".") if row.kind != "input" else [row.name] for row in result.rows]
+    counts: dict[tuple[str, ...], int] = {}
+    for parts in names:
+        for cut in range(1, len(parts)):
+            counts[tuple(parts[:cut])] = counts.get(tuple(parts[:cut]), 0) + 1
+    groups = {prefix for prefix, count in counts.items() if count >= 2}
+    nodes, made = [], {}
+
+    def parent_of(parts: tuple[str, ...]) -> str:
+        for cut in range(len(parts) - 1, 0, -1):
+            if parts[:cut] in groups:
+                return ".".join(parts[:cut])
+        return ""
+
+    for row, parts in zip(result.rows, names):
+        parts = tuple(parts)
+        for cut in range(1, len(parts)):
+            prefix = parts[:cut]
+            if prefix in groups and prefix not in made:
+                node = {"id": ".".join(prefix), "name": ".".join(prefix), "parent": parent_of(prefix), "group": True,
+                        "kind": "", "output": "", "params": 0, "flops": 0, "memory": 0, "rf": 0, "layers": 0}
+                node["depth"] = 0 if not node["parent"] else made[tuple(node["parent"].split("."))]["depth"] + 1
+                made[prefix] = node
+                nodes.append(node)
+        parent = parent_of(parts)
+        node = {"id": row.name, "name": row.name, "parent": parent, "group": False, "kind": row.kind,
+                "output": "x".join(map(str, row.output_shape)), "params": row.params, "flops": row.flops,
+                "memory": row.activation_memory, "rf": row.rf or 0,
+                "depth": 0 if not parent else made[tuple(parent.split("."))]["depth"] + 1}
+        nodes.append(node)
+        for cut in range(1, len(parts)):
+            group = made.get(parts[:cut])
+            if group is not None:
+                for key in ("params", "flops", "memory"):
+                    group[key] += node[key]
+                group["output"], group["rf"], group["layers"] = node["output"], node["rf"], group["layers"] + 1
+    for node in nodes:
+        if node["group"]:
+            node["kind"] = f"{node['layers']} layers"
+    return nodes
 
 
 def write_page(page: Page, path: str | Path) -> Path:
