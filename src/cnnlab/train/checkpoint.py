@@ -161,8 +161,7 @@ class RunFolderLock:
         try:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self.handle.seek(0)
-            holder = self.handle.read().strip() or "another process"
+            holder = self._holder()
             self.handle.close()
             raise CnnlabError(f"{folder} is being written by {holder}; wait for that run to finish (or stop it), or "
                               "choose another --out") from None
@@ -170,6 +169,19 @@ class RunFolderLock:
         self.handle.truncate()
         self.handle.write(f"process {os.getpid()} on {platform.node()}")
         self.handle.flush()
+
+    def _holder(self) -> str:
+        """Who holds the lock, as it wrote itself into the file; it writes just after it locks, so a
+        process that meets the lock in between waits a moment for the name."""
+        import time
+
+        for _ in range(50):
+            self.handle.seek(0)
+            holder = self.handle.read().strip()
+            if holder:
+                return holder
+            time.sleep(0.02)
+        return "another process"
 
     def release(self) -> None:
         """Unlock; a folder this lock created and nothing else wrote to is removed again."""
