@@ -137,3 +137,12 @@ def test_report_tree_folds_and_unfolds_by_stage(tmp_path):
                         page.as_uri() + fragment], capture_output=True, timeout=120, check=True)
         shots[name] = shot.read_bytes()
     assert shots["folded"] != shots["open"]
+
+
+def test_vgg_layers_carry_the_papers_names():
+    names = summary("vgg16").paper_names
+    convs = [name for name in names.values() if name.startswith("conv")]
+    assert convs[:3] == ["conv1_1", "conv1_2", "conv2_1"] and convs[-1] == "conv5_3" and len(convs) == 13
+    assert (names["features.28"], names["classifier.0"], names["classifier.6"]) == ("conv5_3", "fc6", "fc8")
+    bn_names = summary("vgg16_bn").paper_names  # BatchNorm shifts the indices, not the names
+    assert bn_names["features.40"] == "conv5_3"

@@ -52,6 +52,7 @@ class Summary:
     notes: list[str] = field(default_factory=list)
     not_counted: list[str] = field(default_factory=list)  # operations whose work no formula covers
     training_peak: TrainingPeak | None = None  # a simulated training step's real peak (summary(..., peak=True))
+    paper_names: dict[str, str] = field(default_factory=dict)  # row name -> the paper's name (VGG's conv3_2)
 
     # -- lookups ----------------------------------------------------------------------------
     def row(self, name: str) -> LayerRow:
@@ -347,11 +348,12 @@ def summary(
         # the module itself is named, not the functional calls inside it
         owners = tuple(label.split(" (")[0] + "." for label in uncounted)
         not_counted = [entry for entry in not_counted if not entry.startswith(owners)] + list(uncounted)
+    paper_names = dict(getattr(model, "paper_names", {}) or {})
     shift = len(input_rows)  # the trace counts its rows from 0 and its inputs as -1, -2, ...
     for row in rows:
         row.inputs = tuple(i + shift if i >= 0 else -1 - i for i in row.inputs)
     result = Summary(name, input_size, batch, dtype, optimizer, input_rows + rows, totals, notes=notes,
-                     not_counted=not_counted)
+                     not_counted=not_counted, paper_names=paper_names)
     if depth is not None:
         result.rows = fold_rows(result.rows, depth, tracer, model, settings)
         result.folded_depth = depth

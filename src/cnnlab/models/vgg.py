@@ -50,6 +50,21 @@ def make_vgg_features(config: tuple, in_chans: int, batch_norm: bool) -> tuple[n
     return nn.Sequential(*layers), feature_info
 
 
+def vgg_paper_names(features: nn.Sequential) -> dict[str, str]:
+    """The names Simonyan & Zisserman's tables and the seeds give the layers: conv{stage}_{n}
+    (a stage ends at each max pool) and fc6-fc8, keyed by the module path."""
+    names, stage, count = {}, 1, 0
+    for index, module in enumerate(features):
+        if isinstance(module, nn.Conv2d):
+            count += 1
+            names[f"features.{index}"] = f"conv{stage}_{count}"
+        elif isinstance(module, nn.MaxPool2d):
+            names[f"features.{index}"] = f"pool{stage}"
+            stage, count = stage + 1, 0
+    names.update({"classifier.0": "fc6", "classifier.3": "fc7", "classifier.6": "fc8"})
+    return names
+
+
 class VGG(MLPHeadNet):
     """A VGG configuration, laid out as torchvision's VGG (features / avgpool / classifier)."""
 
@@ -73,6 +88,7 @@ class VGG(MLPHeadNet):
             nn.Dropout(p=dropout),
             nn.Linear(4096, num_classes),
         )
+        self.paper_names = vgg_paper_names(self.features)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")

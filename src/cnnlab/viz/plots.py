@@ -75,7 +75,9 @@ def layer_bars(result: Summary, what: str, path: str | Path) -> tuple[Path, str]
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(max(6.0, 0.22 * len(rows) + 2), 4.2))
     axis.bar(range(len(rows)), values, color=[KIND_COLOURS.get(row.kind, "#bbbbbb") for row in rows])
-    axis.set_xticks(range(len(rows)), [row.name for row in rows], rotation=90, fontsize=6 if len(rows) > 40 else 8)
+    labels = [f"{result.paper_names[row.name]} ({row.name})" if row.name in result.paper_names else row.name
+              for row in rows]  # the paper's layer names beside the module paths, where the paper names them
+    axis.set_xticks(range(len(rows)), labels, rotation=90, fontsize=6 if len(rows) > 40 else 8)
     axis.set_ylabel(label)
     if what == "rf":
         title = f"{result.model_name}: receptive field grows to {max(values):,.0f} pixels"
