@@ -271,7 +271,7 @@ class _Diagram:
             count, members = self.repeats.get(name, (1, [name]))
             module = self.modules[name]
             label = f"{type(module).__name__} ×{count}" if count > 1 else type(module).__name__
-            where = f"{members[0]} … {members[-1]}" if count > 1 else name
+            where = f"{members[0]} … {members[-1].rsplit('.', 1)[-1]}" if count > 1 else name
             with graph.subgraph(name=f"cluster_{name}") as frame:
                 frame.attr(label=f"{label}  ({where})", style="rounded,dashed" if count == 1 else "rounded,bold",
                            color="#777777" if count == 1 else "#1f4e79", fontsize="10", labeljust="l")
