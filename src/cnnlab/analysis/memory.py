@@ -33,6 +33,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.models.base import meta_copy
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+AMP_NAMES = {"none": "float32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}
 
 
 @dataclass(frozen=True)

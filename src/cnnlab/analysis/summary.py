@@ -13,7 +13,7 @@ from torch import nn
 
 from cnnlab.analysis import formulas
 from cnnlab.analysis.formulas import one_decimal
-from cnnlab.analysis.memory import TrainingPeak, TrainingStep
+from cnnlab.analysis.memory import AMP_NAMES, TrainingPeak, TrainingStep
 from cnnlab.analysis.trace import LayerRow, TraceSettings, trace
 from cnnlab.errors import CnnlabError, InputShapeError
 
@@ -219,7 +219,7 @@ class Summary:
 
     def peak_line(self) -> str:
         p = self.training_peak
-        precision = {"none": "float32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}[p.amp]
+        precision = AMP_NAMES[p.amp]
         layout = ", channels_last" if p.channels_last else ""
         return (f"a real training step ({p.optimizer}, {precision}{layout}; simulated, step by step): peak "
                 f"{p.breakdown()}")

@@ -12,7 +12,7 @@ from torch import nn
 
 from cnnlab.analysis import formulas, summary
 from cnnlab.analysis.formulas import MB, one_decimal
-from cnnlab.analysis.memory import TrainingStep, parse_bytes
+from cnnlab.analysis.memory import AMP_NAMES, TrainingStep, parse_bytes
 from cnnlab.analysis.summary import parse_input_size
 from cnnlab.cli.options import add_model_options, console, variant_kwargs
 from cnnlab.errors import CnnlabError
@@ -266,7 +266,7 @@ def run_compare(args: argparse.Namespace) -> int:
         return 0
     from rich.table import Table
 
-    precision = {"none": "float32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}[args.amp]
+    precision = AMP_NAMES[args.amp]
     title = (f"minibatch {args.batch}, {args.dtype} (seeds' columns), {args.optimizer}, step simulated in {precision}"
              + (", channels_last" if args.channels_last else "") + (f"; memory {args.memory}" if args.memory else ""))
     table = Table(title=title)
