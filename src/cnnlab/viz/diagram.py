@@ -126,13 +126,18 @@ class _Diagram:
                     and _scope(row) == _scope(self.rows[sources[0]]):
                 box = self.boxes[sources[0]]
                 short = SHORT_NAMES.get(row.op, row.op)
-                if short not in box.extras and row.kind != "view" or short == "flatten" and short not in box.extras:
+                inside = box.kind == "module"  # the steps of a module drawn as one box add nothing to its label
+                if not inside and (short not in box.extras and row.kind != "view"
+                                   or short == "flatten" and short not in box.extras):
                     box.extras.append(short)
                 box.rows.append(i)
                 self.owner[i] = sources[0]
                 continue
-            label = self._block_label(row) if row.kind == "block" else self._label(row)
-            self.boxes[i] = _Box(i, label, row.kind, rows=[i])
+            label, kind = (self._block_label(row), row.kind) if row.kind == "block" else (self._label(row), row.kind)
+            module = self.modules.get(".".join(_scope(row)))
+            if row.kind in ("view", "copy") and _scope(row) and module is not None and not list(module.children()):
+                label, kind = type(module).__name__, "module"  # a shape-only module, e.g. a channel shuffle
+            self.boxes[i] = _Box(i, label, kind, rows=[i])
             self.owner[i] = i
 
     def _block_label(self, row) -> str:
