@@ -24,8 +24,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("model", metavar="MODEL")
     add_training_arguments(train)
-    train.add_argument("--init", help="start from these weights: a run folder or checkpoint, a .safetensors, or a "
-                                      "torchvision/timm .pth state_dict (matched by name; a report says what fitted)")
+    train.add_argument("--init", help="start from these weights: a run folder or checkpoint, a .safetensors, a "
+                                      "torchvision/timm .pth state_dict (matched by name; a report says what fitted), or "
+                                      "'torchvision' / 'timm': the twin model's ImageNet weights from that library's local cache")
     train.set_defaults(run=run_train)
 
     transfer = commands.add_parser(
@@ -38,7 +39,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     transfer.add_argument("model", metavar="MODEL")
     transfer.add_argument("--init", required=True, help="the trained weights: a run folder or checkpoint (its preprocessing "
-                                                        "is reused), a .safetensors, or a torchvision/timm .pth state_dict")
+                                                        "is reused), a .safetensors, a torchvision/timm .pth state_dict, or 'torchvision' / "
+                                                        "'timm' (the twin's ImageNet weights from that library's cache)")
     transfer.add_argument("--mode", dest="transfer", required=True, choices=("linear-probe", "finetune", "progressive"))
     transfer.add_argument("--head-epochs", type=int, help="finetune/progressive: epochs of the head alone first (default 2)")
     transfer.add_argument("--finetune-lr-scale", type=float,

@@ -1,5 +1,7 @@
-"""Start a model from weights trained elsewhere: a cnnlab checkpoint, a safetensors file, or a
-torchvision/timm-style `.pth` state_dict (read with `weights_only=True`: no pickled code runs).
+"""Start a model from weights trained elsewhere: a cnnlab checkpoint, a safetensors file, a
+torchvision/timm-style `.pth` state_dict (read with `weights_only=True`: no pickled code runs), or
+by name, "torchvision" or "timm": the reference library's ImageNet weights of the model's twin, from
+the local caches those libraries download into (nothing is downloaded here).
 
 Tensors are matched by name (a DataParallel/DDP `module.` prefix and a wrapping `state_dict` or
 `model` entry are undone); the report names what was loaded, what was skipped and why (e.g. a
@@ -9,6 +11,8 @@ silently.
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,9 +71,69 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return {key.removeprefix("module."): value for key, value in state.items()}
 
 
+# Our name -> torchvision's, for the nets whose state dicts load each other strictly (tests/models).
+TORCHVISION_TWINS = {
+    "alexnet_owt": "alexnet", "googlenet_tv": "googlenet", "inception_v3": "inception_v3",
+    **{name: name for name in ("vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn")},
+    "resnet18": "resnet18", "resnet34": "resnet34", "resnet50b": "resnet50", "resnext50_32x4d": "resnext50_32x4d",
+    "wide_resnet50_2": "wide_resnet50_2", "densenet121": "densenet121", "densenet161": "densenet161",
+    "densenet169": "densenet169", "densenet201": "densenet201", "squeezenet1_0": "squeezenet1_0",
+    "squeezenet1_1": "squeezenet1_1", "shufflenet_v2_x1_0": "shufflenet_v2_x1_0",
+}
+# Our name -> timm's, for timm's ports of torchvision's weights (timm keeps torchvision's tensor names here).
+TIMM_TWINS = {
+    "resnet18": "resnet18.tv_in1k", "resnet34": "resnet34.tv_in1k", "resnet50b": "resnet50.tv_in1k",
+    "resnext50_32x4d": "resnext50_32x4d.tv_in1k", "wide_resnet50_2": "wide_resnet50_2.tv_in1k",
+    "densenet121": "densenet121.tv_in1k",
+}
+LIBRARIES = ("torchvision", "timm")
+# torchvision's DenseNet files predate its module names ("norm.1" for "norm1"); torchvision renames on load
+_OLD_DENSENET_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
+
+
+def pretrained_file(model_name: str, library: str) -> Path:
+    """Where `library` keeps the ImageNet weights of `model_name`'s twin in its local cache; a clear
+    error that names the file, its URL and where to put it when it is not there."""
+    if library not in LIBRARIES:
+        raise WeightsError(f"pretrained={library!r}: give 'torchvision', 'timm' or a path to a weights file")
+    twins = TORCHVISION_TWINS if library == "torchvision" else TIMM_TWINS
+    if model_name not in twins:
+        which = ", ".join(sorted(twins))
+        raise WeightsError(f"{model_name} has no twin in {library} whose weights load into it; models that have one: {which}")
+    if library == "torchvision":
+        import torch.hub
+        import torchvision
+
+        url = torchvision.models.get_model_weights(twins[model_name]).IMAGENET1K_V1.url
+        folder = Path(torch.hub.get_dir()) / "checkpoints"
+        path = folder / url.rsplit("/", 1)[-1]
+        where = f"{folder} (torch hub's cache: $TORCH_HOME/hub/checkpoints, TORCH_HOME defaults to ~/.cache/torch)"
+        if path.is_file():
+            return path
+    else:
+        repo = f"timm/{twins[model_name]}"
+        hub = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub")
+        folder = hub / f"models--{repo.replace('/', '--')}"
+        found = sorted(folder.glob("snapshots/*/model.safetensors")) + sorted(folder.glob("snapshots/*/pytorch_model.bin"))
+        if found:
+            return found[-1]
+        url = f"https://huggingface.co/{repo}/resolve/main/model.safetensors"
+        path = folder / "snapshots" / "main" / "model.safetensors"
+        where = f"{folder}/snapshots/<any name>/ (the Hugging Face hub cache: $HF_HUB_CACHE, or $HF_HOME/hub)"
+    raise WeightsError(f"{library}'s weights for {model_name} are not in the local cache: fetch {url} on a connected "
+                       f"machine and put it in {where}, e.g. as {path}; or pass the file itself with --init FILE")
+
+
 def initialize_from(model: nn.Module, path: str | Path) -> InitReport:
-    """Copy every tensor of `path` whose name and shape fit `model` into it; report the rest."""
-    state = read_state_dict(path)
+    """Copy every tensor of `path` whose name and shape fit `model` into it; report the rest.
+    `path` may also be "torchvision" or "timm": the twin's weights from that library's cache."""
+    if str(path) in LIBRARIES:
+        library, path = str(path), pretrained_file(getattr(model, "model_name", ""), str(path))
+        state = {(_OLD_DENSENET_KEY.sub(r"\1\2", key) if library == "torchvision" else key): value
+                 for key, value in read_state_dict(path).items()}
+        path = f"{library} ({path})"
+    else:
+        state = read_state_dict(path)
     own = model.state_dict()
     report = InitReport(str(path))
     matched: dict[str, torch.Tensor] = {}

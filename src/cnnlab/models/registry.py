@@ -95,6 +95,7 @@ def create_model(
     num_classes: int | None = None,
     in_chans: int | None = None,
     input_size: int | tuple[int, ...] | None = None,
+    pretrained: str | None = None,
     **variant_kwargs,
 ) -> nn.Module:
     """Build a registered model by name.
@@ -106,6 +107,10 @@ def create_model(
     Its channels are not used: `in_chans` says those.
     Other keyword arguments are the family's variant options (e.g. `batch_norm=True`,
     `activation="relu"`, `drop_path_rate=0.1`).
+    `pretrained` loads weights: "torchvision" or "timm" (the twin model's ImageNet weights from that
+    library's local cache) or a path (a run folder, checkpoint, .safetensors or .pth); what loaded
+    and what did not is `model.init_report`. A head of another size than the weights' stays at
+    its initialization (the report says so).
     """
     entry = get_entry(name)
     in_chans = entry.input_size[0] if in_chans is None else in_chans
@@ -120,6 +125,10 @@ def create_model(
 
         model.default_input_size = (in_chans, *image_side(input_size))
     model.model_name = name
+    if pretrained is not None:
+        from cnnlab.deploy.weights import initialize_from
+
+        model.init_report = initialize_from(model, pretrained)
     return model
 
 
