@@ -107,6 +107,9 @@ SHAPE_ONLY = {torch.flatten, torch.Tensor.flatten, torch.Tensor.view, torch.Tens
 POOLS = {F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d, torch.max_pool2d,
          torch.Tensor.mean, torch.mean, torch.nn.functional.lp_pool2d}
 DROPOUTS = {F.dropout, F.dropout2d}
+# A mean or sum that is not a pooling (over a stacked dimension: FractalNet's join): one addition
+# per input element (the mean's division folded in).
+REDUCTIONS = {torch.Tensor.mean, torch.mean, torch.Tensor.sum, torch.sum}
 MATMULS = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.Tensor.__rmatmul__, torch.bmm, torch.Tensor.bmm,
            torch.mm, torch.Tensor.mm}
 # Element-wise work of other functional operations, per output element: softmax exponentiates,
@@ -547,6 +550,11 @@ class Tracer:
             if out.dim() == 2:
                 row.output_shape, self.fields[id(out)] = _per_image_shape(out), self.field_of(spatial_out)
                 self.keep_alive.append(out)
+        elif func in REDUCTIONS:
+            ops = formulas.elementwise_ops(batch, _count(_per_image_shape(x)), 1, f"{op} over a stacked dimension")
+            self.set_field(out, in_field)
+            row = self.with_field(self.new_row(name, "reduce", op, out, path, elementwise_ops=ops.value), out)
+            row.explain.insert(0, ops.text)
         elif func in MATMULS and len(tensors) >= 2:
             inner = tensors[0].shape[-1]
             worked = formulas.matmul_flops(batch, _count(_per_image_shape(out)) if out.dim() > 1 else 1, inner)

@@ -26,7 +26,7 @@ FOLDED_KINDS = ("norm", "activation", "dropout", "view", "copy")  # drawn inside
 COLOURS = {
     "input": "#e8e8e8", "conv": "#cfe2f3", "linear": "#d9ead3", "rbf": "#d9ead3", "pool": "#fce5cd",
     "norm": "#ead1dc", "concat": "#fff2cc", "add": "#ffffff", "block": "#d0e0e3", "other": "#eeeeee",
-    "matmul": "#d9ead3", "resize": "#fce5cd", "output": "#e8e8e8",
+    "matmul": "#d9ead3", "resize": "#fce5cd", "output": "#e8e8e8", "reduce": "#fff2cc",
 }
 SHORT_NAMES = {"BatchNorm2d": "BN", "BatchNorm1d": "BN", "LocalResponseNorm": "LRN", "ReLU": "ReLU", "ReLU6": "ReLU6",
                "Dropout": "dropout", "Flatten": "flatten", "Tanh": "tanh", "Sigmoid": "sigmoid", "GELU": "GELU",
@@ -169,7 +169,9 @@ class _Diagram:
         if row.kind == "add":
             return "+"
         if row.kind == "concat":
-            return "concat"
+            return "stack" if row.op == "stack" else "concat"
+        if row.kind == "reduce":
+            return row.op  # e.g. FractalNet's join: the mean of the stacked columns
         return SHORT_NAMES.get(row.op, row.op)
 
     def _block(self, i: int) -> str | None:

@@ -1,0 +1,150 @@
+"""FractalNet: depth from self-similarity, without residuals.
+
+G. Larsson, M. Maire, G. Shakhnarovich, "FractalNet: Ultra-Deep Neural Networks without
+Residuals", ICLR 2017 (Figure 1, Section 3 and 4), one of seed 002's "other architectures to know".
+
+The expansion rule: f_1(z) = conv(z) and f_{C+1}(z) = join(f_C(f_C(z)), conv(z)), where join is
+the element-wise mean. Unrolled, a block of C columns has columns 1, 2, 4, ..., 2^(C-1) convs
+deep; joins that fall at the same depth merge into one, so at depth d every column that ends a
+conv there is averaged, and each of them continues from that mean. B blocks, each followed by a
+2x2 max pool, make the net: the deepest path has B x 2^(C-1) convs (5 x 4 = 20 for C = 3).
+
+Drop-path (Section 3.1) regularizes the columns' co-adaptation. Local: each join drops each of its
+inputs with probability p and keeps at least one. Global: one column is chosen for the whole net
+and only its path runs. Training mixes the two per mini-batch (`global_drop` is the share of global
+batches; the paper uses 50%). `column=` runs one column alone at test time, as the paper's
+"deepest column alone" evaluation does.
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+from torch import nn
+
+from cnnlab.errors import ModelConfigError
+from cnnlab.models.base import PooledLinearNet, stage_info
+from cnnlab.models.registry import register_model
+
+# Section 4 (CIFAR): five blocks of these widths, each followed by a 2x2 max pool; dropout rates
+# per block when dropout is on; local drop-path 15%, global drop-path in half the mini-batches.
+CIFAR_WIDTHS = (64, 128, 256, 512, 512)
+CIFAR_DROPOUT = (0.0, 0.1, 0.2, 0.3, 0.4)
+LOCAL_DROP, GLOBAL_SHARE = 0.15, 0.5
+
+
+def conv_bn_relu(in_channels: int, out_channels: int, dropout: float) -> nn.Sequential:
+    layers = [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels),
+              nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers, *([nn.Dropout(dropout)] if dropout else []))
+
+
+class FractalBlock(nn.Module):
+    """C columns; column c (0 = the shallowest) is 2^c convs deep and steps once every 2^(C-1-c)
+    depths; at each depth the columns that step there are joined by their element-wise mean."""
+
+    def __init__(self, in_channels: int, out_channels: int, columns: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if columns < 1:
+            raise ModelConfigError(f"a fractal block needs at least one column (C >= 1), got C = {columns}")
+        self.num_columns = columns
+        self.depth = 2 ** (columns - 1)
+        self.columns = nn.ModuleList(
+            nn.ModuleList(conv_bn_relu(in_channels if k == 0 else out_channels, out_channels, dropout)
+                          for k in range(2**c))
+            for c in range(columns))
+
+    def stepping(self, depth: int) -> list[int]:
+        """The columns that end a conv at `depth` (1 .. 2^(C-1))."""
+        return [c for c in range(self.num_columns) if depth % (self.depth // 2**c) == 0]
+
+    def forward(self, x: torch.Tensor, column: int | None = None, local_drop: float = 0.0) -> torch.Tensor:
+        inputs = [x] * self.num_columns
+        for depth in range(1, self.depth + 1):
+            active = self.stepping(depth)
+            if column is not None:  # one column alone (global drop-path, or the column test)
+                if column in active:
+                    inputs[column] = self.columns[column][depth * 2**column // self.depth - 1](inputs[column])
+                continue
+            outputs = [self.columns[c][depth * 2**c // self.depth - 1](inputs[c]) for c in active]
+            joined = join(outputs, local_drop)
+            for c in active:
+                inputs[c] = joined
+        return inputs[column if column is not None else 0]
+
+
+def join(inputs: list[torch.Tensor], drop: float = 0.0) -> torch.Tensor:
+    """The element-wise mean; with local drop-path, of the inputs that survive (at least one)."""
+    if drop > 0 and len(inputs) > 1:
+        kept = [tensor for tensor in inputs if random.random() >= drop] or [random.choice(inputs)]
+        inputs = kept
+    return inputs[0] if len(inputs) == 1 else torch.stack(inputs).mean(0)
+
+
+class FractalNet(PooledLinearNet):
+    """B fractal blocks, each followed by a 2x2 max pool, then global pooling and one fc layer."""
+
+    def __init__(self, widths=CIFAR_WIDTHS, columns: int = 3, *, num_classes: int = 10, in_chans: int = 3,
+                 dropout: bool = False, local_drop: float = 0.0, global_drop: float = 0.0) -> None:
+        super().__init__()
+        if columns < 1:
+            raise ModelConfigError(f"FractalNet needs at least one column (C >= 1), got C = {columns}")
+        if not 0 <= local_drop < 1 or not 0 <= global_drop <= 1:
+            raise ModelConfigError("local_drop must be in [0, 1) and global_drop (the share of global mini-batches) in [0, 1]")
+        self.num_classes, self.in_chans, self.num_features = num_classes, in_chans, widths[-1]
+        self.num_columns, self.local_drop, self.global_drop = columns, local_drop, global_drop
+        self.default_input_size = (in_chans, 32, 32)
+        rates = CIFAR_DROPOUT if dropout else (0.0,) * len(widths)
+        blocks, channels, self.feature_info = [], in_chans, []
+        for index, (width, rate) in enumerate(zip(widths, rates)):
+            blocks.append(FractalBlock(channels, width, columns, rate))
+            channels = width
+            self.feature_info.append(stage_info(f"pools.{index}", width, 2 ** (index + 1)))
+        self.blocks = nn.ModuleList(blocks)
+        self.pools = nn.ModuleList(nn.MaxPool2d(2, 2) for _ in widths)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)  # the last pool leaves 1x1 at 32x32: an identity there
+        self.fc = nn.Linear(channels, num_classes)
+        self.column: int | None = None  # set (e.g. by `deepest_column()`) to evaluate one column alone
+
+    def deepest_column(self) -> int:
+        return self.num_columns - 1
+
+    def forward_column(self, x: torch.Tensor, column: int) -> torch.Tensor:
+        """The net with only `column` of every block (0 = the shallowest, `deepest_column()`)."""
+        if not 0 <= column < self.num_columns:
+            raise ModelConfigError(f"this FractalNet has columns 0 to {self.num_columns - 1}, not {column}")
+        self.column, kept = column, self.column
+        try:
+            return self(x)
+        finally:
+            self.column = kept
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        column, local_drop = self.column, 0.0
+        if self.training and column is None:
+            if self.global_drop and random.random() < self.global_drop:
+                column = random.randrange(self.num_columns)  # one column for the whole net
+            else:
+                local_drop = self.local_drop
+        for block, pool in zip(self.blocks, self.pools):
+            x = pool(block(x, column=column, local_drop=local_drop))
+        return x
+
+
+def _fractalnet(columns: int, num_classes: int, in_chans: int, **options) -> FractalNet:
+    return FractalNet(CIFAR_WIDTHS, columns, num_classes=num_classes, in_chans=in_chans, **options)
+
+
+@register_model(family="fractalnet", paper="Larsson et al. 2017", input_size=(3, 32, 32), num_classes=10)
+def fractalnet20(*, num_classes: int = 10, in_chans: int = 3, dropout: bool = False, local_drop: float = 0.0,
+                 global_drop: float = 0.0) -> FractalNet:
+    """FractalNet, CIFAR: B = 5 blocks of C = 3 columns (deepest path 20 convs), 64-128-256-512-512."""
+    return _fractalnet(3, num_classes, in_chans, dropout=dropout, local_drop=local_drop, global_drop=global_drop)
+
+
+@register_model(family="fractalnet", paper="Larsson et al. 2017", input_size=(3, 32, 32), num_classes=10)
+def fractalnet40(*, num_classes: int = 10, in_chans: int = 3, dropout: bool = False, local_drop: float = 0.0,
+                 global_drop: float = 0.0) -> FractalNet:
+    """FractalNet, CIFAR: B = 5 blocks of C = 4 columns (deepest path 40 convs), 64-128-256-512-512."""
+    return _fractalnet(4, num_classes, in_chans, dropout=dropout, local_drop=local_drop, global_drop=global_drop)
