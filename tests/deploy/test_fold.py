@@ -23,6 +23,8 @@ FAMILIES = [
     ("wrn28_10", 32, {}),
     ("densenet_bc_100_12", 32, {}),
     ("shufflenet_v2_x1_0", 64, {}),
+    ("shufflenet_v1_g3_x1_0", 64, {}),
+    ("fractalnet20", 32, {}),
 ]
 
 
