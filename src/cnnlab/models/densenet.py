@@ -165,22 +165,46 @@ class DenseNet(PooledLinearNet):
         # norm5 is the last layer of `features`; its ReLU runs here, as in torchvision.
         return torch.flatten(F.adaptive_avg_pool2d(F.relu(x), (1, 1)), 1)
 
-def _register(name: str) -> None:
+def _densenet(name: str, num_classes: int, in_chans: int, drop_rate: float, memory_efficient: bool,
+              zero_init_residual: bool) -> DenseNet:
     growth, blocks, stem = DENSENET_CONFIGS[name]
+    return DenseNet(growth, blocks, stem, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate,
+                    memory_efficient=memory_efficient, zero_init_residual=zero_init_residual)
 
-    def builder(*, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, memory_efficient: bool = False,
+
+@register_model(family="densenet", paper="Huang et al. 2016", input_size=(3, 224, 224))
+def densenet121(*, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, memory_efficient: bool = False,
                 zero_init_residual: bool = False) -> DenseNet:
-        return DenseNet(growth, blocks, stem, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate,
-                        memory_efficient=memory_efficient, zero_init_residual=zero_init_residual)
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = f"DenseNet-BC-{name[8:]} (k={growth}, blocks {'-'.join(map(str, blocks))}); memory_efficient=True checkpoints the bottlenecks."
-    register_model(family="densenet", paper="Huang et al. 2016", input_size=(3, 224, 224))(builder)
-    globals()[name] = builder
+    """DenseNet-BC-121 (k=32, blocks 6-12-24-16); memory_efficient=True checkpoints the bottlenecks."""
+    return _densenet("densenet121", num_classes, in_chans, drop_rate, memory_efficient, zero_init_residual)
 
 
-for _name in DENSENET_CONFIGS:
-    _register(_name)
+@register_model(family="densenet", paper="Huang et al. 2016", input_size=(3, 224, 224))
+def densenet161(*, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, memory_efficient: bool = False,
+                zero_init_residual: bool = False) -> DenseNet:
+    """DenseNet-BC-161 (k=48, blocks 6-12-36-24); memory_efficient=True checkpoints the bottlenecks."""
+    return _densenet("densenet161", num_classes, in_chans, drop_rate, memory_efficient, zero_init_residual)
+
+
+@register_model(family="densenet", paper="Huang et al. 2016", input_size=(3, 224, 224))
+def densenet169(*, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, memory_efficient: bool = False,
+                zero_init_residual: bool = False) -> DenseNet:
+    """DenseNet-BC-169 (k=32, blocks 6-12-32-32); memory_efficient=True checkpoints the bottlenecks."""
+    return _densenet("densenet169", num_classes, in_chans, drop_rate, memory_efficient, zero_init_residual)
+
+
+@register_model(family="densenet", paper="Huang et al. 2016", input_size=(3, 224, 224))
+def densenet201(*, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, memory_efficient: bool = False,
+                zero_init_residual: bool = False) -> DenseNet:
+    """DenseNet-BC-201 (k=32, blocks 6-12-48-32); memory_efficient=True checkpoints the bottlenecks."""
+    return _densenet("densenet201", num_classes, in_chans, drop_rate, memory_efficient, zero_init_residual)
+
+
+@register_model(family="densenet", paper="Huang et al. 2016", input_size=(3, 224, 224))
+def densenet264(*, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, memory_efficient: bool = False,
+                zero_init_residual: bool = False) -> DenseNet:
+    """DenseNet-BC-264 (k=32, blocks 6-12-64-48); memory_efficient=True checkpoints the bottlenecks."""
+    return _densenet("densenet264", num_classes, in_chans, drop_rate, memory_efficient, zero_init_residual)
 
 
 @register_model(family="densenet", paper="Huang et al. 2016 (CIFAR)", input_size=(3, 32, 32), num_classes=10)

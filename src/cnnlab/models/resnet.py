@@ -229,25 +229,53 @@ def _resnet(depth: int, **kwargs) -> ResNet:
 _PAPER = "He et al. 2015"
 
 
-def _register_paper_resnets() -> None:
-    for depth in RESNET_DEPTHS:
-        def builder(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False,
-                    drop_path_rate: float = 0.0, stride_in_3x3: bool = False, _depth: int = depth) -> ResNet:
-            return _resnet(_depth, num_classes=num_classes, in_chans=in_chans, stride_in_3x3=stride_in_3x3,
-                           zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
-
-        name = f"resnet{depth}"
-        builder.__name__ = builder.__qualname__ = name
-        builder.__doc__ = (
-            f"ResNet-{depth} as published: option-B projections"
-            + (", the bottleneck's stride in its first 1x1 conv (v1).\n\n"
-               "stride_in_3x3=True moves it to the 3x3 (ResNet-B, torchvision's v1.5 weights)." if depth >= 50 else ".")
-        )
-        register_model(family="resnet", paper=_PAPER, input_size=(3, 224, 224))(builder)
-        globals()[name] = builder
+@register_model(family="resnet", paper=_PAPER, input_size=(3, 224, 224))
+def resnet18(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False,
+             drop_path_rate: float = 0.0, stride_in_3x3: bool = False) -> ResNet:
+    """ResNet-18 as published: option-B projections."""
+    return _resnet(18, num_classes=num_classes, in_chans=in_chans, stride_in_3x3=stride_in_3x3,
+                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
 
 
-_register_paper_resnets()
+@register_model(family="resnet", paper=_PAPER, input_size=(3, 224, 224))
+def resnet34(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False,
+             drop_path_rate: float = 0.0, stride_in_3x3: bool = False) -> ResNet:
+    """ResNet-34 as published: option-B projections."""
+    return _resnet(34, num_classes=num_classes, in_chans=in_chans, stride_in_3x3=stride_in_3x3,
+                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
+
+
+@register_model(family="resnet", paper=_PAPER, input_size=(3, 224, 224))
+def resnet50(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False,
+             drop_path_rate: float = 0.0, stride_in_3x3: bool = False) -> ResNet:
+    """ResNet-50 as published: option-B projections, the bottleneck's stride in its first 1x1 conv (v1).
+
+    stride_in_3x3=True moves it to the 3x3 (ResNet-B, torchvision's v1.5 weights).
+    """
+    return _resnet(50, num_classes=num_classes, in_chans=in_chans, stride_in_3x3=stride_in_3x3,
+                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
+
+
+@register_model(family="resnet", paper=_PAPER, input_size=(3, 224, 224))
+def resnet101(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False,
+             drop_path_rate: float = 0.0, stride_in_3x3: bool = False) -> ResNet:
+    """ResNet-101 as published: option-B projections, the bottleneck's stride in its first 1x1 conv (v1).
+
+    stride_in_3x3=True moves it to the 3x3 (ResNet-B, torchvision's v1.5 weights).
+    """
+    return _resnet(101, num_classes=num_classes, in_chans=in_chans, stride_in_3x3=stride_in_3x3,
+                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
+
+
+@register_model(family="resnet", paper=_PAPER, input_size=(3, 224, 224))
+def resnet152(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False,
+             drop_path_rate: float = 0.0, stride_in_3x3: bool = False) -> ResNet:
+    """ResNet-152 as published: option-B projections, the bottleneck's stride in its first 1x1 conv (v1).
+
+    stride_in_3x3=True moves it to the 3x3 (ResNet-B, torchvision's v1.5 weights).
+    """
+    return _resnet(152, num_classes=num_classes, in_chans=in_chans, stride_in_3x3=stride_in_3x3,
+                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
 
 
 @register_model(family="resnet", paper="He et al. 2019 (Bag of Tricks); torchvision", input_size=(3, 224, 224))
