@@ -117,25 +117,74 @@ class CifarResNet(PooledLinearNet):
 _PAPER = "He et al. 2015 (CIFAR-10, Sec. 4.2)"
 
 
-def _register(depth: int) -> None:
-    def resnet(*, num_classes: int = 10, in_chans: int = 3, shortcut: str = "A", zero_init_residual: bool = False,
-               drop_path_rate: float = 0.0) -> CifarResNet:
-        return CifarResNet(depth, num_classes=num_classes, in_chans=in_chans, shortcut=shortcut,
-                           zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
-
-    def plain(*, num_classes: int = 10, in_chans: int = 3) -> CifarResNet:
-        return CifarResNet(depth, num_classes=num_classes, in_chans=in_chans, residual=False)
-
-    n = (depth - 2) // 6
-    for builder, name, doc in (
-        (resnet, f"resnet{depth}", f"CIFAR ResNet-{depth} (n={n}): 16-32-64 maps, option-A shortcuts (shortcut='B' for 1x1 projections)."),
-        (plain, f"plain{depth}", f"CIFAR plain-{depth} (n={n}): resnet{depth} without shortcuts, the paper's baseline."),
-    ):
-        builder.__name__ = builder.__qualname__ = name
-        builder.__doc__ = doc
-        register_model(family="resnet_cifar", paper=_PAPER, input_size=(3, 32, 32), num_classes=10)(builder)
-        globals()[name] = builder
+_CIFAR = dict(family="resnet_cifar", paper=_PAPER, input_size=(3, 32, 32), num_classes=10)
 
 
-for _depth in CIFAR_DEPTHS:
-    _register(_depth)
+@register_model(**_CIFAR)
+def resnet20(*, num_classes: int = 10, in_chans: int = 3, shortcut: str = "A", zero_init_residual: bool = False,
+             drop_path_rate: float = 0.0) -> CifarResNet:
+    """CIFAR ResNet-20 (n=3): 16-32-64 maps, option-A shortcuts (shortcut='B' for 1x1 projections)."""
+    return CifarResNet(20, num_classes=num_classes, in_chans=in_chans, shortcut=shortcut,
+                       zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
+
+
+@register_model(**_CIFAR)
+def plain20(*, num_classes: int = 10, in_chans: int = 3) -> CifarResNet:
+    """CIFAR plain-20 (n=3): resnet20 without shortcuts, the paper's baseline."""
+    return CifarResNet(20, num_classes=num_classes, in_chans=in_chans, residual=False)
+
+
+@register_model(**_CIFAR)
+def resnet32(*, num_classes: int = 10, in_chans: int = 3, shortcut: str = "A", zero_init_residual: bool = False,
+             drop_path_rate: float = 0.0) -> CifarResNet:
+    """CIFAR ResNet-32 (n=5): 16-32-64 maps, option-A shortcuts (shortcut='B' for 1x1 projections)."""
+    return CifarResNet(32, num_classes=num_classes, in_chans=in_chans, shortcut=shortcut,
+                       zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
+
+
+@register_model(**_CIFAR)
+def plain32(*, num_classes: int = 10, in_chans: int = 3) -> CifarResNet:
+    """CIFAR plain-32 (n=5): resnet32 without shortcuts, the paper's baseline."""
+    return CifarResNet(32, num_classes=num_classes, in_chans=in_chans, residual=False)
+
+
+@register_model(**_CIFAR)
+def resnet44(*, num_classes: int = 10, in_chans: int = 3, shortcut: str = "A", zero_init_residual: bool = False,
+             drop_path_rate: float = 0.0) -> CifarResNet:
+    """CIFAR ResNet-44 (n=7): 16-32-64 maps, option-A shortcuts (shortcut='B' for 1x1 projections)."""
+    return CifarResNet(44, num_classes=num_classes, in_chans=in_chans, shortcut=shortcut,
+                       zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
+
+
+@register_model(**_CIFAR)
+def plain44(*, num_classes: int = 10, in_chans: int = 3) -> CifarResNet:
+    """CIFAR plain-44 (n=7): resnet44 without shortcuts, the paper's baseline."""
+    return CifarResNet(44, num_classes=num_classes, in_chans=in_chans, residual=False)
+
+
+@register_model(**_CIFAR)
+def resnet56(*, num_classes: int = 10, in_chans: int = 3, shortcut: str = "A", zero_init_residual: bool = False,
+             drop_path_rate: float = 0.0) -> CifarResNet:
+    """CIFAR ResNet-56 (n=9): 16-32-64 maps, option-A shortcuts (shortcut='B' for 1x1 projections)."""
+    return CifarResNet(56, num_classes=num_classes, in_chans=in_chans, shortcut=shortcut,
+                       zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
+
+
+@register_model(**_CIFAR)
+def plain56(*, num_classes: int = 10, in_chans: int = 3) -> CifarResNet:
+    """CIFAR plain-56 (n=9): resnet56 without shortcuts, the paper's baseline."""
+    return CifarResNet(56, num_classes=num_classes, in_chans=in_chans, residual=False)
+
+
+@register_model(**_CIFAR)
+def resnet110(*, num_classes: int = 10, in_chans: int = 3, shortcut: str = "A", zero_init_residual: bool = False,
+              drop_path_rate: float = 0.0) -> CifarResNet:
+    """CIFAR ResNet-110 (n=18): 16-32-64 maps, option-A shortcuts (shortcut='B' for 1x1 projections)."""
+    return CifarResNet(110, num_classes=num_classes, in_chans=in_chans, shortcut=shortcut,
+                       zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
+
+
+@register_model(**_CIFAR)
+def plain110(*, num_classes: int = 10, in_chans: int = 3) -> CifarResNet:
+    """CIFAR plain-110 (n=18): resnet110 without shortcuts, the paper's baseline."""
+    return CifarResNet(110, num_classes=num_classes, in_chans=in_chans, residual=False)

@@ -103,28 +103,70 @@ class VGG(MLPHeadNet):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
-def _register_vgg(name: str, config: str, batch_norm: bool, doc: str) -> None:
-    def builder(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, input_size: int | tuple = 224) -> VGG:
-        return VGG(VGG_CONFIGS[config], num_classes=num_classes, in_chans=in_chans, batch_norm=batch_norm, dropout=dropout,
-                   input_size=input_size)
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = doc
-    paper = "Simonyan & Zisserman 2014" + (" + BatchNorm (torchvision)" if batch_norm else "")
-    register_model(family="vgg", paper=paper, input_size=(3, 224, 224))(builder)
-    globals()[name] = builder
+_PAPER = "Simonyan & Zisserman 2014"
+_PAPER_BN = _PAPER + " + BatchNorm (torchvision)"
 
 
-for _name, _config, _layers in (
-    ("vgg11", "A", 11), ("vgg13", "B", 13), ("vgg16", "D", 16), ("vgg19", "E", 19),
-):
-    _register_vgg(_name, _config, False, f"VGG-{_layers} (configuration {_config} of Table 1).")
-    _register_vgg(
-        f"{_name}_bn", _config, True,
-        f"VGG-{_layers} with BatchNorm after every conv (torchvision's {_name}_bn; BN postdates the paper).",
-    )
-_register_vgg("vgg11_lrn", "A-LRN", False, "VGG-11 with LRN after the first conv (configuration A-LRN of Table 1).")
-_register_vgg(
-    "vgg16_c", "C", False,
-    "VGG-16 configuration C: the last conv of stages 3-5 is 1x1 (Table 1; D replaces them with 3x3).",
-)
+def _vgg(config: str, batch_norm: bool, num_classes: int, in_chans: int, dropout: float, input_size) -> VGG:
+    return VGG(VGG_CONFIGS[config], num_classes=num_classes, in_chans=in_chans, batch_norm=batch_norm, dropout=dropout,
+               input_size=input_size)
+
+
+@register_model(family="vgg", paper=_PAPER, input_size=(3, 224, 224))
+def vgg11(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, input_size: int | tuple = 224) -> VGG:
+    """VGG-11 (configuration A of Table 1)."""
+    return _vgg("A", False, num_classes, in_chans, dropout, input_size)
+
+
+@register_model(family="vgg", paper=_PAPER_BN, input_size=(3, 224, 224))
+def vgg11_bn(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, input_size: int | tuple = 224) -> VGG:
+    """VGG-11 with BatchNorm after every conv (torchvision's vgg11_bn; BN postdates the paper)."""
+    return _vgg("A", True, num_classes, in_chans, dropout, input_size)
+
+
+@register_model(family="vgg", paper=_PAPER, input_size=(3, 224, 224))
+def vgg13(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, input_size: int | tuple = 224) -> VGG:
+    """VGG-13 (configuration B of Table 1)."""
+    return _vgg("B", False, num_classes, in_chans, dropout, input_size)
+
+
+@register_model(family="vgg", paper=_PAPER_BN, input_size=(3, 224, 224))
+def vgg13_bn(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, input_size: int | tuple = 224) -> VGG:
+    """VGG-13 with BatchNorm after every conv (torchvision's vgg13_bn; BN postdates the paper)."""
+    return _vgg("B", True, num_classes, in_chans, dropout, input_size)
+
+
+@register_model(family="vgg", paper=_PAPER, input_size=(3, 224, 224))
+def vgg16(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, input_size: int | tuple = 224) -> VGG:
+    """VGG-16 (configuration D of Table 1)."""
+    return _vgg("D", False, num_classes, in_chans, dropout, input_size)
+
+
+@register_model(family="vgg", paper=_PAPER_BN, input_size=(3, 224, 224))
+def vgg16_bn(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, input_size: int | tuple = 224) -> VGG:
+    """VGG-16 with BatchNorm after every conv (torchvision's vgg16_bn; BN postdates the paper)."""
+    return _vgg("D", True, num_classes, in_chans, dropout, input_size)
+
+
+@register_model(family="vgg", paper=_PAPER, input_size=(3, 224, 224))
+def vgg19(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, input_size: int | tuple = 224) -> VGG:
+    """VGG-19 (configuration E of Table 1)."""
+    return _vgg("E", False, num_classes, in_chans, dropout, input_size)
+
+
+@register_model(family="vgg", paper=_PAPER_BN, input_size=(3, 224, 224))
+def vgg19_bn(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, input_size: int | tuple = 224) -> VGG:
+    """VGG-19 with BatchNorm after every conv (torchvision's vgg19_bn; BN postdates the paper)."""
+    return _vgg("E", True, num_classes, in_chans, dropout, input_size)
+
+
+@register_model(family="vgg", paper=_PAPER, input_size=(3, 224, 224))
+def vgg11_lrn(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, input_size: int | tuple = 224) -> VGG:
+    """VGG-11 with LRN after the first conv (configuration A-LRN of Table 1)."""
+    return _vgg("A-LRN", False, num_classes, in_chans, dropout, input_size)
+
+
+@register_model(family="vgg", paper=_PAPER, input_size=(3, 224, 224))
+def vgg16_c(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, input_size: int | tuple = 224) -> VGG:
+    """VGG-16 configuration C: the last conv of stages 3-5 is 1x1 (Table 1; D replaces them with 3x3)."""
+    return _vgg("C", False, num_classes, in_chans, dropout, input_size)
