@@ -114,16 +114,10 @@ def _model_kwargs(args: argparse.Namespace) -> dict:
 def _summary_for(args: argparse.Namespace, model: str | nn.Module | None = None, depth: int | None = None,
                  peak: bool = False, input_size=None):
     kwargs = {} if isinstance(model, nn.Module) else _model_kwargs(args)
-    name = model if isinstance(model, str) else getattr(model, "model_name", None)
-    try:
-        return summary(model or args.model, input_size=input_size or args.input, batch=getattr(args, "batch", 1),
-                       dtype=getattr(args, "dtype", "float32"), optimizer=getattr(args, "optimizer", "momentum"),
-                       depth=depth, peak=peak, amp=getattr(args, "amp", "none"),
-                       channels_last=getattr(args, "channels_last", False), **kwargs)
-    except TypeError as error:
-        if "unexpected keyword" in str(error):
-            raise CnnlabError(f"{name or args.model} has no option {str(error).split('argument')[-1].strip()}") from None
-        raise
+    return summary(model or args.model, input_size=input_size or args.input, batch=getattr(args, "batch", 1),
+                   dtype=getattr(args, "dtype", "float32"), optimizer=getattr(args, "optimizer", "momentum"),
+                   depth=depth, peak=peak, amp=getattr(args, "amp", "none"),
+                   channels_last=getattr(args, "channels_last", False), **kwargs)
 
 
 def run_summary(args: argparse.Namespace) -> int:

@@ -51,9 +51,4 @@ def build_model(args: argparse.Namespace):
     from cnnlab.models import create_model
 
     options = variant_kwargs(args.variant_options)
-    try:
-        return create_model(args.model, num_classes=args.num_classes, in_chans=args.in_chans, **options)
-    except TypeError as error:
-        if "unexpected keyword" in str(error):
-            raise CnnlabError(f"{args.model} has no option {str(error).split('argument')[-1].strip()}") from None
-        raise
+    return create_model(args.model, num_classes=args.num_classes, in_chans=args.in_chans, **options)

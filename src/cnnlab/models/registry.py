@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from cnnlab.errors import UnknownModelError
+from cnnlab.errors import ModelConfigError, UnknownModelError
 
 
 @dataclass(frozen=True)
@@ -117,9 +117,16 @@ def create_model(
     sized = input_size is not None and "input_size" in inspect.signature(entry.builder).parameters
     if sized:
         variant_kwargs["input_size"] = input_size
-    with _skip_meta_init() if _building_on_meta() else contextlib.nullcontext():
-        model = entry.builder(num_classes=entry.num_classes if num_classes is None else num_classes,
-                              in_chans=in_chans, **variant_kwargs)
+    try:
+        with _skip_meta_init() if _building_on_meta() else contextlib.nullcontext():
+            model = entry.builder(num_classes=entry.num_classes if num_classes is None else num_classes,
+                                  in_chans=in_chans, **variant_kwargs)
+    except TypeError as error:
+        if "unexpected keyword" not in str(error):
+            raise
+        options = [p for p in inspect.signature(entry.builder).parameters if p not in ("num_classes", "in_chans")]
+        raise ModelConfigError(f"{name} has no option {str(error).split('argument')[-1].strip()}"
+                               + (f"; its options: {', '.join(options)}" if options else "; it takes no options")) from None
     if input_size is not None and not sized and hasattr(model, "default_input_size"):
         from cnnlab.models.base import image_side
 

@@ -217,11 +217,8 @@ def _fit(config, filled, entry, transfer, world, log, progress, started) -> RunR
     if config.dropout is not None:
         model_kwargs["dropout"] = config.dropout
     num_classes = len(source.class_names)
-    try:
-        model = create_model(config.model, num_classes=num_classes, in_chans=channels, input_size=(channels, size, size),
-                             **model_kwargs)
-    except TypeError as error:
-        raise CnnlabError(f"{config.model} has no option {str(error).split('argument')[-1].strip()}") from None
+    model = create_model(config.model, num_classes=num_classes, in_chans=channels, input_size=(channels, size, size),
+                         **model_kwargs)
     if config.init and not config.resume:
         from cnnlab.deploy.weights import initialize_from
 
