@@ -471,12 +471,11 @@ def largest_batch(model: nn.Module | str, memory: int | str, input_size=None, op
 
 
 def _model_and_input(model: nn.Module | str, input_size):
-    from cnnlab.analysis.summary import parse_input_size
-    from cnnlab.models import CnnModel, create_model
+    from cnnlab.analysis.summary import meta_model, parse_input_size
+    from cnnlab.models import CnnModel
 
     if isinstance(model, str):
-        with torch.device("meta"):
-            model = create_model(model, **({"input_size": parse_input_size(input_size)} if input_size else {}))
+        model = meta_model(model, input_size)
     if input_size is None:
         if not isinstance(model, CnnModel):
             raise CnnlabError(f"{type(model).__name__} is not a cnnlab model, so its input size is unknown: "

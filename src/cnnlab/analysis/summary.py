@@ -260,6 +260,17 @@ def parse_input_size(text: str | tuple | list) -> tuple[int, ...]:
     return values
 
 
+def meta_model(name: str, input_size=None, **model_kwargs) -> nn.Module:
+    """The zoo model `name` on the meta device (shapes only, no memory, no initialization), built
+    for `input_size` when that is one shape (a net with a flattened classifier sizes fc6 for it)."""
+    from cnnlab.models import create_model
+
+    if input_size is not None and not isinstance(input_size, list):
+        model_kwargs["input_size"] = parse_input_size(input_size)
+    with torch.device("meta"):
+        return create_model(name, **model_kwargs)
+
+
 def summary(
     model: nn.Module | str,
     input_size: tuple[int, ...] | str | list[tuple[int, ...]] | None = None,
@@ -282,7 +293,6 @@ def summary(
     `amp` autocast and `channels_last` as training would run them) and records its real peak and
     what it is made of as `training_peak` (see cnnlab.analysis.memory).
     """
-    from cnnlab.models import create_model
     from cnnlab.models.base import CnnModel, check_input_rank_and_channels, explain_input_size_error
 
     if dtype not in formulas.DTYPE_BYTES:
@@ -293,10 +303,7 @@ def summary(
         raise CnnlabError(f"batch must be at least 1, got {batch}")
     owned = isinstance(model, str)  # built here on meta: the walk may use it without copying
     if owned:
-        if input_size is not None and not isinstance(input_size, list):  # a flatten-head net is built for it
-            model_kwargs["input_size"] = parse_input_size(input_size)
-        with torch.device("meta"):
-            model = create_model(model, **model_kwargs)
+        model = meta_model(model, input_size, **model_kwargs)
     name = getattr(model, "model_name", "") or type(model).__name__
     if input_size is None:
         if not isinstance(model, CnnModel):

@@ -294,15 +294,10 @@ def _mb(value: float) -> str:
 
 def _meta_model(args: argparse.Namespace, name: str) -> tuple[nn.Module, tuple[int, ...]]:
     """A zoo model on the meta device, built for --input where given, and its input size."""
-    from cnnlab.models import create_model
+    from cnnlab.analysis.summary import meta_model
 
-    kwargs = _model_kwargs(args)
-    size = parse_input_size(args.input) if args.input else None
-    if size is not None:
-        kwargs["input_size"] = size
-    with torch.device("meta"):
-        model = create_model(name, **kwargs)
-    return model, size or model.default_input_size
+    model = meta_model(name, args.input, **_model_kwargs(args))
+    return model, parse_input_size(args.input) if args.input else model.default_input_size
 
 
 def run_plot(args: argparse.Namespace) -> int:

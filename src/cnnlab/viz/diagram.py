@@ -56,25 +56,15 @@ def draw(model: nn.Module | str, input_size=None, out: str | Path | None = None,
         raise CnnlabError(f"unknown annotation {', '.join(unknown)}: choose from {', '.join(ANNOTATIONS)}")
     if out is not None:
         _check_format(out)
-    owned = isinstance(model, str)
-    if owned:
-        import torch
+    if isinstance(model, str):
+        from cnnlab.analysis.summary import meta_model
 
-        from cnnlab.models import create_model
-        from cnnlab.analysis.summary import parse_input_size
-
-        if input_size is not None:
-            model_kwargs["input_size"] = parse_input_size(input_size)
-        with torch.device("meta"):
-            model = create_model(model, **model_kwargs)
+        model = meta_model(model, input_size, **model_kwargs)
         input_size = input_size or model.default_input_size
-    full = summary(model, input_size=input_size, batch=batch)
-    modules = dict(model.named_modules())
-    if depth:
-        folded = summary(model, input_size=input_size, batch=batch, depth=depth)
-        graph = _Diagram(folded, modules, fold_repeats=False, frames=False, annotate=annotate).digraph(title)
-    else:
-        graph = _Diagram(full, modules, fold_repeats=depth is None, frames=True, annotate=annotate).digraph(title)
+    # depth N: the modules N levels down as boxes; 0 or None: every layer (None folds repeated blocks)
+    result = summary(model, input_size=input_size, batch=batch, depth=depth or None)
+    graph = _Diagram(result, dict(model.named_modules()), fold_repeats=depth is None, frames=not depth,
+                     annotate=annotate).digraph(title)
     if out is not None:
         render(graph, out)
     return graph
@@ -205,7 +195,7 @@ class _Diagram:
     def _fold_repeats(self) -> None:
         """Draw each run of identical sibling blocks that follow one another once, marked ×N."""
         frames = set(self.block_of.values()) - {None}
-        members = {name: [i for i in self.boxes if (self.block_of.get(i) or "").startswith(name)
+        members = {name: [i for i in self.boxes if self.block_of[i] is not None
                           and (self.block_of[i] == name or self.block_of[i].startswith(name + "."))]
                    for name in frames}
         position = {row: k for k, row in enumerate(self.boxes)}
