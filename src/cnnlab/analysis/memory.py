@@ -160,6 +160,29 @@ class _LiveBytes(TorchDispatchMode):
         return out
 
 
+def _input_shapes(input_size) -> list[tuple[int, ...]]:
+    """One sample's shape per forward argument (a list of shapes for a forward that takes several)."""
+    several = isinstance(input_size, list) and all(isinstance(v, (tuple, list)) for v in input_size)
+    return [tuple(v) for v in input_size] if several else [tuple(input_size)]
+
+
+def _make_optimizer(name: str, parameters: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """The optimizer both the simulated and the measured step use (CPU default: per-parameter loop)."""
+    if name not in OPTIMIZER_COPIES:
+        raise CnnlabError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZER_COPIES)}")
+    if name == "adam":
+        return torch.optim.Adam(parameters, lr=1e-3)
+    return torch.optim.SGD(parameters, lr=0.1, momentum=0.9 if name == "momentum" else 0.0)
+
+
+def _state_tensors(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [v for s in optimizer.state.values() for v in s.values() if torch.is_tensor(v)]
+
+
+def _channels_last(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x for x in inputs]
+
+
 class TrainingStep:
     """One model's training step, simulated with fake tensors at any batch size.
 
@@ -172,13 +195,10 @@ class TrainingStep:
                  channels_last: bool = False):
         from torch._subclasses.fake_tensor import FakeTensorMode
 
-        if optimizer not in OPTIMIZER_COPIES:
-            raise CnnlabError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZER_COPIES)}")
         if amp not in AMP_DTYPES:
             raise CnnlabError(f"unknown amp {amp!r}; choose one of {', '.join(AMP_DTYPES)}")
         self.optimizer_name, self.amp, self.channels_last = optimizer, amp, channels_last
-        several = isinstance(input_size, list) and all(isinstance(v, (tuple, list)) for v in input_size)
-        self.input_sizes = [tuple(v) for v in input_size] if several else [tuple(input_size)]
+        self.input_sizes = _input_shapes(input_size)
         self.fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
         self.model = meta_copy(model).train()
         if channels_last:  # on meta, before the fake tensors: to_empty keeps each tensor's strides
@@ -188,10 +208,7 @@ class TrainingStep:
         self.parameters = [p for p in self.model.parameters() if p.requires_grad]
         if not self.parameters:
             raise CnnlabError("the model has no trainable parameters, so a training step would change nothing")
-        if optimizer == "adam":
-            self.optimizer = torch.optim.Adam(self.parameters, lr=1e-3)
-        else:
-            self.optimizer = torch.optim.SGD(self.parameters, lr=0.1, momentum=0.9 if optimizer == "momentum" else 0.0)
+        self.optimizer = _make_optimizer(optimizer, self.parameters)
         self.optimizer_overhead = self._optimizer_overhead()
 
     def _optimizer_overhead(self) -> int:
@@ -209,7 +226,7 @@ class TrainingStep:
             with track:
                 self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        state = {tensor.untyped_storage()._cdata for tensor in self._state_tensors()}
+        state = {tensor.untyped_storage()._cdata for tensor in _state_tensors(self.optimizer)}
         live = most = 0
         for key, change in track.log:
             if key not in state:
@@ -217,14 +234,11 @@ class TrainingStep:
                 most = max(most, live)
         return most
 
-    def _state_tensors(self) -> list[torch.Tensor]:
-        return [v for s in self.optimizer.state.values() for v in s.values() if torch.is_tensor(v)]
-
     def _batch(self, batch: int) -> tuple[list[torch.Tensor], torch.Tensor]:
         with self.fake_mode:
             inputs = [torch.empty(batch, *shape) for shape in self.input_sizes]
             if self.channels_last:
-                inputs = [x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x for x in inputs]
+                inputs = _channels_last(inputs)
             return inputs, torch.zeros(batch, dtype=torch.long)
 
     def _forward_backward(self, inputs, labels, track: _LiveBytes, phase: list) -> None:
@@ -250,7 +264,7 @@ class TrainingStep:
         layers = _LayerTracker() if locate else None
         track = _LiveBytes(lambda: (phase[0], layers.current() if layers else ""))
         track.weights = track.adopt(list(self.model.parameters()) + list(self.model.buffers()))
-        track.state = track.adopt(self._state_tensors())
+        track.state = track.adopt(_state_tensors(self.optimizer))
         inputs, labels = self._batch(batch)
         track.inputs = track.adopt(inputs + [labels])
         track.timeline = []
@@ -382,20 +396,13 @@ def measure_peak(model: nn.Module, input_size, batch: int, optimizer: str = "mom
     On the CPU, the PyTorch profiler's account of every allocation the step makes (their running
     total, above the tensors alive before the step: weights, optimizer state and the batch); on a
     GPU, `torch.cuda.max_memory_allocated`. The model is trained in place for two steps."""
-    if optimizer not in OPTIMIZER_COPIES:
-        raise CnnlabError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZER_COPIES)}")
-    several = isinstance(input_size, list) and all(isinstance(v, (tuple, list)) for v in input_size)
     model = model.to(device).train()
-    inputs = [torch.randn(batch, *shape, device=device) for shape in (input_size if several else [input_size])]
+    inputs = [torch.randn(batch, *shape, device=device) for shape in _input_shapes(input_size)]
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-        inputs = [x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x for x in inputs]
+        inputs = _channels_last(inputs)
     labels = torch.zeros(batch, dtype=torch.long, device=device)
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    if optimizer == "adam":
-        opt = torch.optim.Adam(parameters, lr=1e-3)
-    else:
-        opt = torch.optim.SGD(parameters, lr=0.1, momentum=0.9 if optimizer == "momentum" else 0.0)
+    opt = _make_optimizer(optimizer, [p for p in model.parameters() if p.requires_grad])
     kind = torch.device(device).type
     autocast = torch.autocast(kind, dtype=AMP_DTYPES[amp] or torch.bfloat16, enabled=AMP_DTYPES[amp] is not None)
 
@@ -418,9 +425,8 @@ def measure_peak(model: nn.Module, input_size, batch: int, optimizer: str = "mom
     from torch._C._profiler import _EventType
     from torch.profiler import ProfilerActivity, profile
 
-    state = [v for s in opt.state.values() for v in s.values() if torch.is_tensor(v)]
     before = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes()
-              for t in [*model.parameters(), *model.buffers(), *state, *inputs, labels]}
+              for t in [*model.parameters(), *model.buffers(), *_state_tensors(opt), *inputs, labels]}
     with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
         step()
     # The allocation events' own running total carries over from earlier profiled runs in the same
