@@ -125,8 +125,11 @@ def create_model(
         if "unexpected keyword" not in str(error):
             raise
         options = [p for p in inspect.signature(entry.builder).parameters if p not in ("num_classes", "in_chans")]
-        raise ModelConfigError(f"{name} has no option {str(error).split('argument')[-1].strip()}"
-                               + (f"; its options: {', '.join(options)}" if options else "; it takes no options")) from None
+        unknown = str(error).split("argument")[-1].strip()
+        refusal = ModelConfigError(f"{name} has no option {unknown}"
+                                   + (f"; its options: {', '.join(options)}" if options else "; it takes no options"))
+        refusal.option = unknown  # for callers that explain where the option came from (a checkpoint's file)
+        raise refusal from None
     if input_size is not None and not sized and hasattr(model, "default_input_size"):
         from cnnlab.models.base import image_side
 

@@ -22,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, ModelConfigError
 
 
 class CheckpointError(CnnlabError):
@@ -128,9 +128,11 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
         model = create_model(meta["model"], num_classes=meta["num_classes"], in_chans=meta["in_chans"],
                              input_size=tuple(meta["input_size"]) if meta.get("input_size") else None,
                              **meta.get("model_kwargs", {}))
-    except TypeError as error:
+    except ModelConfigError as error:
+        if not hasattr(error, "option"):
+            raise
         raise CheckpointError(f"{json_path} gives {meta['model']} options it does not take "
-                              f"({str(error).split('argument')[-1].strip()}); the file was edited or is from another model") from None
+                              f"({error.option}); the file was edited or is from another model") from None
     weights = load_weights(json_path)
     try:
         model.load_state_dict(weights, strict=True)
