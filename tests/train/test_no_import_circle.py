@@ -26,6 +26,8 @@ def imported_train_modules(path: Path) -> set[str]:
 
 def test_train_has_no_import_circle():
     graph = {f"cnnlab.train.{path.stem}": imported_train_modules(path) for path in TRAIN.glob("*.py") if path.stem != "__init__"}
+    assert graph["cnnlab.train.run"] >= {"cnnlab.train.loop", "cnnlab.train.settings", "cnnlab.train.data",
+                                         "cnnlab.train.transfer", "cnnlab.train.phases"}
     assert graph["cnnlab.train.loop"] >= {"cnnlab.train.distributed", "cnnlab.train.transfer", "cnnlab.train.phases"}
 
     def reaches(start: str, goal: str, seen: set[str]) -> bool:
@@ -33,3 +35,20 @@ def test_train_has_no_import_circle():
 
     circles = sorted(module for module in graph if reaches(module, module, {module}))
     assert circles == [], f"modules on an import circle: {circles}"
+
+
+def test_the_resolved_settings_cannot_change():
+    import dataclasses
+
+    import pytest
+
+    from cnnlab.train import TrainConfig
+
+    config = TrainConfig(model="resnet20")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.lr = 0.1  # train/settings.py resolves a new config once; nothing sets one in place
+
+
+def test_no_module_of_train_sets_a_setting_in_place():
+    for path in TRAIN.glob("*.py"):
+        assert "setattr(config" not in path.read_text(), path.name

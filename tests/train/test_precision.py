@@ -12,7 +12,7 @@ from cnnlab.data.sources import FASHION_MNIST_DIR
 from cnnlab.errors import CnnlabError
 from cnnlab.train import TrainConfig, fit
 from cnnlab.train import precision as precision_module
-from cnnlab.train.loop import validation_indices
+from cnnlab.train.data import validation_indices
 from cnnlab.train.precision import for_inference, native_bf16, resolve
 
 CPU = torch.device("cpu")

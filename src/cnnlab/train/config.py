@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +11,11 @@ from cnnlab.errors import CnnlabError
 from cnnlab.train.precision import AMP_CHOICES
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
+    """What the user asked for (None: the recipe's, the family's or the transfer mode's default).
+    Frozen: train/settings.py resolves the defaults into a new one, once, and nothing changes it later."""
+
     model: str
     data: str = "mnist-embedded"
     out: str | None = None
@@ -144,24 +147,23 @@ def recipe_settings(config: TrainConfig, family: str) -> dict[str, Any]:
 
 
 def with_family_defaults(config: TrainConfig, family: str) -> tuple[TrainConfig, dict[str, Any]]:
-    """Fill every unset setting from the recipe (if any), then the family's defaults; returns the
-    config and what was filled."""
+    """A copy of `config` with every unset setting filled from the recipe (if any), then the
+    family's defaults; and what was filled."""
     # a model's own entry (an ImageNet net whose family also holds a CIFAR cousin) before its family's
     paper = FAMILY_DEFAULTS.get(config.model, FAMILY_DEFAULTS.get(family, {}))
     defaults = {**GENERIC_DEFAULTS, "momentum": 0.9, "nesterov": False, **paper,
                 "channels_last": family in CHANNELS_LAST_FAMILIES}
-    filled = {}
-    for name, value in recipe_settings(config, family).items():
-        if getattr(config, name, None) in (None, False):
-            setattr(config, name, value)
-            filled[name] = value
+    changes = {name: value for name, value in recipe_settings(config, family).items()
+               if getattr(config, name, None) in (None, False)}
+    filled = dict(changes)
     for name, value in defaults.items():
-        if getattr(config, name, None) is None:
-            setattr(config, name, value)
+        if getattr(config, name, None) is None and name not in changes:
+            changes[name] = value
             if name != "channels_last":  # a layout, not a training setting: the settings line says it
                 filled[name] = value
-    if config.milestones is None:
-        config.milestones = (0.5, 0.75)
+    if config.milestones is None and "milestones" not in changes:
+        changes["milestones"] = (0.5, 0.75)
+    config = replace(config, **changes)
     validate(config)
     return config, filled
 

@@ -3,7 +3,7 @@ connects them (gloo on the CPU, NCCL on GPUs), DistributedDataParallel averages 
 
 `fit` calls `setup()` first: under torchrun (WORLD_SIZE > 1 in the environment) it joins the process
 group and says which rank this is; alone it returns a one-process World and nothing changes. Data
-is sharded as DistributedSampler shards it (train/loop.py, data/loader.py); evaluation gathers every
+is sharded as DistributedSampler shards it (train/run.py, data/loader.py); evaluation gathers every
 rank's predictions and drops the padding (train/metrics.py).
 """
 

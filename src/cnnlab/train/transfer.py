@@ -11,13 +11,14 @@ train a new head, and adapt the rest with care.
 
 Stages are the model's `feature_info` entries: stage 0 is the stem and the first feature stage,
 the top stage everything after the last one (pooling, fully-connected layers, the classifier).
-`fit` runs the phases planned here (train/loop.py).
+`fit` runs the phases planned here (train/run.py, train/loop.py).
 """
 
 from __future__ import annotations
 
 import time
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, ContextManager
 
@@ -35,8 +36,8 @@ MODES = ("linear-probe", "finetune", "progressive")
 TRANSFER_DEFAULTS = dict(epochs=10, schedule="cosine")
 
 
-def fill_defaults(config: TrainConfig) -> dict:
-    """Check the transfer settings and fill the transfer defaults; returns what was filled."""
+def fill_defaults(config: TrainConfig) -> tuple[TrainConfig, dict]:
+    """Check the transfer settings; a copy of `config` with the transfer defaults filled, and what was filled."""
     if config.transfer not in MODES:
         raise CnnlabError(f"unknown transfer mode {config.transfer!r}; choose one of {', '.join(MODES)}")
     if not config.init:
@@ -49,12 +50,8 @@ def fill_defaults(config: TrainConfig) -> dict:
         raise CnnlabError(f"--finetune-lr-scale must be in (0, 1], got {config.finetune_lr_scale}")
     if config.freeze_stages < 0:
         raise CnnlabError(f"--freeze-stages must be 0 or more, got {config.freeze_stages}")
-    filled = {}
-    for name, value in TRANSFER_DEFAULTS.items():
-        if getattr(config, name) is None:
-            setattr(config, name, value)
-            filled[name] = value
-    return filled
+    filled = {name: value for name, value in TRANSFER_DEFAULTS.items() if getattr(config, name) is None}
+    return replace(config, **filled), filled
 
 
 def pretrained_preprocessing(init: str | None, channels: int) -> dict | None:

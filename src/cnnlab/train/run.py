@@ -1,0 +1,247 @@
+"""`fit`: train a zoo model on a named data set with the seeds' practices, and write a run folder.
+
+    RUN/metrics.jsonl, metrics.csv   one line per epoch (loss, top-1, top-5, lr, images/s)
+    RUN/best.*, RUN/last.*           checkpoints (see train/checkpoint.py)
+    RUN/config.json                  the settings, defaults filled in
+    RUN/test.json                    the best epoch's figures on the test split
+    RUN/curves.png                   loss and top-1/top-5 for train and val
+
+A run, top to bottom (`_train`): prepare the folder, load the data, resolve the settings once
+(train/settings.py), build the model, plan the phases (one, or transfer's), start or resume,
+run each phase's epochs (train/loop.py), test the best epoch, write the curves.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from cnnlab.data import make_batches
+from cnnlab.errors import CnnlabError
+from cnnlab.models import create_model, get_entry
+from cnnlab.train import distributed
+from cnnlab.train.checkpoint import (
+    LOCK_NAME, RunFolderLock, atomic_write_text, load_model, load_training_state, load_weights, read_meta,
+)
+from cnnlab.train.config import TrainConfig
+from cnnlab.train.data import RunData, load_data
+from cnnlab.train.distributed import World
+from cnnlab.train.loop import Loop
+from cnnlab.train.phases import Phase
+from cnnlab.train.records import plot_curves, tensorboard, write_metrics
+from cnnlab.train.settings import Settings, describe, resolve, run_folder
+
+
+@dataclass
+class RunResult:
+    out: Path
+    history: list[dict[str, Any]]
+    best: dict[str, Any]
+    test: dict[str, Any] | None
+    seconds: float
+
+
+def fit(config: TrainConfig, log: Callable[[str], None] = print, progress: bool = False) -> RunResult:
+    """Train `config.model` on `config.data` and write the run folder; see the module docstring.
+    With `config.transfer` set, the run starts from `config.init` with a new head and follows the
+    transfer mode's phases."""
+    started = time.perf_counter()
+    world = distributed.setup(config.device)
+    finished, lock = False, None
+    try:
+        if world.is_main:  # one writer per run folder; under torchrun rank 0 writes for the job
+            lock = RunFolderLock(run_folder(config))
+        result = _train(config, world, log if world.is_main else _quiet, progress and world.is_main, started)
+        finished = True
+        return result
+    finally:
+        if lock is not None:
+            lock.release()
+        distributed.teardown(world, finished)
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+def _train(config: TrainConfig, world: World, log, progress: bool, started: float) -> RunResult:
+    entry = get_entry(config.model)
+    resuming = prepare_run_folder(run_folder(config), config.resume, config.overwrite)  # 1. the folder
+    world.barrier()
+    torch.manual_seed(config.seed)
+    data = load_data(config)  # 2. the images
+    settings = resolve(config, entry.family, entry.input_size[-1], world, data, resuming)  # 3. every setting, once
+    model = build_model(settings, data, world, log)  # 4. the model
+    phases = plan_phases(model, settings, log)  # 5. what trains when
+    meta = run_meta(settings, data, phases)
+    history, best, start_epoch, saved_state = start(settings, model, meta, world)  # 6. fresh, or where it stopped
+    total_epochs = sum(phase.epochs for phase in phases)
+    log(f"{config.model} on {data.source.name}: {data.describe()}, {data.channels}x{settings.size}x{settings.size}, "
+        f"{data.num_classes} classes, {sum(p.numel() for p in model.parameters()):,} parameters, on {world.device}")
+    for line in describe(settings, total_epochs, world):
+        log(line)
+    test_batches = batches(settings, data.test, world) if data.test is not None else None
+    loop = Loop(settings, model, world, meta, history, best, log, progress, total_epochs,
+                tensorboard(settings.out) if settings.config.tensorboard and world.is_main else None,
+                test_batches if settings.config.watch_test else None)
+    begin = 0
+    for index, phase in enumerate(phases):  # 7. each phase's epochs
+        if start_epoch < begin + phase.epochs:
+            continuing = saved_state if saved_state and saved_state.get("phase", 0) == index and start_epoch > begin else None
+            loop.phase(index, phase, range(max(start_epoch, begin), begin + phase.epochs),
+                       training_batches(settings, data, phase, world), batches(settings, data.val, world), continuing)
+        begin += phase.epochs
+    test_metrics = test_best(loop, settings, data, test_batches, world, log)  # 8. the best epoch on the test split
+    if world.is_main:
+        plot_curves(settings.out, loop.history)
+    if loop.writer is not None:
+        loop.writer.close()
+    return RunResult(settings.out, loop.history, loop.best, test_metrics, time.perf_counter() - started)
+
+
+def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> bool:
+    """Check the run folder and create it; returns whether there is a run to resume."""
+    if out.exists() and not out.is_dir():
+        raise CnnlabError(f"{out} is a file; give a folder for the run")
+    if out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()) and not (resume or overwrite):
+        raise CnnlabError(f"{out} already holds a run; continue it with --resume, replace it with --overwrite, "
+                          "or choose another --out")
+    if resume and not (out / "last.json").is_file():
+        if not distributed.launched_by_torchrun():
+            raise CnnlabError(f"--resume: {out} has no last.json checkpoint to continue from")
+        resume = False  # torchrun --max-restarts with --resume: no checkpoint yet, so this attempt starts fresh
+    out.mkdir(parents=True, exist_ok=True)  # every rank checks before any writes (fit's barrier)
+    return resume
+
+
+def build_model(settings: Settings, data: RunData, world: World, log) -> nn.Module:
+    """The model for the data's channels and classes at the run's input size: initialized from
+    --init (with a new head for transfer), on the device, in its layout, BatchNorm synced if asked."""
+    config = settings.config
+    model = create_model(config.model, num_classes=data.num_classes, in_chans=data.channels,
+                         input_size=(data.channels, settings.size, settings.size), **model_options(config))
+    if config.init and not config.resume:
+        from cnnlab.deploy.weights import initialize_from
+
+        log(initialize_from(model, config.init).summary())
+        if config.transfer:
+            model.reset_classifier(data.num_classes)
+            log(f"new head: {type(model.get_classifier()).__name__} to {data.num_classes} classes"
+                + (f"; preprocessing of the pretrained run: {settings.size}x{settings.size}, mean {list(settings.mean)}, "
+                   f"std {list(settings.std)}" if settings.pretrained else ""))
+    model.to(world.device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if config.sync_bn:
+        if not world.distributed:
+            log("--sync-bn: one process, so BatchNorm already sees the whole batch; nothing converted")
+        else:
+            model, converted = distributed.convert_sync_batchnorm(model, world)
+            log(f"--sync-bn: {converted} BatchNorm layers compute their statistics over the global batch "
+                + ("(torch SyncBatchNorm)" if world.device.type == "cuda" else "(GlobalBatchNorm over gloo)"))
+    return model
+
+
+def model_options(config: TrainConfig) -> dict[str, Any]:
+    """The builder's options: --model-kwargs, and --dropout where given."""
+    options = dict(config.model_kwargs)
+    if config.dropout is not None:
+        options["dropout"] = config.dropout
+    return options
+
+
+def plan_phases(model: nn.Module, settings: Settings, log) -> list[Phase]:
+    """One phase of every layer for a plain run; the transfer mode's phases (train/transfer.py)."""
+    if not settings.config.transfer:
+        return [Phase("train", settings.config.epochs)]
+    from cnnlab.train.transfer import plan
+
+    return plan(model, settings.config, log, settings.augment.active)
+
+
+def run_meta(settings: Settings, data: RunData, phases: list[Phase]) -> dict[str, Any]:
+    """What every checkpoint records about the run, so that a checkpoint alone rebuilds the model and its preprocessing."""
+    config = settings.config
+    meta = {
+        "model": config.model, "model_kwargs": model_options(config), "num_classes": data.num_classes,
+        "in_chans": data.channels, "data": config.data, "class_names": list(data.source.class_names),
+        "input_size": [data.channels, settings.size, settings.size],
+        "stored_size": [data.channels, data.stored_side, data.stored_side],
+        "normalization": {"mean": list(settings.mean), "std": list(settings.std)}, "seed": config.seed,
+        "val_fraction": config.val_fraction, "val_images": len(data.val), "precision": settings.precision.name,
+        "test_flip": config.test_flip,
+    }
+    if config.transfer:
+        meta["transfer"] = {"mode": config.transfer, "init": str(config.init), "phases": [[p.name, p.epochs] for p in phases]}
+    return meta
+
+
+def start(settings: Settings, model: nn.Module, meta: dict, world: World) -> tuple[list, dict, int, dict | None]:
+    """(history, best, first epoch, training state): empty for a new run, whose settings go to
+    config.json; the last checkpoint's for --resume."""
+    if settings.config.resume:
+        start_epoch, history, best, state = resume(settings.out, model, meta)
+        if world.is_main:
+            write_metrics(settings.out, history)  # drop any line written after this checkpoint
+        return history, best, start_epoch, state
+    if world.is_main:
+        atomic_write_text(settings.out / "config.json", json.dumps(
+            {**settings.config.to_dict(), "precision": settings.precision.name, "filled_defaults": settings.filled},
+            indent=2, default=str))
+    return [], {"val_top1": -1.0}, 0, None
+
+
+def resume(out: Path, model, meta) -> tuple[int, list, dict, dict]:
+    """Weights and RNG from the run's last checkpoint; returns (epoch, history, best, training state)."""
+    json_path = out / "last.json"
+    saved = read_meta(json_path)
+    for key in ("model", "num_classes", "in_chans", "data", "transfer"):
+        if saved.get(key) != meta.get(key):
+            raise CnnlabError(f"--resume: {json_path} was trained with {key} {saved.get(key)!r}, but this run has "
+                              f"{meta.get(key)!r}; resume with the same settings or start a new --out")
+    model.load_state_dict(load_weights(json_path))
+    state = load_training_state(json_path)
+    torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng"):
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return int(state["epoch"]), json.loads(state["history"]), state["best"], state
+
+
+def batches(settings: Settings, images, world: World):
+    """Evaluation batches of `images` (this rank's shard), unshuffled and unaugmented."""
+    return make_batches(images, 512, size=settings.size, normalization=settings.normalization, device=world.device,
+                        rank=world.rank, world_size=world.size)
+
+
+def training_batches(settings: Settings, data: RunData, phase: Phase, world: World):
+    """The phase's training batches: shuffled and augmented, or for a phase on cached features one
+    unaugmented pass in order (the cache's input)."""
+    config = settings.config
+    per_step = not phase.cached_features
+    return make_batches(data.train, config.batch_size if per_step else 512, size=settings.size,
+                        normalization=settings.normalization, augment=settings.augment if per_step else None,
+                        shuffle=per_step, seed=config.seed, device=world.device,
+                        drop_last=per_step and len(data.train) > config.batch_size * world.size, rank=world.rank,
+                        world_size=world.size)
+
+
+def test_best(loop: Loop, settings: Settings, data: RunData, test_batches, world: World, log) -> dict | None:
+    """The best epoch's checkpoint on the test split (RUN/test.json), or None without one."""
+    world.barrier()  # rank 0 has written best.json
+    if test_batches is None:
+        return None
+    best_model, _ = load_model(settings.out / "best.json", world.device)
+    if settings.config.channels_last:
+        best_model = best_model.to(memory_format=torch.channels_last)
+    metrics = loop.evaluate(best_model, test_batches)
+    if world.is_main:
+        atomic_write_text(settings.out / "test.json", json.dumps(metrics, indent=2))
+    log(f"test ({len(data.test):,} images, best epoch {loop.best['epoch']}): loss {metrics['loss']:.4f}, "
+        f"top-1 {metrics['top1']:.2%}, top-5 {metrics['top5']:.2%}")
+    return metrics
