@@ -1,4 +1,6 @@
-"""Every experiment runs with --quick; the seeds' claims hold in the figures where the budget can show them."""
+"""Every experiment runs at the quick budget: its files, its JSON, its plot, a verdict computed
+from its figures, and the analytic halves of the claims exactly. No test asserts an accuracy
+outcome: the quick budget decides none (docs/experiments.md holds the standard budget's)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,8 @@ from PIL import Image
 
 from cnnlab.cli import main
 from cnnlab.data.sources import FASHION_MNIST_DIR
-from cnnlab.errors import CnnlabError
 from cnnlab.experiments import EXPERIMENTS, run_experiment
+from cnnlab.experiments.core import VERDICTS
 
 # Fashion-MNIST as the issue asks where it is installed (CI installs it), else the embedded digits.
 DATA = "fashion-mnist" if FASHION_MNIST_DIR.is_dir() else "mnist-embedded"
@@ -20,68 +22,135 @@ def quiet(_line: str) -> None:
     pass
 
 
-def files_are_valid(result) -> dict:
+def run(name, tmp_path):
+    result = run_experiment(name, tmp_path, tier="quick", data=DATA, log=quiet)
+    assert result.verdict in VERDICTS and result.reason
     images = [f for f in result.files if f.endswith(".png")]
     assert images
     for path in images:
         with Image.open(path) as image:
             image.verify()
             assert image.size[0] > 200
-    record = json.loads(next(open(f).read() for f in result.files if f.endswith(".json")))
-    assert record["quick"] is True and record["rows"] == json.loads(json.dumps(result.rows, default=float))
-    return record
+    record = json.loads((tmp_path / f"{name}.json").read_text())
+    assert record["tier"] == "quick" and record["seeds"] == [0] and record["verdict"] == result.verdict
+    assert record["rows"] == json.loads(json.dumps(result.rows, default=float))
+    assert record["budget"] == result.budget and record["seconds"] > 0
+    return result, record
 
 
 def test_inception_bottleneck_counts_and_time(tmp_path):
-    result = run_experiment("inception-bottleneck", tmp_path, quick=True, data=DATA, log=quiet)
+    result, _ = run("inception-bottleneck", tmp_path)
     naive, reduced = result.rows
     assert naive["conv_macs"] == 854_196_224 and reduced["conv_macs"] == 271_351_808
     assert naive["output_channels"] == 672 and reduced["output_channels"] == 480
-    assert reduced["ms_per_batch_of_8"] < naive["ms_per_batch_of_8"]
-    assert result.holds is True
-    files_are_valid(result)
+    assert naive["params"] == 1_089_952 and reduced["params"] == 346_720
+    # counted: a third or less; the verdict follows the measured times
+    faster = reduced["ms_per_batch_of_8"] < naive["ms_per_batch_of_8"]
+    assert result.verdict == ("shown" if faster else "shown with a caveat")
 
 
-def test_small_filters(tmp_path):
-    result = run_experiment("small-filters", tmp_path, quick=True, data=DATA, log=quiet)
+def test_small_filters_counts(tmp_path):
+    result, _ = run("small-filters", tmp_path)
     stacked, single = result.rows
     c = 32
     assert stacked["params"] == 3 * (9 * c * c + c) and single["params"] == 49 * c * c + c
     assert stacked["flops"] == 3 * 2 * 9 * c * c * 14 * 14 and single["flops"] == 2 * 49 * c * c * 14 * 14
     assert stacked["receptive_field"] == single["receptive_field"] == 7 and (stacked["relus"], single["relus"]) == (3, 1)
-    assert result.holds is True and 0 <= stacked["val_error"] < 0.9  # trained: better than chance
-    files_are_valid(result)
+    assert result.verdict in ("shown", "shown with a caveat")  # the counted half holds whatever the training gives
 
 
-def test_gap_versus_flatten(tmp_path):
-    result = run_experiment("gap-vs-flatten", tmp_path, quick=True, data=DATA, log=quiet)
-    gap, flatten = result.rows
-    assert gap["head_params"] == 64 * 10 + 10 and flatten["head_params"] == 64 * 49 * 256 + 256 + 256 * 10 + 10
-    assert result.holds is True
-    files_are_valid(result)
+def test_gap_versus_flatten_head_parameters(tmp_path):
+    result, _ = run("gap-vs-flatten", tmp_path)
+    gap, flatten, mlp = result.rows
+    assert (gap["head_params"], flatten["head_params"], mlp["head_params"]) == (
+        64 * 10 + 10, 64 * 49 * 10 + 10, 64 * 49 * 256 + 256 + 256 * 10 + 10)
+    assert gap["params"] == 269_434 and flatten["params"] == 269_434 - 650 + 31_370
+    for row in result.rows:
+        assert row["generalization_gap"] == pytest.approx(row["test_error"] - row["clean_train_error"])
+    assert result.verdict != "not shown"  # the parameter half is exact
 
 
-def test_batchnorm_allows_higher_rates(tmp_path):
-    result = run_experiment("batchnorm", tmp_path, quick=True, data=DATA, log=quiet)
-    highest = [r for r in result.rows if r["lr"] == 0.5]
-    with_bn = next(r for r in highest if r["batch_norm"])
-    without = next(r for r in highest if not r["batch_norm"])
-    assert with_bn["val_error"] < 0.5 < without["val_error"]  # at lr 0.5 only the BN net learns
-    assert result.holds is True
-    files_are_valid(result)
+def test_batchnorm_arms_and_first_epoch(tmp_path):
+    result, record = run("batchnorm", tmp_path)
+    assert [(r["lr"], r["batch_norm"]) for r in result.rows] == [(lr, bn) for lr in (0.01, 0.1, 1.0) for bn in (False, True)]
+    for row, arm in zip(result.rows, record["figures"]["arms"].values()):
+        first = arm["runs"][0]["history"][0]
+        assert first["epoch"] == 1.0 and row["first_epoch_test_error"] == pytest.approx(first["test_error"])
+    assert "the highest rate that trains" in result.reason
 
 
-def test_degradation(tmp_path, capsys):
+def test_degradation_from_the_command_line(tmp_path, capsys):
     assert main(["experiment", "degradation", "--quick", "--data", DATA, "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     record = json.loads((tmp_path / "degradation.json").read_text())
-    rows = {r["model"]: r for r in record["rows"]}
-    assert rows["plain56"]["train_error"] > rows["plain20"]["train_error"]  # deeper plain: trains worse
-    assert "claim: plain-56 ends with a higher training error than plain-20" in out
+    assert [r["model"] for r in record["rows"]] == ["plain20", "plain56", "resnet20", "resnet56"]
+    history = record["figures"]["arms"]["resnet56"]["runs"][0]["history"]
+    assert len(history) == 6 and history[-1]["iteration"] == 3 * (1500 // 128)  # six probes, the last at the last step
+    assert "budget (quick, seeds 0): 1,500" in out and "expected under a minute" in out
+    assert f"verdict: {record['verdict'].upper()}: plain-56's training error is" in out
     assert (tmp_path / "degradation.png").stat().st_size > 10_000
 
 
-def test_unknown_experiment_and_names():
-    assert set(EXPERIMENTS) == {"degradation", "batchnorm", "small-filters", "inception-bottleneck", "gap-vs-flatten"}
-    with pytest.raises(CnnlabError, match="unknown experiment 'resnet'; choose one of degradation"):
-        run_experiment("resnet", quick=True)
+def test_overlapping_pooling_differs_only_in_the_windows(tmp_path):
+    from cnnlab.analysis import summary
+    from cnnlab.experiments.alexnet import small_alexnet
+
+    sides = {k: [row.output_shape[-1] for row in summary(small_alexnet(pool_kernel=k), input_size=(1, 31, 31)).rows
+                 if row.kind == "pool"] for k in (3, 2)}
+    assert sides[3] == sides[2] == [15, 7, 3]
+    result, _ = run("overlapping-pooling", tmp_path)
+    assert [r["params"] for r in result.rows] == [809_098, 809_098]
+
+
+def test_relu_versus_sigmoid(tmp_path):
+    result, record = run("relu-vs-sigmoid", tmp_path)
+    assert {(r["init"], r["activation"]) for r in result.rows} == {
+        (i, a) for i in ("pytorch default", "xavier", "normal 0.01") for a in ("relu", "sigmoid")}
+    assert len(record["figures"]["arms"]) == 6  # one rate at the quick budget
+
+
+def test_dropout_and_augmentation(tmp_path):
+    result, record = run("dropout-augmentation", tmp_path)
+    assert [r["variant"] for r in result.rows] == ["neither", "dropout", "augmentation", "both"]
+    for row, arm in zip(result.rows, record["figures"]["arms"].values()):
+        run_ = arm["runs"][0]
+        assert row["generalization_gap"] == pytest.approx(run_["test_error"] - run_["clean_train_error"])
+
+
+def test_first_layer(tmp_path):
+    from cnnlab.analysis import summary
+    from cnnlab.experiments.filters import first_layer_net
+
+    conv1 = {d: next(r for r in summary(first_layer_net(d), input_size=(1, 63, 63)).rows if r.name.endswith("conv1"))
+             for d in ("alexnet", "zfnet")}
+    assert conv1["alexnet"].output_shape[-1] == 15 and conv1["zfnet"].output_shape[-1] == 30
+    assert conv1["alexnet"].params == 48 * 121 + 48 and conv1["zfnet"].params == 48 * 49 + 48
+    result, record = run("first-layer", tmp_path)
+    for row in result.rows:
+        assert 0 <= row["dead_filter_share"] <= 1
+        assert row["low_band_share"] + row["mid_band_share"] + row["high_band_share"] == pytest.approx(1.0)
+    assert set(record["figures"]["measures"]) == {"alexnet", "zfnet"}
+
+
+def test_transfer(tmp_path):
+    result, record = run("transfer", tmp_path)
+    assert [(r["images_per_class"], r["mode"]) for r in result.rows] == [
+        (10, m) for m in ("scratch", "linear-probe", "finetune", "progressive")]
+    assert record["figures"]["winners"]["10"] in ("scratch", "linear-probe", "finetune", "progressive")
+
+
+def test_lrn(tmp_path):
+    from torch import nn
+
+    from cnnlab.experiments.alexnet import small_alexnet
+
+    assert [n for n, m in small_alexnet(lrn=True).named_modules() if isinstance(m, nn.LocalResponseNorm)] == [
+        "features.norm1", "features.norm2"]
+    result, _ = run("lrn", tmp_path)
+    assert [r["variant"] for r in result.rows] == ["with LRN", "without LRN"]
+
+
+def test_every_experiment_is_tested_here():
+    assert set(EXPERIMENTS) == {"degradation", "batchnorm", "small-filters", "inception-bottleneck", "gap-vs-flatten",
+                                "overlapping-pooling", "relu-vs-sigmoid", "dropout-augmentation", "first-layer",
+                                "transfer", "lrn"}

@@ -55,13 +55,25 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     from cnnlab.experiments import EXPERIMENTS
 
-    experiment = commands.add_parser("experiment", help="rerun one of the seeds' claims: " + ", ".join(EXPERIMENTS),
-                                     description="Rerun a claim of the lecture notes with figures: prints a table, writes "
-                                                 "OUT/NAME.json and OUT/NAME.png, and says whether the figures show the claim.")
-    experiment.add_argument("name", choices=tuple(EXPERIMENTS), metavar="NAME", help=", ".join(EXPERIMENTS))
-    experiment.add_argument("--quick", action="store_true", help="the CPU-sized budget (2,000 images, 3 epochs)")
+    listing = "\n".join(f"  {name:22} {experiment.summary}" for name, experiment in EXPERIMENTS.items())
+    experiment = commands.add_parser(
+        "experiment", help="rerun one of the seeds' claims (or all of them) and say whether the figures show it",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Rerun a claim of the lecture notes with figures: prints the budget and the expected time, a progress "
+                    "bar, a table of means and seed spreads, writes OUT/NAME.json and OUT/NAME.png, and ends with the "
+                    "verdict (shown, shown with a caveat, not shown) and the figures that decide it.\n\n" + listing)
+    experiment.add_argument("name", choices=(*EXPERIMENTS, "all"), metavar="NAME",
+                            help="an experiment above, or all (then OUT/summary.md, .json and .png)")
+    budget = experiment.add_mutually_exclusive_group()
+    budget.add_argument("--quick", dest="tier", action="store_const", const="quick",
+                        help="the budget the tests run: seconds to a minute, one seed; decides nothing")
+    budget.add_argument("--full", dest="tier", action="store_const", const="full",
+                        help="the papers' budgets, three seeds: for a GPU")
+    experiment.set_defaults(tier="standard")
     experiment.add_argument("--data", default="fashion-mnist", help="data set for the trained arms (default fashion-mnist)")
     experiment.add_argument("--out", default="experiments", help="folder for NAME.json and NAME.png (default experiments/)")
+    experiment.add_argument("--resume", action="store_true",
+                            help="with all: keep the experiments OUT already holds at this budget and data, run the rest")
     experiment.set_defaults(run=run_experiment)
 
 
@@ -118,33 +130,46 @@ def run_features(args: argparse.Namespace) -> int:
 
 
 def run_experiment(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
+    from cnnlab.errors import CnnlabError
+    from cnnlab.experiments import expected_time, run_all
     from cnnlab.experiments import run_experiment as run
 
     out = console()
-    out.print(f"experiment {args.name}" + (" (quick)" if args.quick else ""), highlight=False)
-    result = run(args.name, args.out, quick=args.quick, data=args.data, log=lambda line: out.print(line, highlight=False))
-    table = Table(title=args.name)
-    for column in result.rows[0]:
-        table.add_column(column, justify="left" if isinstance(result.rows[0][column], str) else "right")
-    for row in result.rows:
-        table.add_row(*(_cell(key, value) for key, value in row.items()))
-    out.print(table)
-    verdict = {True: "shown by these figures", False: "NOT shown by these figures", None: "not testable at this budget"}
-    out.print(f"claim: {result.claim}: {verdict[result.holds]}" + (f" ({result.note})" if result.note else ""), highlight=False)
-    out.print(f"wrote {', '.join(result.files)}", highlight=False)
+    log = lambda line: out.print(line, highlight=False)  # noqa: E731
+    if args.resume and args.name != "all":
+        raise CnnlabError("--resume picks up an interrupted `cnnlab experiment all`; a single experiment reruns whole")
+    if args.name == "all":
+        records = run_all(args.out, args.tier, args.data, resume=args.resume, log=log, progress=True,
+                          on_result=lambda result: _print_result(out, result))
+        from rich.table import Table
+
+        table = Table(title=f"the seeds' claims ({args.tier} budget)")
+        for column in ("experiment", "verdict", "minutes"):
+            table.add_column(column, justify="right" if column == "minutes" else "left")
+        for record in records:
+            table.add_row(record["experiment"], record["verdict"], f"{record['seconds'] / 60:.1f}")
+        out.print(table)
+        log(f"wrote {args.out}/summary.md, summary.json, summary.png")
+        return 0
+    log(f"experiment {args.name} ({args.tier} budget; expected {expected_time(args.name, args.tier)})")
+    _print_result(out, run(args.name, args.out, tier=args.tier, data=args.data, log=log, progress=True))
     return 0
 
 
-def _cell(key: str, value) -> str:
-    if isinstance(value, bool) or isinstance(value, str):
-        return str(value)
-    if "error" in key:
-        return f"{value:.2%}"
-    if isinstance(value, float):
-        return f"{value:,.3g}" if value < 1000 else f"{value:,.0f}"
-    return f"{value:,}"
+def _print_result(out, result) -> None:
+    from rich.table import Table
+
+    from cnnlab.experiments.summary import cell
+
+    table = Table(title=f"{result.name}: {result.budget}" if result.budget else result.name)
+    for column in result.rows[0]:
+        table.add_column(column, justify="left" if isinstance(result.rows[0][column], str) else "right")
+    for row in result.rows:
+        table.add_row(*(cell(key, value) for key, value in row.items()))
+    out.print(table)
+    out.print(f"claim: {result.claim}", highlight=False)
+    out.print(f"verdict: {result.verdict.upper()}: {result.reason}", highlight=False)
+    out.print(f"wrote {', '.join(result.files)}", highlight=False)
 
 
 def build_report(source: str):

@@ -53,7 +53,8 @@ class ClassicConvNet(MLPHeadNet):
     """conv-ReLU[-LRN][-pool] layers, flatten, then fc-ReLU-dropout layers: AlexNet and ZFNet.
 
     AlexNet normalizes before it pools (Krizhevsky et al., Sec. 3.5); ZFNet pools first, then
-    normalizes (Zeiler & Fergus, Fig. 3): `norm_after_pool=True`.
+    normalizes (Zeiler & Fergus, Fig. 3): `norm_after_pool=True`. Pools are the papers'
+    overlapping 3x3/2; `pool_kernel=2` gives the 2x2/2 pools AlexNet compared them with (Sec. 3.4).
 
     Children are named as in the papers and seed 003's tables: features.conv1, features.norm1,
     features.pool1, ..., classifier.fc6, classifier.fc7, classifier.fc8.
@@ -70,6 +71,7 @@ class ClassicConvNet(MLPHeadNet):
         dropout: float = 0.5,
         pool_ceil_mode: bool = False,
         norm_after_pool: bool = False,
+        pool_kernel: int = 3,
         name: str = "this network",
         designed_size: int = 224,
     ) -> None:
@@ -92,7 +94,7 @@ class ClassicConvNet(MLPHeadNet):
                 features += norm
             if layer.pool:
                 pools += 1
-                features.append((f"pool{pools}", nn.MaxPool2d(3, stride=2, ceil_mode=pool_ceil_mode)))
+                features.append((f"pool{pools}", nn.MaxPool2d(pool_kernel, stride=2, ceil_mode=pool_ceil_mode)))
                 reduction *= 2
             if norm_after_pool:
                 features += norm
@@ -102,9 +104,10 @@ class ClassicConvNet(MLPHeadNet):
         self.num_features = hidden[-1]
         first_fc = len(layers) + 1
         # fc6 takes what the last pool leaves of the input (6x6 at AlexNet's 227x227, 5x5 at 224x224)
-        final_height, final_width = (self.feature_sides(layers, side, pool_ceil_mode)[-1] for side in (height, width))
+        sides = lambda side: self.feature_sides(layers, side, pool_ceil_mode, pool_kernel)  # noqa: E731
+        final_height, final_width = (sides(side)[-1] for side in (height, width))
         if min(final_height, final_width) < 1:
-            smallest = next(side for side in range(1, 4096) if min(self.feature_sides(layers, side, pool_ceil_mode)) >= 1)
+            smallest = next(side for side in range(1, 4096) if min(sides(side)) >= 1)
             raise InputShapeError(f"input {height}x{width} does not fit {name}: its maps shrink to nothing before the "
                                   f"classifier; the smallest input it accepts is {smallest}x{smallest} (designed for "
                                   f"{designed_size}x{designed_size}); resize the images")
@@ -115,13 +118,13 @@ class ClassicConvNet(MLPHeadNet):
         return self.features(x)
 
     @staticmethod
-    def feature_sides(layers: Sequence[ConvLayer], side: int, pool_ceil_mode: bool) -> list[int]:
+    def feature_sides(layers: Sequence[ConvLayer], side: int, pool_ceil_mode: bool, pool_kernel: int = 3) -> list[int]:
         """The side of the maps after each layer, for a square input of `side`."""
         sides = []
         for layer in layers:
             side = window_output_size(side, layer.kernel, layer.stride, layer.padding)
-            if layer.pool and side >= 3:
-                side = window_output_size(side, 3, 2, ceil_mode=pool_ceil_mode)
+            if layer.pool and side >= pool_kernel:
+                side = window_output_size(side, pool_kernel, 2, ceil_mode=pool_ceil_mode)
             elif layer.pool:
                 side = 0
             sides.append(side)

@@ -1,0 +1,342 @@
+"""What every experiment shares: budgets, training one arm over several seeds, the spread over
+seeds, and the verdict rule.
+
+An experiment trains *arms* (the variants its claim compares) under one `Plan`: the same images,
+order, epochs, batch size, optimizer and schedule for every arm, on the CPU's native precision
+(bf16 where the hardware has it; train/precision.py). Each arm runs once per seed (the seed sets
+the initialization and the batch order; the images stay the same), so every figure comes with its
+spread, and a difference counts as shown only when it is larger than that spread.
+"""
+
+from __future__ import annotations
+
+import functools
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from cnnlab.data import Normalization, image_stats, load_source, make_batches, stratified_split
+from cnnlab.data.augment import parse_augment
+from cnnlab.train import precision
+from cnnlab.train.loop import NonFiniteLoss, train_epoch
+from cnnlab.train.metrics import evaluate_batches
+
+TIERS = ("quick", "standard", "full")
+SEEDS = {"quick": (0,), "standard": (0, 1), "full": (0, 1, 2)}
+VERDICTS = ("shown", "shown with a caveat", "not shown")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How every arm of an experiment trains. `images` training images (the first of a stratified
+    shuffle of the training split), `epochs` passes over them; the test error is probed `probes`
+    times on `probe_images` test images (a per-iteration curve) and measured at the end on up to
+    `test_images` of them."""
+
+    images: int
+    epochs: int
+    batch_size: int = 128
+    optimizer: str = "sgd"  # sgd (momentum 0.9) or adam
+    lr: float = 0.05
+    weight_decay: float = 0.0
+    schedule: str = "onecycle"  # onecycle (20% warm-up, then anneal), step (/10 at 50% and 75%, He et al.), constant
+    warmup: float = 0.0  # step: this share of the steps at a tenth of the rate first (He et al.'s warm-up for deep nets)
+    size: int | None = None  # input side (the data's own when None)
+    augment: str = "none"
+    probes: int = 0  # 0: one probe per epoch
+    probe_images: int = 1000
+    test_images: int = 10_000
+    channels_last: bool = False
+
+    @property
+    def probe_count(self) -> int:
+        return self.probes or self.epochs
+
+    def describe(self, data: str, rates: tuple[float, ...] | None = None) -> str:
+        """One line: images, epochs, batch, optimizer, rate (`rates`: the arms' rates), schedule, extras."""
+        extra = f", augmentation {parse_augment(self.augment).describe()}" if self.augment != "none" else ""
+        warm = f", the first {self.warmup:.0%} of the steps at lr {self.lr / 10:g}" if self.warmup else ""
+        size = f", {self.size}x{self.size} input" if self.size else ""
+        decay = f", weight decay {self.weight_decay:g}" if self.weight_decay else ""
+        return (f"{self.images:,} {data} images x {self.epochs} epochs, batch {self.batch_size}, {self.optimizer} "
+                f"lr {'/'.join(f'{r:g}' for r in rates) if rates else f'{self.lr:g}'} ({self.schedule}{warm}){decay}{size}{extra}")
+
+
+@dataclass
+class Context:
+    """What an experiment is run with: where it writes, its budget tier, its data, how it reports."""
+
+    out: Path
+    tier: str
+    data: str
+    log: Callable[[str], None] = print
+    progress_factory: Callable[[int], "Progress"] | None = None
+    progress: "Progress | None" = None
+
+    @property
+    def quick(self) -> bool:
+        return self.tier == "quick"
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return SEEDS[self.tier]
+
+    def pick(self, quick, standard, full=None):
+        """The value for this tier (`full` falls back to `standard`)."""
+        return {"quick": quick, "standard": standard, "full": standard if full is None else full}[self.tier]
+
+    def announce(self, plan_text: str, steps: int) -> None:
+        """Say the budget before the work starts and open the progress bar over its `steps`."""
+        self.log(f"budget ({self.tier}, seeds {', '.join(map(str, self.seeds))}): {plan_text}")
+        if self.progress_factory is not None:
+            self.close()
+            self.progress = self.progress_factory(steps)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+            self.progress = None
+
+    def train(self, build: Callable[[], nn.Module], plan: Plan, label: str, **options) -> "Arm":
+        """Train a fresh `build()` once per seed under `plan`; the arm's runs and their spread."""
+        runs = []
+        for seed in self.seeds:
+            torch.manual_seed(seed)
+            runs.append(train_once(build(), plan, self.data, seed, label=label, progress=self.progress, **options))
+        arm = Arm(label, runs)
+        self.log(f"  {label}: {arm.line()}")
+        return arm
+
+
+class Progress:
+    """A rich progress bar over every training step of an experiment, with the time remaining."""
+
+    def __init__(self, title: str, total_steps: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn, \
+            TimeRemainingColumn
+
+        self.bar = Bar(TextColumn(title), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[arm]}"),
+                       TimeElapsedColumn(), TimeRemainingColumn(), transient=True)
+        self.task = self.bar.add_task(title, total=total_steps, arm="")
+        self.bar.start()
+
+    def advance(self, arm: str, steps: int = 1) -> None:
+        self.bar.update(self.task, advance=steps, arm=arm)
+
+    def close(self) -> None:
+        self.bar.stop()
+
+
+def steps_of(plan: Plan, arms: int, seeds: int) -> int:
+    return arms * seeds * plan.epochs * (plan.images // plan.batch_size)
+
+
+# -- the data, split once per data set ---------------------------------------------------------
+@dataclass(frozen=True)
+class Split:
+    train: Any  # ImageSet
+    test: Any
+    num_classes: int
+    class_names: tuple[str, ...]
+
+
+@functools.lru_cache(maxsize=4)
+def split_of(data: str) -> Split:
+    """The training images in a stratified shuffled order, and the test images in one too (the
+    published test split; 20% of the training images held out where there is none)."""
+    source = load_source(data)
+    train = source.train
+    if source.test is None:
+        kept, held = stratified_split(train.labels, 0.2, seed=0)
+        train, test = train.subset(kept), train.subset(held)
+    else:
+        test = source.test
+    shuffled = lambda images: images.subset(torch.randperm(len(images), generator=torch.Generator().manual_seed(0)))
+    return Split(shuffled(train), shuffled(test), len(source.class_names), tuple(source.class_names))
+
+
+# -- one arm, one seed ------------------------------------------------------------------------
+def _optimizer(groups, plan: Plan) -> torch.optim.Optimizer:
+    if plan.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=plan.lr, weight_decay=plan.weight_decay)
+    return torch.optim.SGD(groups, lr=plan.lr, momentum=0.9, weight_decay=plan.weight_decay)
+
+
+def _schedule(optimizer, plan: Plan, steps: int):
+    if plan.schedule == "step":
+        warm = round(plan.warmup * steps)
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: (0.1 if step < warm else 1.0) * 0.1 ** ((step >= steps // 2) + (step >= steps * 3 // 4)))
+    if plan.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    maxima = [group["lr"] for group in optimizer.param_groups]
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=maxima, total_steps=steps, pct_start=0.2)
+
+
+def train_once(model: nn.Module, plan: Plan, data: str, seed: int, label: str = "", progress: Progress | None = None,
+               train_set=None, test_set=None, parameter_groups: list[dict] | None = None) -> dict[str, Any]:
+    """Train `model` under `plan` with `seed`; its history (one point per probe: iteration, running
+    training error and loss since the last probe, test error on the probe images) and the end
+    figures: `train_error` (the running error over the last probe interval, as He et al. plot
+    it), `clean_train_error` (eval mode, on up to 2,000 of the training images), `test_error`.
+    `train_set`/`test_set` replace the data's own (transfer); `parameter_groups` the optimizer's
+    single group (per-group learning rates, frozen layers left out)."""
+    split = split_of(data)
+    train = train_set if train_set is not None else split.train.subset(torch.arange(min(plan.images, len(split.train))))
+    test = test_set if test_set is not None else split.test
+    normalization = Normalization(*image_stats(train))
+    side = plan.size or train.shape[-1]
+    batch_size = min(plan.batch_size, len(train))
+    batches = make_batches(train, batch_size, size=side, normalization=normalization, augment=parse_augment(plan.augment),
+                           shuffle=True, seed=seed, drop_last=True)
+    probe_set = test.subset(torch.arange(min(plan.probe_images, len(test))))
+    probe_batches = make_batches(probe_set, 500, size=side, normalization=normalization)
+    autocast = precision.resolve("auto", torch.device("cpu")).autocast(torch.device("cpu"))
+    memory_format = torch.channels_last if plan.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    optimizer = _optimizer(parameter_groups or [{"params": [p for p in model.parameters() if p.requires_grad]}], plan)
+    steps = plan.epochs * len(batches)
+    schedule = _schedule(optimizer, plan, steps)
+    probe_at = sorted({max(1, round(steps * (k + 1) / plan.probe_count)) for k in range(plan.probe_count)})
+    history, num_classes = [], split.num_classes
+    window = {"loss": 0.0, "correct": 0.0, "seen": 0}  # the sums at the last probe
+    started, step, diverged = time.perf_counter(), 0, False
+
+    def after(micro: int, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int) -> None:
+        """Progress, and at a probe step the running training figures since the last probe and the test error."""
+        at = step + micro + 1
+        if progress is not None:
+            progress.advance(f"{label}, seed {seed}")
+        if at in probe_at:
+            loss, right = loss_sum.item(), correct.item()
+            images = seen - window["seen"]
+            probe = evaluate_batches(model, probe_batches, num_classes, autocast=autocast)
+            history.append({"iteration": at, "epoch": at / len(batches),
+                            "train_loss": (loss - window["loss"]) / images,
+                            "train_error": 1 - (right - window["correct"]) / images, "test_error": 1 - probe["top1"]})
+            window.update(loss=loss, correct=right, seen=seen)
+            model.train()
+
+    for epoch in range(plan.epochs):
+        batches.set_epoch(epoch)
+        model.train()
+        try:
+            loss_sum, correct, seen = train_epoch(model, batches, len(batches), optimizer, schedule, autocast,
+                                                  channels_last=plan.channels_last, on_step=after)
+        except NonFiniteLoss as error:
+            step, diverged = step + error.micro, True
+            break
+        step += len(batches)
+        # the next epoch's sums start from zero: carry what this one trained since its last probe
+        window.update(loss=window["loss"] - loss_sum.item(), correct=window["correct"] - correct.item(),
+                      seen=window["seen"] - seen)
+    if progress is not None and step < steps:
+        progress.advance(f"{label}, seed {seed}", steps - step)
+    seconds = time.perf_counter() - started
+    chance = 1 - 1 / num_classes
+    if diverged:
+        history.append({"iteration": step, "epoch": step / len(batches), "train_loss": float("nan"),
+                        "train_error": chance, "test_error": chance})
+        return {"seed": seed, "chance_error": chance, "diverged": True, "diverged_at": step, "history": history, "train_error": chance,
+                "clean_train_error": chance, "test_error": chance, "train_loss": float("nan"), "seconds": seconds,
+                "images_per_second": step * batch_size / max(seconds, 1e-9)}
+    clean = train.subset(torch.arange(min(2000, len(train))))
+    clean_train = evaluate_batches(model, make_batches(clean, 500, size=side, normalization=normalization), num_classes,
+                                   autocast=autocast)
+    tested = evaluate_batches(model, make_batches(test.subset(torch.arange(min(plan.test_images, len(test)))), 500, size=side,
+                                                  normalization=normalization), num_classes, autocast=autocast)
+    return {"seed": seed, "chance_error": chance, "diverged": False, "history": history, "train_error": history[-1]["train_error"],
+            "train_loss": history[-1]["train_loss"], "clean_train_error": 1 - clean_train["top1"],
+            "test_error": 1 - tested["top1"], "seconds": seconds, "images_per_second": steps * batch_size / max(seconds, 1e-9),
+            "model": model}
+
+
+# -- the spread over seeds, and the verdict rule -------------------------------------------------
+@dataclass
+class Arm:
+    """One arm's runs, one per seed."""
+
+    label: str
+    runs: list[dict[str, Any]]
+
+    def values(self, key: str) -> list[float]:
+        return [run[key] for run in self.runs]
+
+    def mean(self, key: str) -> float:
+        return statistics.fmean(self.values(key))
+
+    def spread(self, key: str) -> float:
+        """max - min over the seeds (0 with one seed)."""
+        values = self.values(key)
+        return max(values) - min(values)
+
+    @property
+    def diverged(self) -> bool:
+        return any(run["diverged"] for run in self.runs)
+
+    def line(self) -> str:
+        seconds = sum(run["seconds"] for run in self.runs)
+        if all(run["diverged"] for run in self.runs):
+            return f"diverged (loss not finite at step {self.runs[0]['diverged_at']}) ({seconds:.0f} s)"
+        return (f"train error {pm(self, 'train_error')}, test error {pm(self, 'test_error')} over seeds "
+                f"{', '.join(str(run['seed']) for run in self.runs)} ({seconds:.0f} s)")
+
+    def record(self) -> dict[str, Any]:
+        """The arm as JSON: every run without its model, and the means and spreads."""
+        runs = [{k: v for k, v in run.items() if k != "model"} for run in self.runs]
+        keys = ("train_error", "clean_train_error", "test_error", "train_loss")
+        return {"label": self.label, "runs": runs, **{f"{k}_mean": self.mean(k) for k in keys},
+                **{f"{k}_spread": self.spread(k) for k in keys}}
+
+    def row(self, **extra) -> dict[str, Any]:
+        """A table row: the means and spreads that tables print."""
+        return {**extra, "train_error": self.mean("train_error"), "test_error": self.mean("test_error"),
+                "test_error_spread": self.spread("test_error"), "seeds": len(self.runs)}
+
+
+def pm(arm: Arm, key: str) -> str:
+    """"12.34% ± 0.56" (mean, half the range over seeds)."""
+    text = f"{100 * arm.mean(key):.2f}%"
+    return text + (f" ± {50 * arm.spread(key):.2f}" if len(arm.runs) > 1 else "")
+
+
+def below(low: Arm, high: Arm, key: str = "test_error") -> bool:
+    """True when every seed of `low` ends below every seed of `high`: a difference larger than
+    the seed-to-seed spread (with one seed, simply lower)."""
+    return max(low.values(key)) < min(high.values(key))
+
+
+def learned(arms, verdict: str, reason: str) -> tuple[str, str]:
+    """The verdict and reason, unless an arm ended near chance (a test error above 80% of the
+    chance error): then nothing is decided, and the reason says which arm did not learn."""
+    stuck = [arm.label for arm in arms if arm.mean("test_error") > 0.8 * arm.runs[0]["chance_error"]]
+    if not stuck:
+        return verdict, reason
+    return "not shown", (f"{', '.join(stuck)} did not learn at this budget (test error near chance), so the comparison "
+                         f"decides nothing; {reason}")
+
+
+def gap_text(low: Arm, high: Arm, key: str = "test_error") -> str:
+    """"1.23 points (spread 0.45)": the difference of the means and the larger of the two spreads."""
+    return (f"{100 * (high.mean(key) - low.mean(key)):.2f} points (seed spread up to "
+            f"{100 * max(low.spread(key), high.spread(key)):.2f})")
+
+
+def mean_curve(arm: Arm, key: str) -> tuple[list[float], list[float]]:
+    """Iterations and the mean of `key` over the seeds at each probe (runs that stopped early end
+    their curve there)."""
+    length = min(len(run["history"]) for run in arm.runs)
+    xs = [arm.runs[0]["history"][i]["iteration"] for i in range(length)]
+    ys = [statistics.fmean(run["history"][i][key] for run in arm.runs) for i in range(length)]
+    return xs, ys
+
+
+def plan_record(plan: Plan) -> dict[str, Any]:
+    return asdict(plan)
+
+

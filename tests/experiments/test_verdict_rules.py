@@ -1,0 +1,148 @@
+"""The rules that turn figures into verdicts, the measures the experiments define, and the
+runner's budgets, resume and lock, on made-up figures where an outcome must be known."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+from cnnlab.experiments import EXPERIMENTS, run_all, run_experiment
+from cnnlab.experiments.alexnet import initialize, iterations_to
+from cnnlab.experiments.core import Arm, below, gap_text, learned, pm
+from cnnlab.experiments.filters import band_shares, dead_share, first_layer_net
+from cnnlab.experiments.transfer import freeze
+
+
+def arm(label, test_errors, train_errors=None):
+    train_errors = train_errors or test_errors
+    return Arm(label, [{"seed": s, "test_error": t, "train_error": r, "chance_error": 0.9, "diverged": False}
+                       for s, (t, r) in enumerate(zip(test_errors, train_errors))])
+
+
+def test_below_means_beyond_the_seed_spread():
+    assert below(arm("a", [0.10, 0.12]), arm("b", [0.13, 0.15]))
+    assert not below(arm("a", [0.10, 0.14]), arm("b", [0.13, 0.15]))  # the ranges overlap
+    assert not below(arm("a", [0.13, 0.15]), arm("b", [0.10, 0.12]))
+    assert below(arm("a", [0.10]), arm("b", [0.11]))  # one seed: simply lower
+
+
+def test_spread_text():
+    a, b = arm("a", [0.10, 0.12]), arm("b", [0.13, 0.17])
+    assert pm(a, "test_error") == "11.00% ± 1.00"
+    assert gap_text(a, b) == "4.00 points (seed spread up to 4.00)"
+
+
+def test_an_arm_near_chance_decides_nothing():
+    verdict, reason = learned([arm("a", [0.2, 0.21]), arm("stuck", [0.88, 0.9])], "shown", "a is lower")
+    assert verdict == "not shown" and reason.startswith("stuck did not learn at this budget") and reason.endswith("a is lower")
+    assert learned([arm("a", [0.2]), arm("b", [0.7])], "shown", "fine") == ("shown", "fine")  # 0.7 < 0.8 x 0.9
+
+
+def test_iterations_to_the_threshold():
+    run = {"history": [{"iteration": 10, "train_error": 0.6}, {"iteration": 20, "train_error": 0.25},
+                       {"iteration": 30, "train_error": 0.1}]}
+    assert iterations_to(run) == 20 and iterations_to(run, 0.05) is None
+
+
+def test_initializations():
+    from cnnlab.models import create_model
+
+    torch.manual_seed(0)
+    model = initialize(create_model("lenet5_modern"), "normal 0.01")
+    weight = model.get_classifier().weight
+    assert abs(weight.std().item() - 0.01) < 0.002 and model.get_classifier().bias.abs().sum() == 0
+    model = initialize(create_model("lenet5_modern"), "xavier")
+    fc = model.get_classifier()
+    bound = math.sqrt(6 / (fc.in_features + fc.out_features))
+    assert fc.weight.abs().max() <= bound and fc.weight.abs().max() > 0.9 * bound
+
+
+def test_band_shares_place_a_grating_in_its_band():
+    k = 11
+    x = torch.arange(k, dtype=torch.float32)
+    for frequency, band in ((0.06, "low"), (0.19, "mid"), (0.4, "high")):
+        grating = torch.cos(2 * math.pi * frequency * x)[None, :].expand(k, k)
+        shares = band_shares(grating[None, None], grid=128)
+        assert max(shares, key=lambda b: shares[b][0]) == band, (frequency, shares)
+        assert sum(s[0] for s in shares.values()) == pytest.approx(1.0)  # the bands cover the whole spectrum
+
+
+def test_dead_share_counts_filters_that_never_fire():
+    model = first_layer_net("alexnet")
+    with torch.no_grad():
+        model.features.conv1.weight.abs_()
+        model.features.conv1.bias.zero_()
+        model.features.conv1.weight[:12].neg_()  # a quarter of the filters see only negative sums of positive images
+    images = torch.rand(4, 1, 63, 63)
+    assert dead_share(model, images) == 0.25
+
+
+def test_frozen_parts_stay_in_eval_mode():
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Linear(2, 2))
+    freeze(net[1])
+    net.train()
+    assert net[0].training and not net[1].training and not any(p.requires_grad for p in net[1].parameters())
+    before = net[1].running_mean.clone()
+    net[:2](torch.randn(2, 1, 5, 5))
+    assert torch.equal(net[1].running_mean, before)
+
+
+def finished(name, tier="quick", data="mnist-embedded"):
+    return {"experiment": name, "tier": tier, "data": data, "claim": "c", "verdict": "shown", "reason": "r", "budget": "b",
+            "seeds": [0], "seconds": 1.0, "rows": []}
+
+
+def test_resume_keeps_what_is_done_and_runs_the_rest(tmp_path):
+    for name in EXPERIMENTS:
+        if name != "inception-bottleneck":
+            (tmp_path / f"{name}.json").write_text(json.dumps(finished(name)))
+    (tmp_path / "lrn.json").write_text(json.dumps(finished("lrn", tier="standard")))  # another budget: run again
+    ran = []
+    original = EXPERIMENTS["lrn"]
+    EXPERIMENTS["lrn"] = type(original)("lrn", lambda ctx: ran.append("lrn") or _fake(ctx), original.minutes)
+    try:
+        lines = []
+        records = run_all(tmp_path, "quick", "mnist-embedded", resume=True, log=lines.append)
+    finally:
+        EXPERIMENTS["lrn"] = original
+    assert ran == ["lrn"] and [r["experiment"] for r in records] == list(EXPERIMENTS)
+    assert "degradation: kept from" in lines[0]
+    assert any(line.startswith("inception-bottleneck (quick") for line in lines)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| inception-bottleneck | **" in summary and (tmp_path / "summary.png").stat().st_size > 10_000
+    assert len(json.loads((tmp_path / "summary.json").read_text())) == len(EXPERIMENTS)
+
+
+def _fake(ctx):
+    from cnnlab.experiments.result import Result
+
+    return Result("lrn", "claim", "not shown", "made up", [{"variant": "x"}])
+
+
+def test_one_writer_per_folder(tmp_path):
+    from cnnlab.train.checkpoint import RunFolderLock
+
+    lock = RunFolderLock(tmp_path)
+    try:
+        with pytest.raises(CnnlabError, match="is being written by process"):
+            run_experiment("inception-bottleneck", tmp_path, tier="quick", log=lambda _: None)
+    finally:
+        lock.release()
+
+
+def test_bad_requests(tmp_path):
+    from cnnlab.cli import main
+
+    with pytest.raises(CnnlabError, match="unknown experiment 'resnet'; choose one of degradation"):
+        run_experiment("resnet", tier="quick")
+    with pytest.raises(CnnlabError, match="unknown budget 'huge'; choose one of quick, standard, full"):
+        run_experiment("lrn", tmp_path, tier="huge")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CnnlabError, match="is a file; give a folder"):
+        run_experiment("lrn", tmp_path / "file", tier="quick")
+    assert main(["experiment", "lrn", "--resume", "--quick", "--out", str(tmp_path)]) == 2
