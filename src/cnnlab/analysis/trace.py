@@ -22,7 +22,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.layers import ScaledTanh
 from cnnlab.layers.drop_path import DropPath
 from cnnlab.models.base import meta_copy, skip_batchnorm_
-from cnnlab.models.lenet import EuclideanRBF, SparseConnectionConv2d, TrainableSubsampling
+from cnnlab.layers.lecun import EuclideanRBF, SparseConnectionConv2d, TrainableSubsampling
 
 
 @dataclass

@@ -195,7 +195,7 @@ def _filters_figure(arms: dict[str, Arm], measures: dict, out, title: str):
 
     plt = pyplot()
     figure = plt.figure(figsize=(13, 4.6))
-    grid = figure.add_gridspec(1, 3, width_ratios=[1, 1, 1.1])
+    grid = figure.add_gridspec(1, 3, width_ratios=[1, 1, 1.1], wspace=0.3)
     for column, (design, arm) in enumerate(arms.items()):
         weight = arm.runs[0]["model"].features.conv1.weight.detach().float().sum(1)
         tiles = scaled_each(weight[:, None])[:, 0]
