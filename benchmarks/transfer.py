@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from cnnlab.train import TrainConfig, fit
-from cnnlab.train.checkpoint import read_meta, resolve
+from cnnlab.checkpoint import read_meta, resolve
 
 MODES = ("scratch", "linear-probe", "finetune", "progressive")
 

@@ -8,6 +8,7 @@ transferred and deployed.
 
 from cnnlab.errors import CnnlabError, InputShapeError, ModelConfigError, UnknownModelError
 from cnnlab.models import CnnModel, create_model, list_models
+from cnnlab.version import __version__
 
 
 def summary(model, input_size=None, batch: int = 1, **options):
@@ -31,7 +32,6 @@ def fit(model: str, **settings):
 
     return _fit(TrainConfig(model=model, **settings))
 
-__version__ = "0.1.0"
 
 __all__ = [
     "CnnModel",
@@ -39,6 +39,7 @@ __all__ = [
     "InputShapeError",
     "ModelConfigError",
     "UnknownModelError",
+    "__version__",
     "create_model",
     "draw",
     "fit",

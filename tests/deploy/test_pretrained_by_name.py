@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 
 import cnnlab
 from cnnlab.cli import main
-from cnnlab.deploy.weights import pretrained_file
+from cnnlab.weights import pretrained_file
 
 
 def _torchvision_cache(tmp_path, monkeypatch, name: str, state: dict) -> None:

@@ -125,7 +125,7 @@ def _fake(ctx):
 
 
 def test_one_writer_per_folder(tmp_path):
-    from cnnlab.train.checkpoint import RunFolderLock
+    from cnnlab.checkpoint import RunFolderLock
 
     lock = RunFolderLock(tmp_path)
     try:

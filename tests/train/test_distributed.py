@@ -18,7 +18,7 @@ from torch.utils.data import DistributedSampler
 from cnnlab.cli import main
 from cnnlab.data.loader import shard_order
 from cnnlab.train import TrainConfig, fit, load_model
-from cnnlab.train.checkpoint import load_weights
+from cnnlab.checkpoint import load_weights
 
 RELU_MAX = ["--set", "activation=relu", "--set", "pool=max"]
 # 75 val images (0.117 of the 640 trained on): 38 + 37 across two ranks, so the gathered evaluation

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from cnnlab.cli import main
 from cnnlab.train import TrainConfig, TrainingDiverged, fit, load_model
-from cnnlab.train.checkpoint import CheckpointError
+from cnnlab.checkpoint import CheckpointError
 from cnnlab.train.precision import native_bf16
 
 QUICK = dict(model="lenet5_modern", data="mnist-embedded", epochs=2, batch_size=64, subset=640, optimizer="adam",

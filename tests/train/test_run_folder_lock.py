@@ -17,7 +17,7 @@ from PIL import Image
 from cnnlab.cli import main
 from cnnlab.errors import CnnlabError
 from cnnlab.train import TrainConfig, fit
-from cnnlab.train.checkpoint import LOCK_NAME, RunFolderLock
+from cnnlab.checkpoint import LOCK_NAME, RunFolderLock
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 TRAIN = [sys.executable, "-m", "cnnlab", "train", "lenet5_modern", "--epochs", "3", "--subset", "3000", "--batch-size", "32",

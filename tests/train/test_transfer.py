@@ -12,7 +12,7 @@ from cnnlab import create_model
 from cnnlab.cli import main
 from cnnlab.errors import CnnlabError
 from cnnlab.train import TrainConfig, fit
-from cnnlab.train.checkpoint import load_weights
+from cnnlab.checkpoint import load_weights
 from cnnlab.train.transfer import parameter_stages, plan
 
 LENET_BN = {"activation": "relu", "pool": "max", "batch_norm": True}

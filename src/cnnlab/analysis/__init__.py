@@ -1,5 +1,6 @@
 """Analysis: per-layer costs, receptive fields and comparisons, computed on the meta device."""
 
-from cnnlab.analysis.summary import Summary, parse_input_size, summary
+from cnnlab.analysis.inputs import meta_model, parse_input_size
+from cnnlab.analysis.summary import Summary, summary
 
-__all__ = ["Summary", "parse_input_size", "summary"]
+__all__ = ["Summary", "meta_model", "parse_input_size", "summary"]

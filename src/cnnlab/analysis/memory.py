@@ -477,7 +477,7 @@ def largest_batch(model: nn.Module | str, memory: int | str, input_size=None, op
 
 
 def _model_and_input(model: nn.Module | str, input_size):
-    from cnnlab.analysis.summary import meta_model, parse_input_size
+    from cnnlab.analysis.inputs import meta_model, parse_input_size
     from cnnlab.models import CnnModel
 
     if isinstance(model, str):

@@ -13,7 +13,7 @@ from torch import nn
 from cnnlab.analysis import formulas, summary
 from cnnlab.analysis.formulas import MB, one_decimal
 from cnnlab.analysis.memory import AMP_NAMES, TrainingStep, parse_bytes
-from cnnlab.analysis.summary import parse_input_size
+from cnnlab.analysis.inputs import parse_input_size
 from cnnlab.cli.options import add_model_options, console, variant_kwargs
 from cnnlab.errors import CnnlabError
 
@@ -294,7 +294,7 @@ def _mb(value: float) -> str:
 
 def _meta_model(args: argparse.Namespace, name: str) -> tuple[nn.Module, tuple[int, ...]]:
     """A zoo model on the meta device, built for --input where given, and its input size."""
-    from cnnlab.analysis.summary import meta_model
+    from cnnlab.analysis.inputs import meta_model
 
     model = meta_model(name, args.input, **_model_kwargs(args))
     return model, parse_input_size(args.input) if args.input else model.default_input_size

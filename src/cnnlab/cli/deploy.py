@@ -47,7 +47,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 def load_source_model(source: str):
     """(model in eval mode, input size (C, H, W), description) from a checkpoint or a zoo name."""
     from cnnlab.models import create_model, list_models
-    from cnnlab.train.checkpoint import load_model
+    from cnnlab.models.from_checkpoint import load_model
 
     if Path(source).exists() or source.endswith((".json", ".safetensors")):
         model, meta = load_model(source)

@@ -185,7 +185,8 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, split: str | None =
     held-out validation split, in the run's precision (or `amp`) and with its test-time flip;
     returns (metrics, meta, json path, source, split, data name, precision)."""
     from cnnlab.data import Normalization, load_source, make_batches, stratified_split
-    from cnnlab.train.checkpoint import load_model, resolve
+    from cnnlab.checkpoint import resolve
+    from cnnlab.models.from_checkpoint import load_model
     from cnnlab.train.distributed import pick_device
     from cnnlab.train.metrics import evaluate_batches
     from cnnlab.train.precision import for_inference
@@ -222,7 +223,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     folder = Path(args.out) if args.out else json_path.parent
     folder.mkdir(parents=True, exist_ok=True)
     write_confusion(folder, metrics["confusion"], meta["class_names"])
-    from cnnlab.train.checkpoint import atomic_write_text
+    from cnnlab.checkpoint import atomic_write_text
 
     atomic_write_text(folder / "evaluation.json", json.dumps({"checkpoint": str(json_path), "data": data_name, "split": split,
                                                               "precision": precision.name,
@@ -247,7 +248,7 @@ def write_confusion(folder: Path, matrix: list[list[int]], class_names: list[str
     import csv
     import io
 
-    from cnnlab.train.checkpoint import atomic_write_text
+    from cnnlab.checkpoint import atomic_write_text
     from cnnlab.viz.plots import pyplot, save_figure
 
     plt = pyplot()
@@ -273,7 +274,7 @@ def write_confusion(folder: Path, matrix: list[list[int]], class_names: list[str
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from cnnlab.train.checkpoint import load_model
+    from cnnlab.models.from_checkpoint import load_model
     from cnnlab.train.metrics import predict_logits
     from cnnlab.train.precision import for_inference
 

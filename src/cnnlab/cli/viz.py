@@ -119,7 +119,7 @@ def run_filters(args: argparse.Namespace) -> int:
 
 def run_features(args: argparse.Namespace) -> int:
     from cnnlab.cli.train import checkpoint_input
-    from cnnlab.train.checkpoint import load_model
+    from cnnlab.models.from_checkpoint import load_model
     from cnnlab.viz.filters import feature_maps
 
     model, meta = load_model(args.checkpoint)
@@ -187,7 +187,7 @@ def build_report(source: str):
     run = Path(source)
     meta = None
     if run.is_dir():
-        from cnnlab.train.checkpoint import read_meta, resolve
+        from cnnlab.checkpoint import read_meta, resolve
 
         meta = read_meta(resolve(run))
         table = summary(meta["model"], input_size=tuple(meta["input_size"]), batch=1, num_classes=meta["num_classes"],

@@ -3,7 +3,7 @@
 from cnnlab.deploy.bench import Timing, benchmark
 from cnnlab.deploy.export import ExportError, export_onnx, export_program, export_torchscript
 from cnnlab.deploy.fold import FoldReport, fold_batchnorm
-from cnnlab.deploy.weights import InitReport, WeightsError, initialize_from, read_state_dict
+from cnnlab.weights import InitReport, WeightsError, initialize_from, read_state_dict
 
 __all__ = ["ExportError", "FoldReport", "InitReport", "WeightsError", "initialize_from", "read_state_dict", "Timing", "benchmark", "export_onnx", "export_program", "export_torchscript",
            "fold_batchnorm"]

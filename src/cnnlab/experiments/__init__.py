@@ -90,7 +90,7 @@ def run_experiment(name: str, out: str | Path = "experiments", tier: str = "stan
                    log: Callable[[str], None] = print, progress: bool = False) -> Result:
     """Run experiment `name` at budget `tier`, write OUT/NAME.json and its plot; what it found.
     OUT is locked while the experiment writes (one writer per folder)."""
-    from cnnlab.train.checkpoint import RunFolderLock
+    from cnnlab.checkpoint import RunFolderLock
 
     if name not in EXPERIMENTS:
         raise CnnlabError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
@@ -103,7 +103,7 @@ def run_experiment(name: str, out: str | Path = "experiments", tier: str = "stan
 
 
 def _run(name: str, out: Path, tier: str, data: str, log, progress: bool) -> Result:
-    from cnnlab.train.checkpoint import atomic_write_text, versions
+    from cnnlab.checkpoint import atomic_write_text, versions
 
     ctx = Context(out, tier, data, log, progress_factory=(lambda steps: Progress(name, steps)) if progress else None)
     started = time.perf_counter()
@@ -134,7 +134,7 @@ def run_all(out: str | Path = "experiments", tier: str = "standard", data: str =
     """Every experiment in turn, then OUT/summary.md, summary.json and summary.png. With `resume`,
     an experiment whose OUT/NAME.json already holds this budget's and data's result is read back
     instead of rerun, so an interrupted `all` picks up where it stopped."""
-    from cnnlab.train.checkpoint import RunFolderLock
+    from cnnlab.checkpoint import RunFolderLock
 
     tier, out = _tier(tier), _folder(out)
     lock = RunFolderLock(out)

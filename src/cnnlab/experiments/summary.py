@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from cnnlab.train.checkpoint import atomic_write_text
+from cnnlab.checkpoint import atomic_write_text
 from cnnlab.viz.plots import pyplot, save_figure
 
 

@@ -66,14 +66,8 @@ def register_model(
     return decorate
 
 
-def _load_families() -> None:
-    # Importing the family modules runs their @register_model decorators.
-    from cnnlab import models  # noqa: F401
-
-
 def list_models(pattern: str | None = None) -> list[str]:
     """Registered model names, sorted, optionally filtered by a shell-style pattern ("vgg*")."""
-    _load_families()
     names = sorted(_REGISTRY, key=_natural_key)
     if pattern:
         names = [n for n in names if fnmatch.fnmatchcase(n, pattern.lower())]
@@ -82,7 +76,6 @@ def list_models(pattern: str | None = None) -> list[str]:
 
 def get_entry(name: str) -> ModelEntry:
     """The registry entry of `name`, or an UnknownModelError that suggests the closest names."""
-    _load_families()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -136,7 +129,7 @@ def create_model(
         model.default_input_size = (in_chans, *image_side(input_size))
     model.model_name = name
     if pretrained is not None:
-        from cnnlab.deploy.weights import initialize_from
+        from cnnlab.weights import initialize_from
 
         model.init_report = initialize_from(model, pretrained)
     return model

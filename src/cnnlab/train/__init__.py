@@ -1,7 +1,7 @@
 """Training and evaluation: a run (run.py) around the epoch loop (loop.py), its settings, schedules,
 metrics, checkpoints, transfer phases and data-parallel training."""
 
-from cnnlab.train.checkpoint import load_model
+from cnnlab.models.from_checkpoint import load_model
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.loop import TrainingDiverged
 from cnnlab.train.run import RunResult, fit

@@ -21,7 +21,7 @@ from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.train import distributed
-from cnnlab.train.checkpoint import save_checkpoint
+from cnnlab.checkpoint import save_checkpoint
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.metrics import evaluate_batches
 from cnnlab.train.phases import Phase

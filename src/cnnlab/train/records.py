@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.errors import CnnlabError
-from cnnlab.train.checkpoint import atomic_write_text
+from cnnlab.checkpoint import atomic_write_text
 
 
 def write_metrics(out: Path, history: list[dict[str, Any]]) -> None:

@@ -1,7 +1,7 @@
 """`fit`: train a zoo model on a named data set with the seeds' practices, and write a run folder.
 
     RUN/metrics.jsonl, metrics.csv   one line per epoch (loss, top-1, top-5, lr, images/s)
-    RUN/best.*, RUN/last.*           checkpoints (see train/checkpoint.py)
+    RUN/best.*, RUN/last.*           checkpoints (see cnnlab/checkpoint.py)
     RUN/config.json                  the settings, defaults filled in
     RUN/test.json                    the best epoch's figures on the test split
     RUN/curves.png                   loss and top-1/top-5 for train and val
@@ -25,10 +25,9 @@ from torch import nn
 from cnnlab.data import make_batches
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model, get_entry
+from cnnlab.models.from_checkpoint import load_model
 from cnnlab.train import distributed
-from cnnlab.train.checkpoint import (
-    LOCK_NAME, RunFolderLock, atomic_write_text, load_model, load_training_state, load_weights, read_meta,
-)
+from cnnlab.checkpoint import LOCK_NAME, RunFolderLock, atomic_write_text, load_training_state, load_weights, read_meta
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.data import RunData, load_data
 from cnnlab.train.distributed import World
@@ -127,7 +126,7 @@ def build_model(settings: Settings, data: RunData, world: World, log) -> nn.Modu
     model = create_model(config.model, num_classes=data.num_classes, in_chans=data.channels,
                          input_size=(data.channels, settings.size, settings.size), **model_options(config))
     if config.init and not config.resume:
-        from cnnlab.deploy.weights import initialize_from
+        from cnnlab.weights import initialize_from
 
         log(initialize_from(model, config.init).summary())
         if config.transfer:

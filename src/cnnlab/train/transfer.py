@@ -59,7 +59,7 @@ def pretrained_preprocessing(init: str | None, channels: int) -> dict | None:
     data is fed as the backbone was trained; None for bare weight files."""
     if init is None or not (Path(init).is_dir() or Path(init).suffix == ".json"):
         return None
-    from cnnlab.train.checkpoint import read_meta, resolve
+    from cnnlab.checkpoint import read_meta, resolve
 
     meta = read_meta(resolve(init))
     if meta.get("in_chans") != channels or "normalization" not in meta:

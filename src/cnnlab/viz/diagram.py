@@ -57,7 +57,7 @@ def draw(model: nn.Module | str, input_size=None, out: str | Path | None = None,
     if out is not None:
         _check_format(out)
     if isinstance(model, str):
-        from cnnlab.analysis.summary import meta_model
+        from cnnlab.analysis.inputs import meta_model
 
         model = meta_model(model, input_size, **model_kwargs)
         input_size = input_size or model.default_input_size

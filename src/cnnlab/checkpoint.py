@@ -22,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from cnnlab.errors import CnnlabError, ModelConfigError
+from cnnlab.errors import CnnlabError
 
 
 class CheckpointError(CnnlabError):
@@ -45,7 +45,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 def versions() -> dict[str, str]:
     import torchvision
 
-    from cnnlab import __version__
+    from cnnlab.version import __version__
 
     return {"cnnlab": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
             "python": platform.python_version()}
@@ -116,30 +116,6 @@ def load_training_state(json_path: Path) -> dict[str, Any]:
     except Exception as error:  # noqa: BLE001 - torch raises several types for damaged or unsafe files
         raise CheckpointError(f"{state_path} cannot be read safely ({str(error).splitlines()[0][:200]}); "
                               "it is damaged or holds more than tensors") from None
-
-
-def load_model(path: str | Path, device: str | torch.device = "cpu"):
-    """The model of a checkpoint, weights loaded, in eval mode; and its metadata."""
-    from cnnlab.models import create_model
-
-    json_path = resolve(path)
-    meta = read_meta(json_path)
-    try:
-        model = create_model(meta["model"], num_classes=meta["num_classes"], in_chans=meta["in_chans"],
-                             input_size=tuple(meta["input_size"]) if meta.get("input_size") else None,
-                             **meta.get("model_kwargs", {}))
-    except ModelConfigError as error:
-        if not hasattr(error, "option"):
-            raise
-        raise CheckpointError(f"{json_path} gives {meta['model']} options it does not take "
-                              f"({error.option}); the file was edited or is from another model") from None
-    weights = load_weights(json_path)
-    try:
-        model.load_state_dict(weights, strict=True)
-    except RuntimeError as error:
-        raise CheckpointError(f"{json_path.with_suffix('.safetensors')} does not fit {meta['model']}: "
-                              f"{str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else error}") from None
-    return model.to(device).eval(), meta
 
 
 LOCK_NAME = ".cnnlab.lock"

@@ -48,7 +48,7 @@ class InitReport:
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if path.is_dir() or path.suffix == ".json":
-        from cnnlab.train.checkpoint import load_weights, resolve
+        from cnnlab.checkpoint import load_weights, resolve
 
         return load_weights(resolve(path))
     if not path.is_file():
