@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -311,18 +311,23 @@ def below(low: Arm, high: Arm, key: str = "test_error") -> bool:
     return max(low.values(key)) < min(high.values(key))
 
 
+def stuck(arms) -> list[str]:
+    """The arms that ended near chance: a test error above 80% of the chance error."""
+    return [arm.label for arm in arms if arm.mean("test_error") > 0.8 * arm.runs[0]["chance_error"]]
+
+
 def learned(arms, verdict: str, reason: str) -> tuple[str, str]:
-    """The verdict and reason, unless an arm ended near chance (a test error above 80% of the
-    chance error): then nothing is decided, and the reason says which arm did not learn."""
-    stuck = [arm.label for arm in arms if arm.mean("test_error") > 0.8 * arm.runs[0]["chance_error"]]
-    if not stuck:
+    """The verdict and reason, unless an arm ended near chance: then nothing is decided, and the
+    reason says which arm did not learn."""
+    stuck_arms = stuck(arms)
+    if not stuck_arms:
         return verdict, reason
-    return "not shown", (f"{', '.join(stuck)} did not learn at this budget (test error near chance), so the comparison "
+    return "not shown", (f"{', '.join(stuck_arms)} did not learn at this budget (test error near chance), so the comparison "
                          f"decides nothing; {reason}")
 
 
 def gap_text(low: Arm, high: Arm, key: str = "test_error") -> str:
-    """"1.23 points (spread 0.45)": the difference of the means and the larger of the two spreads."""
+    """"1.23 points (seed spread up to 0.45)": the difference of the means and the larger of the two spreads."""
     return (f"{100 * (high.mean(key) - low.mean(key)):.2f} points (seed spread up to "
             f"{100 * max(low.spread(key), high.spread(key)):.2f})")
 
@@ -334,9 +339,5 @@ def mean_curve(arm: Arm, key: str) -> tuple[list[float], list[float]]:
     xs = [arm.runs[0]["history"][i]["iteration"] for i in range(length)]
     ys = [statistics.fmean(run["history"][i][key] for run in arm.runs) for i in range(length)]
     return xs, ys
-
-
-def plan_record(plan: Plan) -> dict[str, Any]:
-    return asdict(plan)
 
 
