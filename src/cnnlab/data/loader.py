@@ -77,16 +77,40 @@ def batches_per_epoch(count: int, batch_size: int, drop_last: bool, world_size: 
     return shard // batch_size if drop_last else -(-shard // batch_size)
 
 
-class TensorBatches:
-    """Minibatches of (float images, labels) from uint8 images kept whole on `device`.
+class ShardedBatches:
+    """Minibatches of `count` items in an epoch's order: the permutation drawn from the seed and the
+    epoch (`set_epoch`), so runs repeat exactly and a resumed run sees the same batches; under
+    data-parallel training (`world_size` > 1) this rank's shard of it, cut exactly as torch's
+    DistributedSampler cuts it (disjoint, padded so every rank steps the same number of times).
+    With one process the order is the same permutation, so N ranks at batch B see what one
+    process sees at N x B. Subclasses say what an item is (`__iter__`)."""
 
-    Each epoch is a permutation drawn from `seed + epoch` (`set_epoch`), so runs repeat exactly
-    and a resumed run sees the same batches. Augmentation, resizing to `size` and normalization
-    happen per batch, on the device. Under data-parallel training (`world_size` > 1) each rank
-    takes its shard of that permutation exactly as torch's DistributedSampler cuts it: disjoint,
-    padded with the first indices so every rank steps the same number of times; with one process
-    the order is the same permutation, so N ranks at batch B see what one process sees at N x B.
-    """
+    def __init__(self, count: int, batch_size: int, *, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
+                 rank: int = 0, world_size: int = 1, device: str | torch.device = "cpu") -> None:
+        self.count, self.batch_size = count, batch_size
+        self.shuffle, self.seed, self.drop_last, self.epoch = shuffle, seed, drop_last, 0
+        self.rank, self.world_size = rank, world_size
+        self.device = torch.device(device)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return batches_per_epoch(self.count, self.batch_size, self.drop_last, self.world_size)
+
+    def order(self) -> torch.Tensor:
+        """This rank's indices for the epoch (all of them in one process), on the CPU."""
+        return shard_order(self.count, self.shuffle, self.seed, self.epoch, self.rank, self.world_size)
+
+    def steps(self, order: torch.Tensor):
+        """The epoch's index batches."""
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield order[start: start + self.batch_size]
+
+
+class TensorBatches(ShardedBatches):
+    """Minibatches of (float images, labels) from uint8 images kept whole on `device`.
+    Augmentation, resizing to `size` and normalization happen per batch, on the device."""
 
     def __init__(
         self,
@@ -104,34 +128,17 @@ class TensorBatches:
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
-        self.rank, self.world_size = rank, world_size
-        self.device = torch.device(device)
+        super().__init__(images.shape[0], batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last, rank=rank,
+                         world_size=world_size, device=device)
         self.images = images.to(self.device)
         self.labels = labels.to(self.device)
-        self.batch_size = batch_size
         self.size = size
         self.normalization = normalization
         self.augment = augment if augment is not None and augment.active else None
-        self.shuffle = shuffle
-        self.seed = seed
-        self.drop_last = drop_last
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return batches_per_epoch(self.images.shape[0], self.batch_size, self.drop_last, self.world_size)
-
-    def order(self) -> torch.Tensor:
-        """This rank's indices for the epoch (all of them in one process)."""
-        return shard_order(self.images.shape[0], self.shuffle, self.seed, self.epoch, self.rank, self.world_size).to(self.device)
 
     def __iter__(self):
-        order = self.order()
         generator = torch.Generator(device=self.device).manual_seed(self.seed * 7_919 + self.epoch)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            index = order[start: start + self.batch_size]
+        for index in self.steps(self.order().to(self.device)):
             yield prepare(self.images[index], self.augment, generator, self.size, self.normalization), self.labels[index]
 
 
@@ -148,26 +155,18 @@ class _DecodedFolder(Dataset):
         return decode_resized(self.paths[index], self.image_size), self.labels[index]
 
 
-class FolderBatches(TensorBatches):
-    """TensorBatches for a StreamingImageSet: DataLoader workers decode and resize the files
-    (torchvision), the device augments and normalizes whole batches, as for in-memory sets."""
+class FolderBatches(ShardedBatches):
+    """Batches of a StreamingImageSet: DataLoader workers decode and resize the files
+    (torchvision), the device augments and normalizes whole batches, as TensorBatches does."""
 
     def __init__(self, images, batch_size: int, *, size: int, normalization: Normalization, augment: Augment | None = None,
                  shuffle: bool = False, seed: int = 0, device="cpu", drop_last: bool = False, workers: int = 2,
                  rank: int = 0, world_size: int = 1) -> None:
-        self.rank, self.world_size = rank, world_size
+        super().__init__(len(images), batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last, rank=rank,
+                         world_size=world_size, device=device)
         self.dataset = _DecodedFolder(images.paths, images.labels, images.image_size)
-        self.device = torch.device(device)
-        self.batch_size, self.size, self.normalization = batch_size, size, normalization
+        self.size, self.normalization, self.workers = size, normalization, workers
         self.augment = augment if augment is not None and augment.active else None
-        self.shuffle, self.seed, self.drop_last, self.epoch, self.workers = shuffle, seed, drop_last, 0, workers
-        self.count = len(images)
-
-    def __len__(self) -> int:
-        return batches_per_epoch(self.count, self.batch_size, self.drop_last, self.world_size)
-
-    def order(self) -> torch.Tensor:
-        return shard_order(self.count, self.shuffle, self.seed, self.epoch, self.rank, self.world_size)
 
     def __iter__(self):
         loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=self.order().tolist(), drop_last=self.drop_last,
@@ -178,7 +177,7 @@ class FolderBatches(TensorBatches):
             yield prepare(images, self.augment, generator, self.size, self.normalization), labels
 
 
-def make_batches(images, batch_size: int, **options) -> TensorBatches:
+def make_batches(images, batch_size: int, **options) -> ShardedBatches:
     """Batches of an in-memory ImageSet or a StreamingImageSet."""
     from cnnlab.data.sources import StreamingImageSet
 

@@ -25,7 +25,7 @@ from typing import Callable, ContextManager
 import torch
 from torch import nn
 
-from cnnlab.data.loader import batches_per_epoch, shard_order
+from cnnlab.data.loader import ShardedBatches
 from cnnlab.errors import CnnlabError
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.distributed import World
@@ -131,33 +131,18 @@ def plan(model: nn.Module, config: TrainConfig, log: Callable[[str], None], augm
     return phases + [Phase("progressive", config.epochs, scale, frozen, lr=lr)]
 
 
-class FeatureBatches:
-    """Minibatches of cached (features, labels), ordered and sharded exactly as TensorBatches orders
-    and shards images (data.loader.shard_order)."""
+class FeatureBatches(ShardedBatches):
+    """Minibatches of cached (features, labels), ordered and sharded exactly as the image batches
+    they were computed from would be (data.loader.ShardedBatches)."""
 
     def __init__(self, features: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffle: bool, seed: int,
                  drop_last: bool, rank: int = 0, world_size: int = 1) -> None:
-        self.features, self.labels, self.batch_size = features, labels, batch_size
-        self.shuffle, self.seed, self.drop_last, self.epoch = shuffle, seed, drop_last, 0
-        self.rank, self.world_size = rank, world_size
-
-    @property
-    def count(self) -> int:
-        return self.features.shape[0]
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return batches_per_epoch(self.count, self.batch_size, self.drop_last, self.world_size)
-
-    def order(self) -> torch.Tensor:
-        return shard_order(self.count, self.shuffle, self.seed, self.epoch, self.rank, self.world_size).to(self.features.device)
+        super().__init__(features.shape[0], batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last, rank=rank,
+                         world_size=world_size, device=features.device)
+        self.features, self.labels = features, labels
 
     def __iter__(self):
-        order = self.order()
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            index = order[start: start + self.batch_size]
+        for index in self.steps(self.order().to(self.device)):
             yield self.features[index], self.labels[index]
 
 
