@@ -170,8 +170,6 @@ def test_zero_init_residual_makes_each_block_start_as_identity(name):
     for module in model.modules():
         if hasattr(module, "last_bn"):
             last_layers.append(module.last_bn().weight)
-        elif type(module).__name__ in ("CifarBlock",):
-            last_layers.append(module.bn2.weight)
         elif type(module).__name__ in ("PreActBlock", "DenseLayer"):
             last_layers.append(module.conv2.weight)
     assert last_layers and all(w.abs().sum() == 0 for w in last_layers)

@@ -2,7 +2,7 @@
 
 from cnnlab.layers.activations import ScaledTanh, make_activation
 from cnnlab.layers.classifier import fc_classifier, replace_last_linear
-from cnnlab.layers.conv import ConvBnAct
+from cnnlab.layers.conv import ConvBnAct, conv1x1, conv3x3
 from cnnlab.layers.drop_path import DropPath, linear_drop_path_rates
 from cnnlab.layers.init import kaiming_init_
 from cnnlab.layers.norm import krizhevsky_lrn
@@ -18,5 +18,7 @@ __all__ = [
     "linear_drop_path_rates",
     "make_activation",
     "replace_last_linear",
+    "conv1x1",
+    "conv3x3",
     "window_output_size",
 ]

@@ -1,4 +1,5 @@
-"""Convolution followed by optional BatchNorm and activation."""
+"""Convolutions as the residual families use them (conv3x3, conv1x1: no bias, BatchNorm follows),
+and conv -> BatchNorm -> activation."""
 
 from __future__ import annotations
 
@@ -32,3 +33,11 @@ class ConvBnAct(nn.Sequential):
         if batch_norm:
             self.bn = nn.BatchNorm2d(out_channels, eps=bn_eps)
         self.act = activation if activation is not None else nn.ReLU(inplace=True)
+
+
+def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, groups=groups, bias=False)
+
+
+def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)

@@ -19,7 +19,9 @@ import torch
 from torch import nn
 
 from cnnlab.errors import ModelConfigError
-from cnnlab.layers import DropPath, kaiming_init_, linear_drop_path_rates
+from cnnlab.layers import kaiming_init_, linear_drop_path_rates
+from cnnlab.layers.conv import conv1x1, conv3x3
+from cnnlab.layers.residual import BasicBlock, Bottleneck
 from cnnlab.models.base import PooledLinearNet, stage_info
 from cnnlab.models.registry import register_model
 
@@ -32,94 +34,6 @@ RESNET_DEPTHS: dict[int, tuple[str, tuple[int, int, int, int]]] = {
     152: ("bottleneck", (3, 8, 36, 3)),
 }
 STAGE_WIDTHS = (64, 128, 256, 512)
-
-
-def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, groups=groups, bias=False)
-
-
-def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
-
-
-class BasicBlock(nn.Module):
-    """Two 3x3 convs with BN; the input is added back before the last ReLU (unless plain)."""
-
-    expansion = 1
-
-    def __init__(
-        self,
-        inplanes: int,
-        planes: int,
-        stride: int = 1,
-        downsample: nn.Module | None = None,
-        drop_path: float = 0.0,
-        residual: bool = True,
-    ) -> None:
-        super().__init__()
-        self.conv1 = conv3x3(inplanes, planes, stride)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = conv3x3(planes, planes)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = downsample
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.residual = residual
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        if self.residual:
-            identity = x if self.downsample is None else self.downsample(x)
-            out = self.drop_path(out) + identity
-        return self.relu(out)
-
-    def last_bn(self) -> nn.BatchNorm2d:
-        return self.bn2
-
-
-class Bottleneck(nn.Module):
-    """1x1 reduce, 3x3, 1x1 expand (x4), each with BN, plus the shortcut.
-
-    The paper strides the first 1x1 conv ("v1"); ResNet-B (torchvision's "v1.5") strides the 3x3,
-    so the 1x1 no longer skips three quarters of its input. `groups` and `base_width` give
-    ResNeXt's cardinality and Wide ResNet's width.
-    """
-
-    expansion = 4
-
-    def __init__(
-        self,
-        inplanes: int,
-        planes: int,
-        stride: int = 1,
-        downsample: nn.Module | None = None,
-        groups: int = 1,
-        base_width: int = 64,
-        stride_in_3x3: bool = False,
-        drop_path: float = 0.0,
-    ) -> None:
-        super().__init__()
-        width = int(planes * (base_width / 64.0)) * groups
-        self.conv1 = conv1x1(inplanes, width, 1 if stride_in_3x3 else stride)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = conv3x3(width, width, stride if stride_in_3x3 else 1, groups)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.conv3 = conv1x1(width, planes * self.expansion)
-        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        identity = x if self.downsample is None else self.downsample(x)
-        return self.relu(self.drop_path(out) + identity)
-
-    def last_bn(self) -> nn.BatchNorm2d:
-        return self.bn3
 
 
 def _deep_stem(in_chans: int, stem_width: int = 32) -> nn.Sequential:

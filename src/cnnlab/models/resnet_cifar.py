@@ -12,10 +12,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import ModelConfigError
-from cnnlab.layers import DropPath, kaiming_init_, linear_drop_path_rates
+from cnnlab.layers import kaiming_init_, linear_drop_path_rates
+from cnnlab.layers.conv import conv1x1, conv3x3
+from cnnlab.layers.residual import BasicBlock
 from cnnlab.models.base import PooledLinearNet, stage_info
 from cnnlab.models.registry import register_model
-from cnnlab.models.resnet import conv1x1, conv3x3
 
 CIFAR_WIDTHS = (16, 32, 64)
 CIFAR_DEPTHS = (20, 32, 44, 56, 110)  # n = 3, 5, 7, 9, 18
@@ -37,31 +38,11 @@ class ZeroPadShortcut(nn.Module):
         return f"{self.in_channels} -> {self.out_channels}, stride={self.stride}"
 
 
-class CifarBlock(nn.Module):
-    """Two 3x3 conv-BN layers; the shortcut (option A or B) added before the last ReLU."""
-
-    def __init__(self, inplanes: int, planes: int, stride: int, shortcut: str, drop_path: float, residual: bool) -> None:
-        super().__init__()
-        self.conv1 = conv3x3(inplanes, planes, stride)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = conv3x3(planes, planes)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU(inplace=True)
-        self.residual = residual
-        self.downsample: nn.Module | None = None
-        if residual and (stride != 1 or inplanes != planes):
-            self.downsample = (
-                ZeroPadShortcut(inplanes, planes, stride) if shortcut == "A"
-                else nn.Sequential(conv1x1(inplanes, planes, stride), nn.BatchNorm2d(planes))
-            )
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        if self.residual:
-            out = self.drop_path(out) + (x if self.downsample is None else self.downsample(x))
-        return self.relu(out)
+def shortcut_for(inplanes: int, planes: int, stride: int, option: str) -> nn.Module:
+    """The shortcut where a block changes shape: option A (zero padding, no parameters) or B (1x1 projection + BN)."""
+    if option == "A":
+        return ZeroPadShortcut(inplanes, planes, stride)
+    return nn.Sequential(conv1x1(inplanes, planes, stride), nn.BatchNorm2d(planes))
 
 
 class CifarResNet(PooledLinearNet):
@@ -97,7 +78,9 @@ class CifarResNet(PooledLinearNet):
             blocks = []
             for block_index in range(blocks_per_stage):
                 stride = 2 if index > 0 and block_index == 0 else 1
-                blocks.append(CifarBlock(inplanes, planes, stride, shortcut, next(rates), residual))
+                changes_shape = residual and (stride != 1 or inplanes != planes)
+                downsample = shortcut_for(inplanes, planes, stride, shortcut) if changes_shape else None
+                blocks.append(BasicBlock(inplanes, planes, stride, downsample, next(rates), residual))
                 inplanes = planes
             setattr(self, f"layer{index + 1}", nn.Sequential(*blocks))
             self.feature_info.append(stage_info(f"layer{index + 1}", planes, 2**index))
@@ -107,8 +90,8 @@ class CifarResNet(PooledLinearNet):
         kaiming_init_(self)
         if zero_init_residual:
             for module in self.modules():
-                if isinstance(module, CifarBlock):
-                    nn.init.zeros_(module.bn2.weight)
+                if isinstance(module, BasicBlock):
+                    nn.init.zeros_(module.last_bn().weight)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))

@@ -17,7 +17,7 @@ from cnnlab.errors import ModelConfigError
 from cnnlab.layers import DropPath, kaiming_init_, linear_drop_path_rates
 from cnnlab.models.base import PooledLinearNet, stage_info
 from cnnlab.models.registry import register_model
-from cnnlab.models.resnet import conv1x1, conv3x3
+from cnnlab.layers.conv import conv1x1, conv3x3
 
 
 class PreActBlock(nn.Module):

@@ -337,7 +337,7 @@ def module_figure(name: str):
     from cnnlab.models.densenet import DenseBlock
     from cnnlab.models.googlenet import Inception, NaiveInception
     from cnnlab.models.nin import nin_block
-    from cnnlab.models.resnet import BasicBlock, Bottleneck
+    from cnnlab.layers.residual import BasicBlock, Bottleneck
 
     figures = {
         "inception": (lambda: Inception(256, 128, 64, 192, 64, 96, 64), (256, 28, 28),
