@@ -87,6 +87,33 @@ class PooledLinearNet(CnnModel):
         setattr(self, self.classifier_name, nn.Linear(self.num_features, num_classes))
 
 
+class AuxHeadNet(PooledLinearNet):
+    """A PooledLinearNet with auxiliary classifiers on intermediate maps (GoogLeNet, Inception v3).
+
+    With `aux_logits` set, a model in training mode returns `aux_outputs(logits, aux)` (a named
+    tuple; the losses of the auxiliary heads are weighted 0.3 by the training loop); in eval mode,
+    and always without `aux_logits`, it returns the logits alone. Subclasses implement
+    `features_and_aux(x, with_aux)` -> (features, [auxiliary logits in order of depth]).
+    """
+
+    aux_logits: bool = False
+
+    def features_and_aux(self, x: torch.Tensor, with_aux: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        raise NotImplementedError
+
+    def aux_outputs(self, logits: torch.Tensor, aux: list[torch.Tensor]) -> tuple:
+        raise NotImplementedError
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features_and_aux(x, with_aux=False)[0]
+
+    def _forward(self, x: torch.Tensor):
+        with_aux = self.aux_logits and self.training
+        features, aux = self.features_and_aux(x, with_aux)
+        logits = self.forward_head(features)
+        return self.aux_outputs(logits, aux) if with_aux else logits
+
+
 class MLPHeadNet(CnnModel):
     """A net whose `classifier` is a Sequential of fully-connected layers after a flatten
     (AlexNet, ZFNet, VGG); `avgpool`, when present, runs first."""

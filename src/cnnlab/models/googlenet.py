@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.layers import ConvBnAct
-from cnnlab.models.base import PooledLinearNet, stage_info
+from cnnlab.models.base import AuxHeadNet, stage_info
 from cnnlab.models.registry import register_model
 
 # Table 1: the six widths of each inception module, in seed 003's column order:
@@ -120,7 +120,7 @@ class GoogLeNetOutputs(NamedTuple):
     aux_logits1: torch.Tensor
 
 
-class GoogLeNet(PooledLinearNet):
+class GoogLeNet(AuxHeadNet):
     """Stem, nine inception modules, global average pool, dropout, fc; optional auxiliary heads.
 
     With `aux_logits=True`, a model in training mode returns `GoogLeNetOutputs(logits,
@@ -198,7 +198,7 @@ class GoogLeNet(PooledLinearNet):
         x = self.lrn1(self.maxpool1(self.conv1(x)))
         return self.maxpool2(self.lrn2(self.conv3(self.conv2(x))))
 
-    def _features_and_aux(self, x: torch.Tensor, with_aux: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def features_and_aux(self, x: torch.Tensor, with_aux: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
         x, aux = self._stem(x), []
         for name in self.module_names:
             x = getattr(self, name)(x)
@@ -208,14 +208,8 @@ class GoogLeNet(PooledLinearNet):
                 aux.append(self.aux2(x))
         return x, aux
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self._features_and_aux(x, with_aux=False)[0]
-
-    def _forward(self, x: torch.Tensor):
-        with_aux = self.aux_logits and self.training
-        features, aux = self._features_and_aux(x, with_aux)
-        logits = self.forward_head(features)
-        return GoogLeNetOutputs(logits, aux[1], aux[0]) if with_aux else logits
+    def aux_outputs(self, logits: torch.Tensor, aux: list[torch.Tensor]) -> GoogLeNetOutputs:
+        return GoogLeNetOutputs(logits, aux[1], aux[0])
 
     def reset_classifier(self, num_classes: int) -> None:
         super().reset_classifier(num_classes)

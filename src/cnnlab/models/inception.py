@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.layers import ConvBnAct
-from cnnlab.models.base import PooledLinearNet, stage_info
+from cnnlab.models.base import AuxHeadNet, stage_info
 from cnnlab.models.registry import register_model
 
 
@@ -152,7 +152,7 @@ class InceptionOutputs(NamedTuple):
     aux_logits: torch.Tensor
 
 
-class InceptionV3(PooledLinearNet):
+class InceptionV3(AuxHeadNet):
     """Stem of plain convs, 3 x A, reduction, 4 x B, reduction, 2 x C, global pool, dropout, fc."""
 
     def __init__(self, *, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True, dropout: float = 0.5) -> None:
@@ -193,22 +193,16 @@ class InceptionV3(PooledLinearNet):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
 
-    def _features_and_aux(self, x: torch.Tensor, with_aux: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def features_and_aux(self, x: torch.Tensor, with_aux: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
         for name in ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1", "Conv2d_4a_3x3",
                      "maxpool2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"):
             x = getattr(self, name)(x)
-        aux = self.AuxLogits(x) if with_aux else None
+        aux = [self.AuxLogits(x)] if with_aux else []
         x = self.Mixed_7c(self.Mixed_7b(self.Mixed_7a(x)))
         return x, aux
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self._features_and_aux(x, with_aux=False)[0]
-
-    def _forward(self, x: torch.Tensor):
-        with_aux = self.aux_logits and self.training
-        features, aux = self._features_and_aux(x, with_aux)
-        logits = self.forward_head(features)
-        return InceptionOutputs(logits, aux) if with_aux else logits
+    def aux_outputs(self, logits: torch.Tensor, aux: list[torch.Tensor]) -> InceptionOutputs:
+        return InceptionOutputs(logits, aux[0])
 
     def reset_classifier(self, num_classes: int) -> None:
         super().reset_classifier(num_classes)
