@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--subsets", default="1000,5000", help="target training images per run")
     parser.add_argument("--epochs", type=int, default=10)
     args = parser.parse_args()
-    model = read_meta(resolve(args.init))["model"]
+    model = read_meta(resolve(args.init)).model
     with tempfile.TemporaryDirectory() as folder:
         print(f"{model} pretrained on fashion-mnist[0-4] ({args.init}), transferred to fashion-mnist[5-9]; "
               f"{args.epochs} epochs (transfer modes: 2 of them head-only), cosine schedule, test = 5,000 images\n")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,79 @@ def versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
-def save_checkpoint(folder: Path, name: str, model: torch.nn.Module, meta: dict[str, Any],
+@dataclass(frozen=True)
+class RunMeta:
+    """What every checkpoint of a run records: the model and its options, the classes, the input
+    and stored image sizes and the normalization (so a checkpoint alone rebuilds the model and
+    feeds it as it was trained), how the validation images were held out, the arithmetic, the
+    transfer mode, and the epoch and its metrics. NAME.json holds it (`to_json`/`from_json`)."""
+
+    model: str
+    num_classes: int
+    in_chans: int
+    input_size: tuple[int, ...] | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    data: str | None = None
+    class_names: tuple[str, ...] = ()
+    stored_size: tuple[int, ...] | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    seed: int = 0
+    val_fraction: float = 0.1
+    val_images: int | None = None
+    precision: str = "float32"  # runs from before precisions were recorded trained in float32
+    test_flip: bool = False
+    transfer: dict[str, Any] | None = None
+    epoch: int | None = None
+    metrics: dict[str, Any] | None = None
+    versions: dict[str, str] | None = None
+
+    @property
+    def side(self) -> int:
+        """The model's input side."""
+        return self.input_size[-1]
+
+    @property
+    def stored_side(self) -> int:
+        """The side the run's data set stores its images at (before resizing to the model's)."""
+        return (self.stored_size or self.input_size)[-1]
+
+    def at_epoch(self, epoch: int, metrics: dict[str, Any]) -> "RunMeta":
+        return replace(self, epoch=epoch, metrics=metrics)
+
+    def to_json(self) -> dict[str, Any]:
+        data = {"model": self.model, "model_kwargs": self.model_kwargs, "num_classes": self.num_classes,
+                "in_chans": self.in_chans, "data": self.data, "class_names": list(self.class_names),
+                "input_size": list(self.input_size) if self.input_size else None,
+                "stored_size": list(self.stored_size) if self.stored_size else None,
+                "normalization": {"mean": list(self.mean), "std": list(self.std)} if self.mean is not None else None,
+                "seed": self.seed, "val_fraction": self.val_fraction, "val_images": self.val_images,
+                "precision": self.precision, "test_flip": self.test_flip}
+        optional = {"transfer": self.transfer, "epoch": self.epoch, "metrics": self.metrics, "versions": self.versions}
+        return {**{k: v for k, v in data.items() if v is not None}, **{k: v for k, v in optional.items() if v is not None}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], where: Path) -> "RunMeta":
+        for key in ("model", "num_classes", "in_chans"):
+            if key not in data:
+                raise CheckpointError(f"{where} has no {key!r}: it is not a cnnlab checkpoint")
+        normalization = data.get("normalization") or {}
+        sizes = {key: tuple(data[key]) if data.get(key) else None for key in ("input_size", "stored_size")}
+        try:
+            return cls(model=data["model"], num_classes=int(data["num_classes"]), in_chans=int(data["in_chans"]),
+                       model_kwargs=dict(data.get("model_kwargs") or {}), data=data.get("data"),
+                       class_names=tuple(data.get("class_names") or ()), **sizes,
+                       mean=tuple(normalization["mean"]) if "mean" in normalization else None,
+                       std=tuple(normalization["std"]) if "std" in normalization else None,
+                       seed=int(data.get("seed", 0)), val_fraction=float(data.get("val_fraction", 0.1)),
+                       val_images=data.get("val_images"), precision=data.get("precision", "float32"),
+                       test_flip=bool(data.get("test_flip")), transfer=data.get("transfer"), epoch=data.get("epoch"),
+                       metrics=data.get("metrics"), versions=data.get("versions"))
+        except (TypeError, ValueError) as error:
+            raise CheckpointError(f"{where} has a malformed field ({error}); it was edited or is damaged") from None
+
+
+def save_checkpoint(folder: Path, name: str, model: torch.nn.Module, meta: RunMeta,
                     training_state: dict[str, Any] | None = None) -> Path:
     """Write NAME.safetensors, NAME.state.pt (when given) and then NAME.json, each atomically."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -63,7 +136,7 @@ def save_checkpoint(folder: Path, name: str, model: torch.nn.Module, meta: dict[
         temporary = folder / f".{name}.state.pt.tmp-{os.getpid()}"
         torch.save(training_state, temporary)
         os.replace(temporary, folder / f"{name}.state.pt")
-    atomic_write_text(folder / f"{name}.json", json.dumps({**meta, "versions": versions()}, indent=2))
+    atomic_write_text(folder / f"{name}.json", json.dumps(replace(meta, versions=versions()).to_json(), indent=2))
     return folder / f"{name}.json"
 
 
@@ -85,15 +158,15 @@ def resolve(path: str | Path) -> Path:
     return path
 
 
-def read_meta(json_path: Path) -> dict[str, Any]:
+def read_meta(json_path: Path) -> RunMeta:
+    """The checkpoint's RunMeta, from NAME.json."""
     try:
-        meta = json.loads(json_path.read_text())
+        data = json.loads(json_path.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{json_path} is not a readable checkpoint description ({error}); it is damaged") from None
-    for key in ("model", "num_classes", "in_chans"):
-        if key not in meta:
-            raise CheckpointError(f"{json_path} has no {key!r}: it is not a cnnlab checkpoint")
-    return meta
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{json_path} holds no checkpoint description: it is not a cnnlab checkpoint")
+    return RunMeta.from_json(data, json_path)
 
 
 def load_weights(json_path: Path) -> dict[str, torch.Tensor]:

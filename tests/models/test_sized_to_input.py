@@ -63,4 +63,4 @@ def test_a_run_at_another_size_saves_and_reloads(tmp_path):
     fit(TrainConfig(model="lenet5_modern", epochs=1, subset=200, batch_size=50, input_size=32, augment="none",
                     optimizer="adam", lr=1e-3, out=str(tmp_path / "run")), log=lambda _: None)
     model, meta = load_model(tmp_path / "run")
-    assert meta["input_size"] == [1, 32, 32] and model.pre_logits.fc1.in_features == 576
+    assert meta.input_size == (1, 32, 32) and model.pre_logits.fc1.in_features == 576

@@ -13,6 +13,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.train import TrainConfig, fit
 from cnnlab.train import precision as precision_module
 from cnnlab.train.data import validation_indices
+from cnnlab.checkpoint import RunMeta
 from cnnlab.train.precision import for_inference, native_bf16, resolve
 
 CPU = torch.device("cpu")
@@ -52,10 +53,10 @@ def test_none_fp16_and_unknown_precisions(monkeypatch):
 
 
 def test_evaluation_uses_the_runs_precision_unless_told():
-    assert for_inference(None, {"precision": "bf16"}, CPU).amp == "bf16"
-    assert for_inference(None, {}, CPU).amp is None  # runs from before precisions were recorded
-    assert for_inference("none", {"precision": "bf16"}, CPU).amp is None
-    assert for_inference(None, {"precision": "fp16"}, CPU).amp is None  # fp16 autocast wants a GPU
+    assert for_inference(None, "bf16", CPU).amp == "bf16"
+    assert for_inference(None, RunMeta("lenet5", 10, 1).precision, CPU).amp is None  # runs from before precisions were recorded
+    assert for_inference("none", "bf16", CPU).amp is None
+    assert for_inference(None, "fp16", CPU).amp is None  # fp16 autocast wants a GPU
 
 
 def test_validation_is_a_share_of_the_subset_capped_by_val_size():

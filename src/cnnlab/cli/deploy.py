@@ -51,7 +51,7 @@ def load_source_model(source: str):
 
     if Path(source).exists() or source.endswith((".json", ".safetensors")):
         model, meta = load_model(source)
-        return model, tuple(meta["input_size"]), f"{meta['model']} from {source}"
+        return model, meta.input_size, f"{meta.model} from {source}"
     if source in list_models():
         model = create_model(source).eval()
         return model, model.default_input_size, f"{source} (initial weights, no checkpoint)"

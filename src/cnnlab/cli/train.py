@@ -194,26 +194,26 @@ def evaluate_checkpoint(checkpoint, data: str | None = None, split: str | None =
     device = pick_device(device)
     json_path = resolve(checkpoint)
     model, meta = load_model(json_path, device)
-    precision = for_inference(amp, meta, device)
-    data_name = data or meta["data"]
+    precision = for_inference(amp, meta.precision, device)
+    data_name = data or meta.data
     source = load_source(data_name)
-    if len(source.class_names) != meta["num_classes"]:
-        raise CnnlabError(f"{json_path} was trained for {meta['num_classes']} classes but {source.name} has "
+    if len(source.class_names) != meta.num_classes:
+        raise CnnlabError(f"{json_path} was trained for {meta.num_classes} classes but {source.name} has "
                           f"{len(source.class_names)}; evaluate on a set with the same classes")
-    if source.image_shape[0] != meta["in_chans"]:
-        raise CnnlabError(f"{json_path} takes {meta['in_chans']}-channel images but {source.name} has {source.image_shape[0]}")
+    if source.image_shape[0] != meta.in_chans:
+        raise CnnlabError(f"{json_path} takes {meta.in_chans}-channel images but {source.name} has {source.image_shape[0]}")
     split = split or ("test" if source.test is not None else "val")
     if split == "test":
         if source.test is None:
             raise CnnlabError(f"{source.name} has no published test split; use --split val")
         images = source.test
     else:
-        _, held = stratified_split(source.train.labels, meta.get("val_fraction", 0.1), seed=meta.get("seed", 0))
-        images = source.train.subset(held[: meta.get("val_images", len(held))])
-    normalization = Normalization(tuple(meta["normalization"]["mean"]), tuple(meta["normalization"]["std"]))
-    batches = make_batches(images, 512, size=meta["input_size"][-1], normalization=normalization, device=device)
-    metrics = evaluate_batches(model, batches, meta["num_classes"], confusion=True, autocast=precision.autocast(device),
-                               flip=bool(meta.get("test_flip")), predictions=predictions)
+        _, held = stratified_split(source.train.labels, meta.val_fraction, seed=meta.seed)
+        images = source.train.subset(held[: meta.val_images or len(held)])
+    normalization = Normalization(meta.mean, meta.std)
+    batches = make_batches(images, 512, size=meta.side, normalization=normalization, device=device)
+    metrics = evaluate_batches(model, batches, meta.num_classes, confusion=True, autocast=precision.autocast(device),
+                               flip=meta.test_flip, predictions=predictions)
     return metrics, meta, json_path, source, split, data_name, precision
 
 
@@ -222,22 +222,22 @@ def run_evaluate(args: argparse.Namespace) -> int:
         args.checkpoint, args.data, args.split, args.device, args.amp)
     folder = Path(args.out) if args.out else json_path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    write_confusion(folder, metrics["confusion"], meta["class_names"])
+    write_confusion(folder, metrics["confusion"], meta.class_names)
     from cnnlab.checkpoint import atomic_write_text
 
     atomic_write_text(folder / "evaluation.json", json.dumps({"checkpoint": str(json_path), "data": data_name, "split": split,
                                                               "precision": precision.name,
                                                               **{k: v for k, v in metrics.items() if k != "confusion"}}, indent=2))
     out = console()
-    out.print(f"{meta['model']} ({json_path}) on {source.name} {split} ({metrics['images']:,} images): loss {metrics['loss']:.4f}, "
+    out.print(f"{meta.model} ({json_path}) on {source.name} {split} ({metrics['images']:,} images): loss {metrics['loss']:.4f}, "
               f"top-1 {metrics['top1']:.2%}, top-5 {metrics['top5']:.2%}, {metrics['images_per_second']:,.0f} images/s; "
-              f"computed in {precision.note}" + (", with test-time flip" if meta.get("test_flip") else ""), highlight=False)
+              f"computed in {precision.note}" + (", with test-time flip" if meta.test_flip else ""), highlight=False)
     from rich.table import Table
 
     table = Table(title="per-class top-1")
     table.add_column("class")
     table.add_column("top-1", justify="right")
-    for name, accuracy in zip(meta["class_names"], metrics["per_class_top1"]):
+    for name, accuracy in zip(meta.class_names, metrics["per_class_top1"]):
         table.add_row(name, f"{accuracy:.2%}")
     out.print(table)
     out.print(f"wrote {folder / 'confusion.png'}, {folder / 'confusion.csv'}, {folder / 'evaluation.json'}")
@@ -279,29 +279,29 @@ def run_predict(args: argparse.Namespace) -> int:
     from cnnlab.train.precision import for_inference
 
     model, meta = load_model(args.checkpoint, args.device)
-    precision = for_inference(args.amp, meta, torch.device(args.device))
+    precision = for_inference(args.amp, meta.precision, torch.device(args.device))
     autocast = precision.autocast(torch.device(args.device))
     out = console()
-    out.print(f"{meta['model']}: computed in {precision.note}" + (", with test-time flip" if meta.get("test_flip") else ""),
+    out.print(f"{meta.model}: computed in {precision.note}" + (", with test-time flip" if meta.test_flip else ""),
               highlight=False)
-    k = min(args.top_k, meta["num_classes"])
+    k = min(args.top_k, meta.num_classes)
     for path in args.images:
         x = checkpoint_input(meta, path).to(args.device)
         with torch.inference_mode(), autocast():
-            probabilities = torch.softmax(predict_logits(model, x, bool(meta.get("test_flip"))).float(), dim=1)[0]
+            probabilities = torch.softmax(predict_logits(model, x, meta.test_flip).float(), dim=1)[0]
         top = probabilities.topk(k)
-        ranked = ", ".join(f"{meta['class_names'][i]} {p:.1%}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
+        ranked = ", ".join(f"{meta.class_names[i]} {p:.1%}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
         out.print(f"{path}: {ranked}", highlight=False)
     return 0
 
 
-def checkpoint_input(meta: dict, path: str) -> torch.Tensor:
+def checkpoint_input(meta, path: str) -> torch.Tensor:
     """The image file at `path` preprocessed as the checkpoint's run fed its model."""
     from cnnlab.data import Normalization
     from cnnlab.data.loader import image_for_model
 
     if not Path(path).is_file():
         raise CnnlabError(f"{path} does not exist")
-    normalization = Normalization(tuple(meta["normalization"]["mean"]), tuple(meta["normalization"]["std"]))
-    stored = meta.get("stored_size", meta["input_size"])[-1]
-    return image_for_model(Path(path), meta["in_chans"], stored, meta["input_size"][-1], normalization)
+    normalization = Normalization(meta.mean, meta.std)
+    stored = meta.stored_side
+    return image_for_model(Path(path), meta.in_chans, stored, meta.side, normalization)

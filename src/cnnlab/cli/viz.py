@@ -124,7 +124,7 @@ def run_features(args: argparse.Namespace) -> int:
 
     model, meta = load_model(args.checkpoint)
     x = checkpoint_input(meta, args.image)
-    path, shape = feature_maps(model, x, args.layer, args.out, limit=args.limit, title=f"{meta['model']}, {args.image}\n")
+    path, shape = feature_maps(model, x, args.layer, args.out, limit=args.limit, title=f"{meta.model}, {args.image}\n")
     console().print(f"wrote {path} ({'x'.join(map(str, shape))} at {args.layer})", highlight=False)
     return 0
 
@@ -190,9 +190,9 @@ def build_report(source: str):
         from cnnlab.checkpoint import read_meta, resolve
 
         meta = read_meta(resolve(run))
-        table = summary(meta["model"], input_size=tuple(meta["input_size"]), batch=1, num_classes=meta["num_classes"],
-                        in_chans=meta["in_chans"], **meta.get("model_kwargs", {}))
-        page = Page(f"{meta['model']} run {run.resolve().name} on {meta['data']}")
+        table = summary(meta.model, input_size=meta.input_size, batch=1, num_classes=meta.num_classes,
+                        in_chans=meta.in_chans, **meta.model_kwargs)
+        page = Page(f"{meta.model} run {run.resolve().name} on {meta.data}")
     elif source in list_models():
         table = summary(source, batch=1)
         page = Page(f"{source}: layer by layer")
@@ -202,7 +202,7 @@ def build_report(source: str):
     page.paragraph(f"{table.model_name}, input {'x'.join(map(str, table.input_size))}: {t.params:,} parameters, "
                    f"{t.flops / 1e9:.3f} GFLOPs and {t.activation_memory / 2**20:.1f} MB of activations per image "
                    "(float32; see docs/analysis.md for the conventions).")
-    _diagram(page, meta["model"] if meta else source, table.input_size, meta)
+    _diagram(page, meta.model if meta else source, table.input_size, meta)
     if meta is not None:
         page.heading("Training")
         history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()] \
@@ -218,15 +218,15 @@ def build_report(source: str):
             from cnnlab.viz.accuracy_plots import class_accuracy_bars, mistakes_grid
 
             metrics, _, _, source_set, split, _, _ = evaluate_checkpoint(run, device="cpu", predictions=True)
-            write_confusion(Path(folder), metrics["confusion"], meta["class_names"])
+            write_confusion(Path(folder), metrics["confusion"], meta.class_names)
             where = f"best checkpoint on {source_set.name} {split} ({metrics['images']:,} images)"
             page.image((Path(folder) / "confusion.png").read_bytes(),
                        f"confusion matrix, {where}: top-1 {metrics['top1']:.2%}")
-            path = class_accuracy_bars(metrics["per_class_top1"], meta["class_names"], Path(folder) / "classes.png")
+            path = class_accuracy_bars(metrics["per_class_top1"], meta.class_names, Path(folder) / "classes.png")
             page.image(path.read_bytes(), f"top-1 per class, {where}")
             images = source_set.test if split == "test" else None
             if images is not None and hasattr(images, "images"):
-                path, shown = mistakes_grid(images, metrics["predictions"], meta["class_names"], Path(folder) / "mistakes.png")
+                path, shown = mistakes_grid(images, metrics["predictions"], meta.class_names, Path(folder) / "mistakes.png")
                 page.image(path.read_bytes(), f"the first {shown} misclassified {split} images: true -> predicted")
         if (run / "config.json").is_file():
             page.heading("Settings")
@@ -247,8 +247,8 @@ def _diagram(page, model_name: str, input_size, meta) -> None:
 
     from cnnlab.viz.diagram import draw
 
-    kwargs = {} if meta is None else {"num_classes": meta["num_classes"], "in_chans": meta["in_chans"],
-                                      **meta.get("model_kwargs", {})}
+    kwargs = {} if meta is None else {"num_classes": meta.num_classes, "in_chans": meta.in_chans,
+                                      **meta.model_kwargs}
     graph = draw(model_name, input_size=input_size, **kwargs)
     try:
         page.image(graph.pipe(format="svg"), "the network, as `cnnlab draw` draws it", kind="svg", css="diagram")

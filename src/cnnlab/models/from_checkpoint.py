@@ -12,22 +12,21 @@ from cnnlab.models.registry import create_model
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu"):
-    """The model of a checkpoint, weights loaded, in eval mode; and its metadata."""
+    """The model of a checkpoint, weights loaded, in eval mode; and its RunMeta."""
     json_path = resolve(path)
     meta = read_meta(json_path)
     try:
-        model = create_model(meta["model"], num_classes=meta["num_classes"], in_chans=meta["in_chans"],
-                             input_size=tuple(meta["input_size"]) if meta.get("input_size") else None,
-                             **meta.get("model_kwargs", {}))
+        model = create_model(meta.model, num_classes=meta.num_classes, in_chans=meta.in_chans, input_size=meta.input_size,
+                             **meta.model_kwargs)
     except ModelConfigError as error:
         if not hasattr(error, "option"):
             raise
-        raise CheckpointError(f"{json_path} gives {meta['model']} options it does not take "
+        raise CheckpointError(f"{json_path} gives {meta.model} options it does not take "
                               f"({error.option}); the file was edited or is from another model") from None
     weights = load_weights(json_path)
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as error:
-        raise CheckpointError(f"{json_path.with_suffix('.safetensors')} does not fit {meta['model']}: "
+        raise CheckpointError(f"{json_path.with_suffix('.safetensors')} does not fit {meta.model}: "
                               f"{str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else error}") from None
     return model.to(device).eval(), meta

@@ -158,7 +158,7 @@ class PhaseState:
 class Loop:
     """The state a run's phases share (the model, the history, the best epoch) and the epoch loop."""
 
-    def __init__(self, settings, model: nn.Module, world, meta: dict, history: list, best: dict, log, progress: bool,
+    def __init__(self, settings, model: nn.Module, world, meta, history: list, best: dict, log, progress: bool,
                  total_epochs: int, writer, watched_test) -> None:
         self.settings, self.config, self.model, self.world, self.device = settings, settings.config, model, world, world.device
         self.out, self.meta, self.history, self.best, self.log, self.progress = settings.out, meta, history, best, log, progress
@@ -167,7 +167,7 @@ class Loop:
 
     def evaluate(self, model: nn.Module, batches) -> dict:
         """Metrics over `batches` in the run's precision, with its test-time flip."""
-        return evaluate_batches(model, batches, self.meta["num_classes"], world=self.world, autocast=self.autocast,
+        return evaluate_batches(model, batches, self.meta.num_classes, world=self.world, autocast=self.autocast,
                                 flip=self.config.test_flip)
 
     def phase(self, index: int, phase: Phase, epochs: range, train_batches, val_batches, continuing: dict | None) -> None:
@@ -271,7 +271,7 @@ class Loop:
         if is_best:
             self.best = dict(record)
         if self.world.is_main:  # the unwrapped model: its checkpoint loads into one process
-            checkpoint_meta = {**self.meta, "epoch": epoch + 1, "metrics": record}
+            checkpoint_meta = self.meta.at_epoch(epoch + 1, record)
             if is_best:
                 save_checkpoint(self.out, "best", self.model, checkpoint_meta)
             save_checkpoint(self.out, "last", self.model, checkpoint_meta, self.training_state(state, index, epoch))

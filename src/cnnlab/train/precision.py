@@ -89,18 +89,19 @@ def resolve(requested: str | None, device: torch.device) -> Precision:
     return Precision(None, f"float32 (auto: this {where} has no native bf16)")
 
 
-def recorded(meta: dict) -> Precision:
-    """The precision a checkpoint's run trained in (runs from before precisions were recorded: float32)."""
-    amp = meta.get("precision", "float32")
-    return Precision(None if amp == "float32" else amp, f"{amp}, as the run trained")
+def recorded(trained: str) -> Precision:
+    """The precision a checkpoint's run trained in, by the name its RunMeta records ("float32"
+    for runs from before precisions were recorded)."""
+    return Precision(None if trained == "float32" else trained, f"{trained}, as the run trained")
 
 
-def for_inference(requested: str | None, meta: dict, device: torch.device) -> Precision:
-    """Evaluation's precision: `requested` (--amp) if given, else the run's own where this device
-    can compute in it (an fp16 run evaluated on a CPU falls back to float32, as fp16 autocast needs a GPU)."""
+def for_inference(requested: str | None, trained: str, device: torch.device) -> Precision:
+    """Evaluation's precision: `requested` (--amp) if given, else the run's own (`trained`, its
+    RunMeta's precision) where this device can compute in it (an fp16 run evaluated on a CPU falls
+    back to float32, as fp16 autocast needs a GPU)."""
     if requested:
         return resolve(requested, device)
-    precision = recorded(meta)
+    precision = recorded(trained)
     if precision.amp == "fp16" and device.type != "cuda":
         return Precision(None, "float32 (the run trained in fp16 on a GPU; this is a CPU)")
     return precision

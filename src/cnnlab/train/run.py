@@ -27,7 +27,9 @@ from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model, get_entry
 from cnnlab.models.from_checkpoint import load_model
 from cnnlab.train import distributed
-from cnnlab.checkpoint import LOCK_NAME, RunFolderLock, atomic_write_text, load_training_state, load_weights, read_meta
+from cnnlab.checkpoint import (
+    LOCK_NAME, RunFolderLock, RunMeta, atomic_write_text, load_training_state, load_weights, read_meta,
+)
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.data import RunData, load_data
 from cnnlab.train.distributed import World
@@ -164,24 +166,20 @@ def plan_phases(model: nn.Module, settings: Settings, log) -> list[Phase]:
     return plan(model, settings.config, log, settings.augment.active)
 
 
-def run_meta(settings: Settings, data: RunData, phases: list[Phase]) -> dict[str, Any]:
+def run_meta(settings: Settings, data: RunData, phases: list[Phase]) -> RunMeta:
     """What every checkpoint records about the run, so that a checkpoint alone rebuilds the model and its preprocessing."""
     config = settings.config
-    meta = {
-        "model": config.model, "model_kwargs": model_options(config), "num_classes": data.num_classes,
-        "in_chans": data.channels, "data": config.data, "class_names": list(data.source.class_names),
-        "input_size": [data.channels, settings.size, settings.size],
-        "stored_size": [data.channels, data.stored_side, data.stored_side],
-        "normalization": {"mean": list(settings.mean), "std": list(settings.std)}, "seed": config.seed,
-        "val_fraction": config.val_fraction, "val_images": len(data.val), "precision": settings.precision.name,
-        "test_flip": config.test_flip,
-    }
-    if config.transfer:
-        meta["transfer"] = {"mode": config.transfer, "init": str(config.init), "phases": [[p.name, p.epochs] for p in phases]}
-    return meta
+    transfer = {"mode": config.transfer, "init": str(config.init), "phases": [[p.name, p.epochs] for p in phases]} \
+        if config.transfer else None
+    return RunMeta(model=config.model, model_kwargs=model_options(config), num_classes=data.num_classes,
+                   in_chans=data.channels, data=config.data, class_names=tuple(data.source.class_names),
+                   input_size=(data.channels, settings.size, settings.size),
+                   stored_size=(data.channels, data.stored_side, data.stored_side), mean=settings.mean, std=settings.std,
+                   seed=config.seed, val_fraction=config.val_fraction, val_images=len(data.val),
+                   precision=settings.precision.name, test_flip=config.test_flip, transfer=transfer)
 
 
-def start(settings: Settings, model: nn.Module, meta: dict, world: World) -> tuple[list, dict, int, dict | None]:
+def start(settings: Settings, model: nn.Module, meta: RunMeta, world: World) -> tuple[list, dict, int, dict | None]:
     """(history, best, first epoch, training state): empty for a new run, whose settings go to
     config.json; the last checkpoint's for --resume."""
     if settings.config.resume:
@@ -196,14 +194,14 @@ def start(settings: Settings, model: nn.Module, meta: dict, world: World) -> tup
     return [], {"val_top1": -1.0}, 0, None
 
 
-def resume(out: Path, model, meta) -> tuple[int, list, dict, dict]:
+def resume(out: Path, model, meta: RunMeta) -> tuple[int, list, dict, dict]:
     """Weights and RNG from the run's last checkpoint; returns (epoch, history, best, training state)."""
     json_path = out / "last.json"
     saved = read_meta(json_path)
     for key in ("model", "num_classes", "in_chans", "data", "transfer"):
-        if saved.get(key) != meta.get(key):
-            raise CnnlabError(f"--resume: {json_path} was trained with {key} {saved.get(key)!r}, but this run has "
-                              f"{meta.get(key)!r}; resume with the same settings or start a new --out")
+        if getattr(saved, key) != getattr(meta, key):
+            raise CnnlabError(f"--resume: {json_path} was trained with {key} {getattr(saved, key)!r}, but this run has "
+                              f"{getattr(meta, key)!r}; resume with the same settings or start a new --out")
     model.load_state_dict(load_weights(json_path))
     state = load_training_state(json_path)
     torch.set_rng_state(state["torch_rng"])

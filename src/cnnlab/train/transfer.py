@@ -62,10 +62,9 @@ def pretrained_preprocessing(init: str | None, channels: int) -> dict | None:
     from cnnlab.checkpoint import read_meta, resolve
 
     meta = read_meta(resolve(init))
-    if meta.get("in_chans") != channels or "normalization" not in meta:
+    if meta.in_chans != channels or meta.mean is None:
         return None
-    return {"size": meta["input_size"][-1], "mean": tuple(meta["normalization"]["mean"]),
-            "std": tuple(meta["normalization"]["std"])}
+    return {"size": meta.side, "mean": meta.mean, "std": meta.std}
 
 
 def parameter_stages(model: nn.Module) -> tuple[dict[str, int], dict[str, int], list[str]]:
