@@ -95,3 +95,12 @@ def test_wide_resnet50_2_gets_torchvisions_imagenet_recipe_and_wrn28_10_the_wrn_
         1e-4, False, "step", 90, 256)
     assert (cifar.weight_decay, cifar.nesterov, cifar.schedule, cifar.gamma, cifar.milestones, cifar.epochs) == (
         5e-4, True, "multistep", 0.2, (0.3, 0.6, 0.8), 200)
+
+
+def test_each_models_recipe_sits_beside_its_registry_entry():
+    from cnnlab.models import get_entry, list_models
+
+    assert get_entry("wide_resnet50_2").recipe["weight_decay"] == 1e-4 and get_entry("wrn28_10").recipe["gamma"] == 0.2
+    assert get_entry("resnet20").recipe["milestones"] == (0.5, 0.75) and get_entry("resnet50").recipe["batch_size"] == 256
+    # FractalNet's paper settings are not encoded yet: it trains on the generic defaults, and only it
+    assert [name for name in list_models() if not get_entry(name).recipe] == ["fractalnet20", "fractalnet40"]

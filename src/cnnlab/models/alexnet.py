@@ -20,6 +20,9 @@ from cnnlab.errors import InputShapeError
 from cnnlab.models.base import MLPHeadNet, image_side, stage_info
 from cnnlab.models.registry import register_model
 
+# Krizhevsky et al. 2012, Sec. 5: SGD, batch 128, momentum 0.9, weight decay 5e-4, lr 0.01 divided by 10 on plateaus.
+RECIPE = dict(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4, schedule="step", epochs=90, batch_size=128)
+
 
 @dataclass(frozen=True)
 class ConvLayer:
@@ -170,7 +173,7 @@ class AlexNetOWT(MLPHeadNet):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
-@register_model(family="alexnet", paper="Krizhevsky et al. 2012", input_size=(3, 227, 227))
+@register_model(recipe=RECIPE, family="alexnet", paper="Krizhevsky et al. 2012", input_size=(3, 227, 227))
 def alexnet(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
             input_size: int | tuple[int, ...] = 227) -> ClassicConvNet:
     """AlexNet as in the lecture notes: one stream, 96-256-384-384-256, LRN, overlapping pools, 227x227.
@@ -184,7 +187,7 @@ def alexnet(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
                           name="alexnet", designed_size=227)
 
 
-@register_model(family="alexnet", paper="Krizhevsky et al. 2012", input_size=(3, 227, 227))
+@register_model(recipe=RECIPE, family="alexnet", paper="Krizhevsky et al. 2012", input_size=(3, 227, 227))
 def alexnet_grouped(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
                     input_size: int | tuple[int, ...] = 227) -> ClassicConvNet:
     """AlexNet with the paper's two-GPU split: conv2, conv4 and conv5 in 2 groups (60,965,224 parameters).
@@ -196,7 +199,7 @@ def alexnet_grouped(*, num_classes: int = 1000, in_chans: int = 3, dropout: floa
                           dropout=dropout, name="alexnet_grouped", designed_size=227)
 
 
-@register_model(family="alexnet", paper="Krizhevsky 2014 (one weird trick); torchvision", input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="alexnet", paper="Krizhevsky 2014 (one weird trick); torchvision", input_size=(3, 224, 224))
 def alexnet_owt(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> AlexNetOWT:
     """torchvision's AlexNet (64-192-384-256-256, no LRN, 224x224); loads torchvision checkpoints as they are.
 

@@ -19,6 +19,10 @@ from torch import nn
 from cnnlab.models.base import PooledLinearNet, stage_info
 from cnnlab.models.registry import register_model
 
+# Huang et al. 2016: SGD, Nesterov momentum 0.9, weight decay 1e-4, lr /10 at 50% and 75%.
+RECIPE = dict(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4, schedule="multistep",
+              milestones=(0.5, 0.75), epochs=90, batch_size=256)
+
 # Table 1: (growth rate k, layers per dense block, maps of the stem conv).
 DENSENET_CONFIGS: dict[str, tuple[int, tuple[int, ...], int]] = {
     "densenet121": (32, (6, 12, 24, 16), 64),
@@ -172,42 +176,42 @@ def _densenet(name: str, num_classes: int, in_chans: int, drop_rate: float, memo
                     memory_efficient=memory_efficient, zero_init_residual=zero_init_residual)
 
 
-@register_model(family="densenet", paper="Huang et al. 2016", input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="densenet", paper="Huang et al. 2016", input_size=(3, 224, 224))
 def densenet121(*, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, memory_efficient: bool = False,
                 zero_init_residual: bool = False) -> DenseNet:
     """DenseNet-BC-121 (k=32, blocks 6-12-24-16); memory_efficient=True checkpoints the bottlenecks."""
     return _densenet("densenet121", num_classes, in_chans, drop_rate, memory_efficient, zero_init_residual)
 
 
-@register_model(family="densenet", paper="Huang et al. 2016", input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="densenet", paper="Huang et al. 2016", input_size=(3, 224, 224))
 def densenet161(*, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, memory_efficient: bool = False,
                 zero_init_residual: bool = False) -> DenseNet:
     """DenseNet-BC-161 (k=48, blocks 6-12-36-24); memory_efficient=True checkpoints the bottlenecks."""
     return _densenet("densenet161", num_classes, in_chans, drop_rate, memory_efficient, zero_init_residual)
 
 
-@register_model(family="densenet", paper="Huang et al. 2016", input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="densenet", paper="Huang et al. 2016", input_size=(3, 224, 224))
 def densenet169(*, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, memory_efficient: bool = False,
                 zero_init_residual: bool = False) -> DenseNet:
     """DenseNet-BC-169 (k=32, blocks 6-12-32-32); memory_efficient=True checkpoints the bottlenecks."""
     return _densenet("densenet169", num_classes, in_chans, drop_rate, memory_efficient, zero_init_residual)
 
 
-@register_model(family="densenet", paper="Huang et al. 2016", input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="densenet", paper="Huang et al. 2016", input_size=(3, 224, 224))
 def densenet201(*, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, memory_efficient: bool = False,
                 zero_init_residual: bool = False) -> DenseNet:
     """DenseNet-BC-201 (k=32, blocks 6-12-48-32); memory_efficient=True checkpoints the bottlenecks."""
     return _densenet("densenet201", num_classes, in_chans, drop_rate, memory_efficient, zero_init_residual)
 
 
-@register_model(family="densenet", paper="Huang et al. 2016", input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="densenet", paper="Huang et al. 2016", input_size=(3, 224, 224))
 def densenet264(*, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, memory_efficient: bool = False,
                 zero_init_residual: bool = False) -> DenseNet:
     """DenseNet-BC-264 (k=32, blocks 6-12-64-48); memory_efficient=True checkpoints the bottlenecks."""
     return _densenet("densenet264", num_classes, in_chans, drop_rate, memory_efficient, zero_init_residual)
 
 
-@register_model(family="densenet", paper="Huang et al. 2016 (CIFAR)", input_size=(3, 32, 32), num_classes=10)
+@register_model(recipe=RECIPE, family="densenet", paper="Huang et al. 2016 (CIFAR)", input_size=(3, 32, 32), num_classes=10)
 def densenet_bc_100_12(*, num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.0, memory_efficient: bool = False,
                        zero_init_residual: bool = False) -> DenseNet:
     """DenseNet-BC (L=100, k=12) for CIFAR: 3x3 stem of 24 maps, 3 dense blocks of 16 layers, compression 0.5."""

@@ -17,6 +17,9 @@ from cnnlab.layers import ConvBnAct
 from cnnlab.models.base import AuxHeadNet, stage_info
 from cnnlab.models.registry import register_model
 
+# Szegedy et al. 2014: momentum 0.9, lr decreased 4% every 8 epochs.
+RECIPE = dict(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=2e-4, schedule="step", epochs=90, batch_size=128)
+
 # Table 1: the six widths of each inception module, in seed 003's column order:
 # #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj. None marks a 3x3/2 max pool.
 GOOGLENET_MODULES: tuple[tuple[str, tuple[int, int, int, int, int, int] | None], ...] = (
@@ -218,13 +221,13 @@ class GoogLeNet(AuxHeadNet):
             self.aux2.fc2 = nn.Linear(1024, num_classes)
 
 
-@register_model(family="googlenet", paper="Szegedy et al. 2014", input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="googlenet", paper="Szegedy et al. 2014", input_size=(3, 224, 224))
 def googlenet(*, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = False, dropout: float = 0.4) -> GoogLeNet:
     """GoogLeNet as published: 5x5 convs in the 5x5 branch, no BatchNorm, LRN in the stem, optional aux heads."""
     return GoogLeNet(num_classes=num_classes, in_chans=in_chans, aux_logits=aux_logits, dropout=dropout)
 
 
-@register_model(family="googlenet", paper="Szegedy et al. 2014; torchvision", input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="googlenet", paper="Szegedy et al. 2014; torchvision", input_size=(3, 224, 224))
 def googlenet_tv(*, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = False, dropout: float = 0.2) -> GoogLeNet:
     """torchvision's GoogLeNet: BatchNorm after every conv, 3x3 convs in the "5x5" branch, no LRN.
 

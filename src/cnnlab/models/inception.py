@@ -23,6 +23,10 @@ from cnnlab.layers import ConvBnAct
 from cnnlab.models.base import AuxHeadNet, stage_info
 from cnnlab.models.registry import register_model
 
+# Szegedy et al. 2016, Sec. 8: RMSProp (decay 0.9, eps 1.0), batch 32, lr 0.045 x0.94 every 2 epochs, 100
+# epochs; SGD with momentum and a step schedule stand in for them here.
+RECIPE = dict(optimizer="sgd", lr=0.045, momentum=0.9, weight_decay=4e-5, schedule="step", epochs=100, batch_size=32)
+
 
 def conv_bn(in_channels: int, out_channels: int, kernel_size, stride: int = 1, padding=0) -> ConvBnAct:
     return ConvBnAct(in_channels, out_channels, kernel_size, stride, padding, bn_eps=0.001)
@@ -210,7 +214,7 @@ class InceptionV3(AuxHeadNet):
             self.AuxLogits.fc = nn.Linear(768, num_classes)
 
 
-@register_model(family="inception", paper="Szegedy et al. 2015", input_size=(3, 299, 299))
+@register_model(recipe=RECIPE, family="inception", paper="Szegedy et al. 2015", input_size=(3, 299, 299))
 def inception_v3(*, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = False, dropout: float = 0.5) -> InceptionV3:
     """Inception v3 (299x299): factorizations A, B, C and grid reductions; the aux head on the 17x17 grid.
 

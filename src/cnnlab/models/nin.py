@@ -14,6 +14,9 @@ from torch import nn
 from cnnlab.models.base import CnnModel, stage_info
 from cnnlab.models.registry import register_model
 
+# Lin et al. 2014, Sec. 4.1: AlexNet's protocol: batches of 128, the rate lowered 10x when accuracy stops improving.
+RECIPE = dict(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4, schedule="step", epochs=90, batch_size=128)
+
 # (output channels, kernel, stride, padding) of each NiN block; a 3x3/2 max pool follows the
 # first three, and the last block's width is the number of classes.
 NIN_BLOCKS = ((96, 11, 4, 0), (256, 5, 1, 2), (384, 3, 1, 1))
@@ -69,7 +72,7 @@ class NiN(CnnModel):
         self.classifier = nin_block(self.num_features, num_classes, 3, 1, 1)
 
 
-@register_model(family="nin", paper="Lin et al. 2013", input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="nin", paper="Lin et al. 2013", input_size=(3, 224, 224))
 def nin(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> NiN:
     """Network in Network as in d2l: NiN blocks 96-256-384-classes, global average pooling, no FC layer."""
     return NiN(num_classes=num_classes, in_chans=in_chans, dropout=dropout)

@@ -29,6 +29,9 @@ class ModelEntry:
     input_size: tuple[int, int, int]  # (channels, height, width) the paper used
     num_classes: int
     description: str = field(default="")
+    # the paper's training settings (optimizer, lr, schedule, epochs, batch...) that `cnnlab train`
+    # fills in where the user gives none; empty: train/config.py's generic defaults
+    recipe: dict = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -40,8 +43,9 @@ def register_model(
     paper: str,
     input_size: tuple[int, int, int],
     num_classes: int = 1000,
+    recipe: dict | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register a builder under its function name.
+    """Register a builder under its function name, with the paper's training `recipe`.
 
     The builder must accept `num_classes` and `in_chans` keyword arguments; its docstring's first
     line becomes the model's one-line description.
@@ -60,6 +64,7 @@ def register_model(
             input_size=input_size,
             num_classes=num_classes,
             description=doc[0] if doc else "",
+            recipe=dict(recipe or {}),
         )
         return builder
 

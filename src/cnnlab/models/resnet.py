@@ -141,9 +141,17 @@ def _resnet(depth: int, **kwargs) -> ResNet:
 
 
 _PAPER = "He et al. 2015"
+# He et al. 2015, Sec. 3.4: SGD lr 0.1, momentum 0.9, weight decay 1e-4, batch 256, lr /10 at fixed points
+# (ResNeXt, Xie et al. 2017, Sec. 4: the same).
+RECIPE = dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, schedule="multistep", milestones=(0.33, 0.67),
+              epochs=90, batch_size=256)
+# torchvision's ImageNet recipe for its wide_resnet50_2 (its references/classification: SGD lr 0.1,
+# momentum 0.9, weight decay 1e-4, /10 every 30 of 90 epochs, batch 256), not the CIFAR WRN paper's.
+TORCHVISION_RECIPE = dict(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=False, weight_decay=1e-4, schedule="step",
+                          epochs=90, batch_size=256)
 
 
-@register_model(family="resnet", paper=_PAPER, input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="resnet", paper=_PAPER, input_size=(3, 224, 224))
 def resnet18(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False,
              drop_path_rate: float = 0.0, stride_in_3x3: bool = False) -> ResNet:
     """ResNet-18 as published: option-B projections."""
@@ -151,7 +159,7 @@ def resnet18(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: 
                    zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnet", paper=_PAPER, input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="resnet", paper=_PAPER, input_size=(3, 224, 224))
 def resnet34(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False,
              drop_path_rate: float = 0.0, stride_in_3x3: bool = False) -> ResNet:
     """ResNet-34 as published: option-B projections."""
@@ -159,7 +167,7 @@ def resnet34(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: 
                    zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnet", paper=_PAPER, input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="resnet", paper=_PAPER, input_size=(3, 224, 224))
 def resnet50(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False,
              drop_path_rate: float = 0.0, stride_in_3x3: bool = False) -> ResNet:
     """ResNet-50 as published: option-B projections, the bottleneck's stride in its first 1x1 conv (v1).
@@ -170,7 +178,7 @@ def resnet50(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: 
                    zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnet", paper=_PAPER, input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="resnet", paper=_PAPER, input_size=(3, 224, 224))
 def resnet101(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False,
              drop_path_rate: float = 0.0, stride_in_3x3: bool = False) -> ResNet:
     """ResNet-101 as published: option-B projections, the bottleneck's stride in its first 1x1 conv (v1).
@@ -181,7 +189,7 @@ def resnet101(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual:
                    zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnet", paper=_PAPER, input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="resnet", paper=_PAPER, input_size=(3, 224, 224))
 def resnet152(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False,
              drop_path_rate: float = 0.0, stride_in_3x3: bool = False) -> ResNet:
     """ResNet-152 as published: option-B projections, the bottleneck's stride in its first 1x1 conv (v1).
@@ -192,7 +200,7 @@ def resnet152(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual:
                    zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnet", paper="He et al. 2019 (Bag of Tricks); torchvision", input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="resnet", paper="He et al. 2019 (Bag of Tricks); torchvision", input_size=(3, 224, 224))
 def resnet50b(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> ResNet:
     """ResNet-50-B: the bottleneck strides its 3x3 conv, not the 1x1 (torchvision's resnet50, "v1.5").
 
@@ -202,40 +210,40 @@ def resnet50b(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual:
                    zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnet", paper="He et al. 2019 (Bag of Tricks)", input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="resnet", paper="He et al. 2019 (Bag of Tricks)", input_size=(3, 224, 224))
 def resnet50c(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> ResNet:
     """ResNet-50-C: ResNet-B with the 7x7 stem conv replaced by three 3x3 convs (32, 32, 64)."""
     return _resnet(50, num_classes=num_classes, in_chans=in_chans, stride_in_3x3=True, deep_stem=True,
                    zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnet", paper="He et al. 2019 (Bag of Tricks)", input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="resnet", paper="He et al. 2019 (Bag of Tricks)", input_size=(3, 224, 224))
 def resnet50d(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> ResNet:
     """ResNet-50-D: ResNet-C with a 2x2/2 average pool before each stride-1 1x1 projection."""
     return _resnet(50, num_classes=num_classes, in_chans=in_chans, stride_in_3x3=True, deep_stem=True, avg_down=True,
                    zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="resnet", paper=_PAPER + " (plain baseline)", input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="resnet", paper=_PAPER + " (plain baseline)", input_size=(3, 224, 224))
 def plain18(*, num_classes: int = 1000, in_chans: int = 3) -> ResNet:
     """The paper's 18-layer plain net: ResNet-18 without shortcuts (Fig. 3, middle)."""
     return _resnet(18, num_classes=num_classes, in_chans=in_chans, residual=False)
 
 
-@register_model(family="resnet", paper=_PAPER + " (plain baseline)", input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="resnet", paper=_PAPER + " (plain baseline)", input_size=(3, 224, 224))
 def plain34(*, num_classes: int = 1000, in_chans: int = 3) -> ResNet:
     """The paper's 34-layer plain net: ResNet-34 without shortcuts (Fig. 3, middle)."""
     return _resnet(34, num_classes=num_classes, in_chans=in_chans, residual=False)
 
 
-@register_model(family="resnext", paper="Xie et al. 2017", input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="resnext", paper="Xie et al. 2017", input_size=(3, 224, 224))
 def resnext50_32x4d(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> ResNet:
     """ResNeXt-50 (32x4d): 32 groups of width 4 in each bottleneck's 3x3 conv (stride in the 3x3, as the paper's code)."""
     return _resnet(50, num_classes=num_classes, in_chans=in_chans, groups=32, width_per_group=4, stride_in_3x3=True,
                    zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
 
 
-@register_model(family="wide_resnet", paper="Zagoruyko & Komodakis 2016", input_size=(3, 224, 224))
+@register_model(recipe=TORCHVISION_RECIPE, family="wide_resnet", paper="Zagoruyko & Komodakis 2016", input_size=(3, 224, 224))
 def wide_resnet50_2(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> ResNet:
     """Wide ResNet-50-2: ResNet-50-B with bottlenecks twice as wide inside (torchvision's wide_resnet50_2)."""
     return _resnet(50, num_classes=num_classes, in_chans=in_chans, width_per_group=128, stride_in_3x3=True,

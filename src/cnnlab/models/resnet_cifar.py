@@ -100,7 +100,10 @@ class CifarResNet(PooledLinearNet):
 _PAPER = "He et al. 2015 (CIFAR-10, Sec. 4.2)"
 
 
-_CIFAR = dict(family="resnet_cifar", paper=_PAPER, input_size=(3, 32, 32), num_classes=10)
+# Sec. 4.2 (CIFAR): lr 0.1 divided by 10 at 32k and 48k of 64k iterations, batch 128, weight decay 1e-4.
+RECIPE = dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, schedule="multistep", milestones=(0.5, 0.75),
+              epochs=160, batch_size=128)
+_CIFAR = dict(family="resnet_cifar", paper=_PAPER, input_size=(3, 32, 32), num_classes=10, recipe=RECIPE)
 
 
 @register_model(**_CIFAR)

@@ -19,6 +19,9 @@ from cnnlab.errors import ModelConfigError
 from cnnlab.models.base import PooledLinearNet, stage_info
 from cnnlab.models.registry import register_model
 
+# Zhang et al. 2018 and Ma et al. 2018: batch 1024, lr 0.5 decayed linearly to 0 (cosine here), weight decay 4e-5.
+RECIPE = dict(optimizer="sgd", lr=0.5, momentum=0.9, weight_decay=4e-5, schedule="cosine", epochs=240, batch_size=1024)
+
 # ShuffleNet, Table 1 (1x): the output channels of stage 2 for each group count g (stages 3 and 4
 # double them, twice); conv1 has 24 channels; stages 2-4 have 1 stride-2 unit then 3, 7 and 3 more.
 SHUFFLENET_V1_STAGE2 = {1: 144, 2: 200, 3: 240, 4: 272, 8: 384}
@@ -201,7 +204,7 @@ class ShuffleNetV2(PooledLinearNet):
         x = self.maxpool(self.conv1(x))
         return self.conv5(self.stage4(self.stage3(self.stage2(x))))
 
-@register_model(family="shufflenet", paper="Ma et al. 2018", input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="shufflenet", paper="Ma et al. 2018", input_size=(3, 224, 224))
 def shufflenet_v2_x1_0(*, num_classes: int = 1000, in_chans: int = 3) -> ShuffleNetV2:
     """ShuffleNet V2 1.0x: channel split and shuffle, depthwise 3x3, 116-232-464 stage widths."""
     repeats, channels = SHUFFLENET_V2_X1_0
@@ -212,7 +215,7 @@ def _shufflenet_v1(groups: int, scale: float, num_classes: int, in_chans: int) -
     return ShuffleNetV1(groups, scale, num_classes=num_classes, in_chans=in_chans)
 
 
-_V1 = dict(family="shufflenet_v1", paper="Zhang et al. 2018", input_size=(3, 224, 224))
+_V1 = dict(recipe=RECIPE, family="shufflenet_v1", paper="Zhang et al. 2018", input_size=(3, 224, 224))
 
 
 @register_model(**_V1)

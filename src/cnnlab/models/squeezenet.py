@@ -13,6 +13,10 @@ from torch import nn
 from cnnlab.models.base import CnnModel, stage_info
 from cnnlab.models.registry import register_model
 
+# Iandola et al. 2016's released solver: lr 0.04 with Caffe's poly decay, momentum 0.9, weight decay 2e-4
+# (cosine stands in for poly here).
+RECIPE = dict(optimizer="sgd", lr=0.04, momentum=0.9, weight_decay=2e-4, schedule="cosine", epochs=90, batch_size=256)
+
 # (stem conv channels, stem kernel, [Fire squeeze widths or "M" for a 3x3/2 max pool]); a Fire
 # module with squeeze width s expands to 4s maps through 1x1 and 4s through 3x3 (8s in all).
 SQUEEZENET_CONFIGS = {
@@ -92,13 +96,13 @@ class SqueezeNet(CnnModel):
         self.classifier[1] = final_conv
 
 
-@register_model(family="squeezenet", paper="Iandola et al. 2016", input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="squeezenet", paper="Iandola et al. 2016", input_size=(3, 224, 224))
 def squeezenet1_0(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> SqueezeNet:
     """SqueezeNet 1.0: 7x7/2 stem of 96 maps, eight Fire modules, a 1x1 conv classifier and global pooling."""
     return SqueezeNet("1_0", num_classes=num_classes, in_chans=in_chans, dropout=dropout)
 
 
-@register_model(family="squeezenet", paper="Iandola et al. 2016 (v1.1)", input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="squeezenet", paper="Iandola et al. 2016 (v1.1)", input_size=(3, 224, 224))
 def squeezenet1_1(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> SqueezeNet:
     """SqueezeNet 1.1: a 3x3/2 stem of 64 maps and earlier pools, 2.4x less compute for the same accuracy."""
     return SqueezeNet("1_1", num_classes=num_classes, in_chans=in_chans, dropout=dropout)

@@ -13,6 +13,9 @@ from cnnlab.layers import krizhevsky_lrn
 from cnnlab.models.base import MLPHeadNet, image_side, stage_info
 from cnnlab.models.registry import register_model
 
+# Simonyan & Zisserman, Sec. 3.1: batch 256, momentum 0.9, weight decay 5e-4, lr 0.01 /10 on plateaus.
+RECIPE = dict(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4, schedule="step", epochs=74, batch_size=256)
+
 # Table 1. An int is a 3x3 conv (stride 1, pad 1) of that width, ("1x1", C) a 1x1 conv (config C),
 # "M" a 2x2 max pool with stride 2, "LRN" local response normalization (config A-LRN).
 VGG_CONFIGS: dict[str, tuple] = {
@@ -112,61 +115,61 @@ def _vgg(config: str, batch_norm: bool, num_classes: int, in_chans: int, dropout
                input_size=input_size)
 
 
-@register_model(family="vgg", paper=_PAPER, input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="vgg", paper=_PAPER, input_size=(3, 224, 224))
 def vgg11(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, input_size: int | tuple = 224) -> VGG:
     """VGG-11 (configuration A of Table 1)."""
     return _vgg("A", False, num_classes, in_chans, dropout, input_size)
 
 
-@register_model(family="vgg", paper=_PAPER_BN, input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="vgg", paper=_PAPER_BN, input_size=(3, 224, 224))
 def vgg11_bn(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, input_size: int | tuple = 224) -> VGG:
     """VGG-11 with BatchNorm after every conv (torchvision's vgg11_bn; BN postdates the paper)."""
     return _vgg("A", True, num_classes, in_chans, dropout, input_size)
 
 
-@register_model(family="vgg", paper=_PAPER, input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="vgg", paper=_PAPER, input_size=(3, 224, 224))
 def vgg13(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, input_size: int | tuple = 224) -> VGG:
     """VGG-13 (configuration B of Table 1)."""
     return _vgg("B", False, num_classes, in_chans, dropout, input_size)
 
 
-@register_model(family="vgg", paper=_PAPER_BN, input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="vgg", paper=_PAPER_BN, input_size=(3, 224, 224))
 def vgg13_bn(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, input_size: int | tuple = 224) -> VGG:
     """VGG-13 with BatchNorm after every conv (torchvision's vgg13_bn; BN postdates the paper)."""
     return _vgg("B", True, num_classes, in_chans, dropout, input_size)
 
 
-@register_model(family="vgg", paper=_PAPER, input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="vgg", paper=_PAPER, input_size=(3, 224, 224))
 def vgg16(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, input_size: int | tuple = 224) -> VGG:
     """VGG-16 (configuration D of Table 1)."""
     return _vgg("D", False, num_classes, in_chans, dropout, input_size)
 
 
-@register_model(family="vgg", paper=_PAPER_BN, input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="vgg", paper=_PAPER_BN, input_size=(3, 224, 224))
 def vgg16_bn(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, input_size: int | tuple = 224) -> VGG:
     """VGG-16 with BatchNorm after every conv (torchvision's vgg16_bn; BN postdates the paper)."""
     return _vgg("D", True, num_classes, in_chans, dropout, input_size)
 
 
-@register_model(family="vgg", paper=_PAPER, input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="vgg", paper=_PAPER, input_size=(3, 224, 224))
 def vgg19(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, input_size: int | tuple = 224) -> VGG:
     """VGG-19 (configuration E of Table 1)."""
     return _vgg("E", False, num_classes, in_chans, dropout, input_size)
 
 
-@register_model(family="vgg", paper=_PAPER_BN, input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="vgg", paper=_PAPER_BN, input_size=(3, 224, 224))
 def vgg19_bn(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, input_size: int | tuple = 224) -> VGG:
     """VGG-19 with BatchNorm after every conv (torchvision's vgg19_bn; BN postdates the paper)."""
     return _vgg("E", True, num_classes, in_chans, dropout, input_size)
 
 
-@register_model(family="vgg", paper=_PAPER, input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="vgg", paper=_PAPER, input_size=(3, 224, 224))
 def vgg11_lrn(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, input_size: int | tuple = 224) -> VGG:
     """VGG-11 with LRN after the first conv (configuration A-LRN of Table 1)."""
     return _vgg("A-LRN", False, num_classes, in_chans, dropout, input_size)
 
 
-@register_model(family="vgg", paper=_PAPER, input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="vgg", paper=_PAPER, input_size=(3, 224, 224))
 def vgg16_c(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, input_size: int | tuple = 224) -> VGG:
     """VGG-16 configuration C: the last conv of stages 3-5 is 1x1 (Table 1; D replaces them with 3x3)."""
     return _vgg("C", False, num_classes, in_chans, dropout, input_size)

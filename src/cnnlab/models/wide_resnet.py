@@ -17,6 +17,10 @@ from cnnlab.errors import ModelConfigError
 from cnnlab.layers import DropPath, kaiming_init_, linear_drop_path_rates
 from cnnlab.models.base import PooledLinearNet, stage_info
 from cnnlab.models.registry import register_model
+
+# Zagoruyko & Komodakis (CIFAR), Sec. 3: lr 0.1, Nesterov 0.9, weight decay 5e-4, /5 at 30%, 60%, 80% (gamma 0.2).
+RECIPE = dict(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="multistep",
+              milestones=(0.3, 0.6, 0.8), gamma=0.2, epochs=200, batch_size=128)
 from cnnlab.layers.conv import conv1x1, conv3x3
 
 
@@ -82,7 +86,7 @@ class WideResNet(PooledLinearNet):
         x = self.layer3(self.layer2(self.layer1(self.conv1(x))))
         return self.relu(self.bn(x))
 
-@register_model(family="wide_resnet", paper="Zagoruyko & Komodakis 2016", input_size=(3, 32, 32), num_classes=10)
+@register_model(recipe=RECIPE, family="wide_resnet", paper="Zagoruyko & Komodakis 2016", input_size=(3, 32, 32), num_classes=10)
 def wrn28_10(*, num_classes: int = 10, in_chans: int = 3, dropout: float = 0.0, drop_path_rate: float = 0.0,
              zero_init_residual: bool = False) -> WideResNet:
     """WRN-28-10 for CIFAR: 4 pre-activation blocks per group, 160-320-640 maps (dropout=0.3 as the paper's best)."""

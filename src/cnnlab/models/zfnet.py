@@ -9,6 +9,9 @@ from __future__ import annotations
 from cnnlab.models.alexnet import ClassicConvNet, ConvLayer
 from cnnlab.models.registry import register_model
 
+# Zeiler & Fergus 2014, Sec. 3: AlexNet's SGD (batch 128, lr 0.01, momentum 0.9), 70 epochs.
+RECIPE = dict(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4, schedule="step", epochs=70, batch_size=128)
+
 # Figure 3: 224x224 input; 7x7/2 conv1 (110x110) and 5x5/2 conv2 (26x26) replace AlexNet's
 # 11x11/4 and 5x5/1; 3x3/2 max pools (55, 13, 6: the figure's sizes need ceil rounding);
 # contrast normalization after the pools of the first two layers (conv, ReLU, pool, then norm:
@@ -29,7 +32,7 @@ ZFNET_LARGE = ZFNET[:2] + (
 )
 
 
-@register_model(family="zfnet", paper="Zeiler & Fergus 2013", input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="zfnet", paper="Zeiler & Fergus 2013", input_size=(3, 224, 224))
 def zfnet(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
           input_size: int | tuple[int, ...] = 224) -> ClassicConvNet:
     """ZFNet as in its Figure 3: 7x7/2 conv1, 5x5/2 conv2, 384-384-256, pool before norm, 224x224."""
@@ -37,7 +40,7 @@ def zfnet(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
                           norm_after_pool=True, name="zfnet")
 
 
-@register_model(family="zfnet", paper="Zeiler & Fergus 2013", input_size=(3, 224, 224))
+@register_model(recipe=RECIPE, family="zfnet", paper="Zeiler & Fergus 2013", input_size=(3, 224, 224))
 def zfnet_large(*, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
                 input_size: int | tuple[int, ...] = 224) -> ClassicConvNet:
     """ZFNet with conv3-5 widened to 512-1024-512, as seed 000 describes it.

@@ -1,4 +1,5 @@
-"""Training settings, with each family's defaults taken from its paper where the paper says."""
+"""Training settings. Defaults come from the model's paper (its registry entry's `recipe`, beside
+the model in models/), from the fast recipe measured here, or from the generic ones below."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.errors import CnnlabError
+from cnnlab.models import get_entry
 from cnnlab.train.precision import AMP_CHOICES
 
 
@@ -68,41 +70,6 @@ class TrainConfig:
         return data
 
 
-# (family, or model name) -> defaults; a paper's own values where it gives them.
-FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    # LeCun et al. 1998 train with stochastic diagonal Levenberg-Marquardt, which PyTorch does not
-    # have; Adam at 1e-3 with cosine decay is the usual stand-in.
-    "lenet": dict(optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="cosine", epochs=10, batch_size=128),
-    # Krizhevsky et al. 2012, Sec. 5: SGD, batch 128, momentum 0.9, weight decay 5e-4, lr 0.01 divided by 10 on plateaus.
-    "alexnet": dict(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4, schedule="step", epochs=90, batch_size=128),
-    "zfnet": dict(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4, schedule="step", epochs=70, batch_size=128),
-    # Simonyan & Zisserman, Sec. 3.1: batch 256, momentum 0.9, weight decay 5e-4, lr 0.01 /10 on plateaus.
-    "vgg": dict(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4, schedule="step", epochs=74, batch_size=256),
-    "nin": dict(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4, schedule="step", epochs=90, batch_size=128),
-    # Szegedy et al. 2014: momentum 0.9, lr decreased 4% every 8 epochs.
-    "googlenet": dict(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=2e-4, schedule="step", epochs=90, batch_size=128),
-    "inception": dict(optimizer="sgd", lr=0.045, momentum=0.9, weight_decay=4e-5, schedule="step", epochs=100, batch_size=32),
-    # He et al. 2015, Sec. 3.4: SGD lr 0.1, momentum 0.9, weight decay 1e-4, batch 256, lr /10 at fixed points.
-    "resnet": dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, schedule="multistep", milestones=(0.33, 0.67),
-                   epochs=90, batch_size=256),
-    "resnext": dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, schedule="multistep", milestones=(0.33, 0.67),
-                    epochs=90, batch_size=256),
-    # Sec. 4.2 (CIFAR): lr 0.1 divided by 10 at 32k and 48k of 64k iterations, batch 128.
-    "resnet_cifar": dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, schedule="multistep",
-                         milestones=(0.5, 0.75), epochs=160, batch_size=128),
-    # Huang et al. 2016: SGD, Nesterov momentum 0.9, weight decay 1e-4, lr /10 at 50% and 75%.
-    "densenet": dict(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4, schedule="multistep",
-                     milestones=(0.5, 0.75), epochs=90, batch_size=256),
-    # torchvision's ImageNet recipe for its wide_resnet50_2 (its references/classification: SGD lr 0.1,
-    # momentum 0.9, weight decay 1e-4, /10 every 30 of 90 epochs, batch 256), not the CIFAR WRN paper's.
-    "wide_resnet50_2": dict(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=False, weight_decay=1e-4, schedule="step",
-                            epochs=90, batch_size=256),
-    # Zagoruyko & Komodakis (CIFAR, wrn28_10): lr 0.1, Nesterov 0.9, weight decay 5e-4, /5 at 30%, 60%, 80% (gamma 0.2).
-    "wide_resnet": dict(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="multistep",
-                        milestones=(0.3, 0.6, 0.8), gamma=0.2, epochs=200, batch_size=128),
-    "squeezenet": dict(optimizer="sgd", lr=0.04, momentum=0.9, weight_decay=2e-4, schedule="cosine", epochs=90, batch_size=256),
-    "shufflenet": dict(optimizer="sgd", lr=0.5, momentum=0.9, weight_decay=4e-5, schedule="cosine", epochs=240, batch_size=1024),
-}
 # --recipe fast: the settings that reached a target *test* accuracy soonest on the small-image sets
 # (28x28 and 32x32) on this project's 2-core CPU, measured by benchmarks/time_to_accuracy.py
 # (figures in BENCHMARKS.md): a short one-cycle run at a large batch with label smoothing, light
@@ -147,10 +114,9 @@ def recipe_settings(config: TrainConfig, family: str) -> dict[str, Any]:
 
 
 def with_family_defaults(config: TrainConfig, family: str) -> tuple[TrainConfig, dict[str, Any]]:
-    """A copy of `config` with every unset setting filled from the recipe (if any), then the
-    family's defaults; and what was filled."""
-    # a model's own entry (an ImageNet net whose family also holds a CIFAR cousin) before its family's
-    paper = FAMILY_DEFAULTS.get(config.model, FAMILY_DEFAULTS.get(family, {}))
+    """A copy of `config` with every unset setting filled from --recipe (if any), then the model's
+    paper's (its registry entry's recipe), then the generic defaults; and what was filled."""
+    paper = get_entry(config.model).recipe  # each model's paper's settings, beside its registry entry
     defaults = {**GENERIC_DEFAULTS, "momentum": 0.9, "nesterov": False, **paper,
                 "channels_last": family in CHANNELS_LAST_FAMILIES}
     changes = {name: value for name, value in recipe_settings(config, family).items()
