@@ -90,3 +90,12 @@ def test_the_floors_below_models_import_nothing_above_them():
         above = {m for m in imports_of(low, modules[low], modules)
                  if m.split(".")[1] in ("models", "analysis", "train", "deploy", "viz", "experiments", "cli", "data")}
         assert above == set(), (low, above)
+
+
+def test_no_command_module_imports_another():
+    """cli/ is thin: each command module calls the library; only the shared option helpers are shared."""
+    modules = module_names()
+    for name, path in modules.items():
+        if name.startswith("cnnlab.cli.") and name != "cnnlab.cli.options":
+            others = {m for m in imports_of(name, path, modules) if m.startswith("cnnlab.cli.")} - {"cnnlab.cli.options"}
+            assert others == set(), (name, others)

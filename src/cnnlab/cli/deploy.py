@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 
 from cnnlab.cli.options import console
 from cnnlab.errors import CnnlabError
+from cnnlab.models.from_checkpoint import model_from_source
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -44,27 +44,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     bench.set_defaults(run=run_bench)
 
 
-def load_source_model(source: str):
-    """(model in eval mode, input size (C, H, W), description) from a checkpoint or a zoo name."""
-    from cnnlab.models import create_model, list_models
-    from cnnlab.models.from_checkpoint import load_model
-
-    if Path(source).exists() or source.endswith((".json", ".safetensors")):
-        model, meta = load_model(source)
-        return model, meta.input_size, f"{meta.model} from {source}"
-    if source in list_models():
-        model = create_model(source).eval()
-        return model, model.default_input_size, f"{source} (initial weights, no checkpoint)"
-    raise CnnlabError(f"{source!r} is neither a checkpoint nor a zoo model name (run `cnnlab models`)")
-
-
 def run_export(args: argparse.Namespace) -> int:
     from cnnlab.deploy import export_onnx, export_program, export_torchscript, fold_batchnorm
 
     if not (args.onnx or args.exported_program or args.torchscript):
         raise CnnlabError("say what to write: --onnx OUT.onnx, --exported-program OUT.pt2 and/or --torchscript OUT.pt")
     out = console()
-    model, size, description = load_source_model(args.source)
+    model, size, description = model_from_source(args.source)
     example = torch.randn(args.batch, *size)
     if args.fold_bn:
         folded, report = fold_batchnorm(model, example[:1])
@@ -104,7 +90,7 @@ def run_bench(args: argparse.Namespace) -> int:
         raise CnnlabError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, size, description = load_source_model(args.source)
+    model, size, description = model_from_source(args.source)
     results = benchmark(model, size, batches, variants, args.warmup, args.iterations, device=device)
     from rich.table import Table
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import torch
 
 from cnnlab.cli.options import console, variant_kwargs
-from cnnlab.errors import CnnlabError
 from cnnlab.train.config import RECIPES
 from cnnlab.train.precision import AMP_CHOICES
 
@@ -179,57 +178,21 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate_checkpoint(checkpoint, data: str | None = None, split: str | None = None, device: str = "auto",
-                        amp: str | None = None, predictions: bool = False):
-    """Metrics (with the confusion matrix) of a checkpoint on a data set's test split, or its
-    held-out validation split, in the run's precision (or `amp`) and with its test-time flip;
-    returns (metrics, meta, json path, source, split, data name, precision)."""
-    from cnnlab.data import Normalization, load_source, make_batches, stratified_split
-    from cnnlab.checkpoint import resolve
-    from cnnlab.models.from_checkpoint import load_model
-    from cnnlab.train.distributed import pick_device
-    from cnnlab.train.metrics import evaluate_batches
-    from cnnlab.train.precision import for_inference
-
-    device = pick_device(device)
-    json_path = resolve(checkpoint)
-    model, meta = load_model(json_path, device)
-    precision = for_inference(amp, meta.precision, device)
-    data_name = data or meta.data
-    source = load_source(data_name)
-    if len(source.class_names) != meta.num_classes:
-        raise CnnlabError(f"{json_path} was trained for {meta.num_classes} classes but {source.name} has "
-                          f"{len(source.class_names)}; evaluate on a set with the same classes")
-    if source.image_shape[0] != meta.in_chans:
-        raise CnnlabError(f"{json_path} takes {meta.in_chans}-channel images but {source.name} has {source.image_shape[0]}")
-    split = split or ("test" if source.test is not None else "val")
-    if split == "test":
-        if source.test is None:
-            raise CnnlabError(f"{source.name} has no published test split; use --split val")
-        images = source.test
-    else:
-        _, held = stratified_split(source.train.labels, meta.val_fraction, seed=meta.seed)
-        images = source.train.subset(held[: meta.val_images or len(held)])
-    normalization = Normalization(meta.mean, meta.std)
-    batches = make_batches(images, 512, size=meta.side, normalization=normalization, device=device)
-    metrics = evaluate_batches(model, batches, meta.num_classes, confusion=True, autocast=precision.autocast(device),
-                               flip=meta.test_flip, predictions=predictions)
-    return metrics, meta, json_path, source, split, data_name, precision
-
-
 def run_evaluate(args: argparse.Namespace) -> int:
-    metrics, meta, json_path, source, split, data_name, precision = evaluate_checkpoint(
-        args.checkpoint, args.data, args.split, args.device, args.amp)
-    folder = Path(args.out) if args.out else json_path.parent
+    from cnnlab.checkpoint import atomic_write_text
+    from cnnlab.train.evaluate import evaluate_checkpoint
+    from cnnlab.viz.accuracy_plots import write_confusion
+
+    result = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.device, args.amp)
+    metrics, meta, precision = result.metrics, result.meta, result.precision
+    folder = Path(args.out) if args.out else result.checkpoint.parent
     folder.mkdir(parents=True, exist_ok=True)
     write_confusion(folder, metrics["confusion"], meta.class_names)
-    from cnnlab.checkpoint import atomic_write_text
-
-    atomic_write_text(folder / "evaluation.json", json.dumps({"checkpoint": str(json_path), "data": data_name, "split": split,
-                                                              "precision": precision.name,
-                                                              **{k: v for k, v in metrics.items() if k != "confusion"}}, indent=2))
+    atomic_write_text(folder / "evaluation.json", json.dumps(
+        {"checkpoint": str(result.checkpoint), "data": result.data, "split": result.split, "precision": precision.name,
+         **{k: v for k, v in metrics.items() if k != "confusion"}}, indent=2))
     out = console()
-    out.print(f"{meta.model} ({json_path}) on {source.name} {split} ({metrics['images']:,} images): loss {metrics['loss']:.4f}, "
+    out.print(f"{meta.model} ({result.checkpoint}) on {result.where()}: loss {metrics['loss']:.4f}, "
               f"top-1 {metrics['top1']:.2%}, top-5 {metrics['top5']:.2%}, {metrics['images_per_second']:,.0f} images/s; "
               f"computed in {precision.note}" + (", with test-time flip" if meta.test_flip else ""), highlight=False)
     from rich.table import Table
@@ -244,37 +207,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_confusion(folder: Path, matrix: list[list[int]], class_names: list[str]) -> None:
-    import csv
-    import io
-
-    from cnnlab.checkpoint import atomic_write_text
-    from cnnlab.viz.plots import pyplot, save_figure
-
-    plt = pyplot()
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["true \\ predicted", *class_names])
-    for name, row in zip(class_names, matrix):
-        writer.writerow([name, *row])
-    atomic_write_text(folder / "confusion.csv", buffer.getvalue())
-    n = len(class_names)
-    figure, axis = plt.subplots(figsize=(1.0 + 0.45 * n, 0.8 + 0.45 * n))
-    axis.imshow(matrix, cmap="Blues")
-    ticks = range(n)
-    axis.set_xticks(ticks, class_names, rotation=90, fontsize=7)
-    axis.set_yticks(ticks, class_names, fontsize=7)
-    axis.set(xlabel="predicted", ylabel="true", title="confusion matrix")
-    if n <= 20:
-        for i in range(n):
-            for j in range(n):
-                axis.text(j, i, str(matrix[i][j]), ha="center", va="center", fontsize=6)
-    figure.tight_layout()
-    save_figure(figure, folder / "confusion.png", dpi=100, tight=False)
-
-
 def run_predict(args: argparse.Namespace) -> int:
     from cnnlab.models.from_checkpoint import load_model
+    from cnnlab.train.evaluate import checkpoint_input
     from cnnlab.train.metrics import predict_logits
     from cnnlab.train.precision import for_inference
 
@@ -293,15 +228,3 @@ def run_predict(args: argparse.Namespace) -> int:
         ranked = ", ".join(f"{meta.class_names[i]} {p:.1%}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
         out.print(f"{path}: {ranked}", highlight=False)
     return 0
-
-
-def checkpoint_input(meta, path: str) -> torch.Tensor:
-    """The image file at `path` preprocessed as the checkpoint's run fed its model."""
-    from cnnlab.data import Normalization
-    from cnnlab.data.loader import image_for_model
-
-    if not Path(path).is_file():
-        raise CnnlabError(f"{path} does not exist")
-    normalization = Normalization(meta.mean, meta.std)
-    stored = meta.stored_side
-    return image_for_model(Path(path), meta.in_chans, stored, meta.side, normalization)

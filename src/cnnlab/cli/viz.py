@@ -94,9 +94,9 @@ def run_draw(args: argparse.Namespace) -> int:
     elif not args.source:
         raise CnnlabError("say what to draw: a MODEL (see `cnnlab models`), a run folder, or --module NAME")
     elif Path(args.source).exists():
-        from cnnlab.cli.deploy import load_source_model
+        from cnnlab.models.from_checkpoint import model_from_source
 
-        model, size, description = load_source_model(args.source)
+        model, size, description = model_from_source(args.source)
         out = args.out or f"{Path(args.source).name or 'model'}.svg"
         draw(model, input_size=args.input or size, out=out, depth=args.depth, annotate=annotate, batch=args.batch,
              title=description)
@@ -108,17 +108,17 @@ def run_draw(args: argparse.Namespace) -> int:
 
 
 def run_filters(args: argparse.Namespace) -> int:
-    from cnnlab.cli.deploy import load_source_model
+    from cnnlab.models.from_checkpoint import model_from_source
     from cnnlab.viz.filters import filter_grid
 
-    model, _, description = load_source_model(args.source)
+    model, _, description = model_from_source(args.source)
     path, layer = filter_grid(model, args.out, args.layer, title=f"{description}\n")
     console().print(f"wrote {path} ({layer})", highlight=False)
     return 0
 
 
 def run_features(args: argparse.Namespace) -> int:
-    from cnnlab.cli.train import checkpoint_input
+    from cnnlab.train.evaluate import checkpoint_input
     from cnnlab.models.from_checkpoint import load_model
     from cnnlab.viz.filters import feature_maps
 
@@ -214,10 +214,11 @@ def build_report(source: str):
             page.table(columns, [[r[c] for c in columns] for r in history],
                        numeric={c for c in columns if c != "phase"}, caption="metrics.jsonl (click a column to sort)")
         with tempfile.TemporaryDirectory() as folder:
-            from cnnlab.cli.train import evaluate_checkpoint, write_confusion
-            from cnnlab.viz.accuracy_plots import class_accuracy_bars, mistakes_grid
+            from cnnlab.train.evaluate import evaluate_checkpoint
+            from cnnlab.viz.accuracy_plots import class_accuracy_bars, mistakes_grid, write_confusion
 
-            metrics, _, _, source_set, split, _, _ = evaluate_checkpoint(run, device="cpu", predictions=True)
+            result = evaluate_checkpoint(run, device="cpu", predictions=True)
+            metrics, source_set, split = result.metrics, result.source, result.split
             write_confusion(Path(folder), metrics["confusion"], meta.class_names)
             where = f"best checkpoint on {source_set.name} {split} ({metrics['images']:,} images)"
             page.image((Path(folder) / "confusion.png").read_bytes(),

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from cnnlab.checkpoint import CheckpointError, load_weights, read_meta, resolve
-from cnnlab.errors import ModelConfigError
+from cnnlab.errors import CnnlabError, ModelConfigError
 from cnnlab.models.registry import create_model
 
 
@@ -30,3 +30,16 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
         raise CheckpointError(f"{json_path.with_suffix('.safetensors')} does not fit {meta.model}: "
                               f"{str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else error}") from None
     return model.to(device).eval(), meta
+
+
+def model_from_source(source: str):
+    """(model in eval mode, input size (C, H, W), description) from a checkpoint or a zoo name."""
+    from cnnlab.models.registry import list_models
+
+    if Path(source).exists() or source.endswith((".json", ".safetensors")):
+        model, meta = load_model(source)
+        return model, meta.input_size, f"{meta.model} from {source}"
+    if source in list_models():
+        model = create_model(source).eval()
+        return model, model.default_input_size, f"{source} (initial weights, no checkpoint)"
+    raise CnnlabError(f"{source!r} is neither a checkpoint nor a zoo model name (run `cnnlab models`)")

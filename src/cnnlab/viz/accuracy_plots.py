@@ -46,3 +46,32 @@ def mistakes_grid(images, predictions: list[int], class_names: list[str], path: 
     if not wrong:
         axes.flat[0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
     return save_figure(figure, path), len(wrong)
+
+
+def write_confusion(folder: Path, matrix: list[list[int]], class_names) -> None:
+    """FOLDER/confusion.csv (true class per row, predicted per column) and confusion.png."""
+    import csv
+    import io
+
+    from cnnlab.checkpoint import atomic_write_text
+
+    plt = pyplot()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["true \\ predicted", *class_names])
+    for name, row in zip(class_names, matrix):
+        writer.writerow([name, *row])
+    atomic_write_text(folder / "confusion.csv", buffer.getvalue())
+    n = len(class_names)
+    figure, axis = plt.subplots(figsize=(1.0 + 0.45 * n, 0.8 + 0.45 * n))
+    axis.imshow(matrix, cmap="Blues")
+    ticks = range(n)
+    axis.set_xticks(ticks, class_names, rotation=90, fontsize=7)
+    axis.set_yticks(ticks, class_names, fontsize=7)
+    axis.set(xlabel="predicted", ylabel="true", title="confusion matrix")
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                axis.text(j, i, str(matrix[i][j]), ha="center", va="center", fontsize=6)
+    figure.tight_layout()
+    save_figure(figure, folder / "confusion.png", dpi=100, tight=False)
