@@ -124,16 +124,21 @@ def first_layer_net(design: str, dropout: float = 0.5) -> ClassicConvNet:
                           name=f"small {design}", designed_size=FIRST_SIDE)
 
 
-def band_shares(weight: torch.Tensor, grid: int = 64) -> dict[str, list[float]]:
-    """Each filter's spectral energy (its 2-D DFT, zero-padded to `grid`, the mean removed) split
-    into the low, mid and high bands of BANDS, as shares of its total."""
+def spectra(weight: torch.Tensor, grid: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each filter's spectral energy as shares of its total (its 2-D DFT zero-padded to `grid`, the
+    mean removed, the grey input's single channel), and each frequency bin's radius in cycles per pixel."""
     w = weight.detach().float()
-    w = (w - w.mean(dim=(-2, -1), keepdim=True)).sum(1)  # the grey input's single channel
+    w = (w - w.mean(dim=(-2, -1), keepdim=True)).sum(1)
     power = torch.fft.fft2(w, s=(grid, grid)).abs() ** 2
     frequencies = torch.fft.fftfreq(grid)
     radius = (frequencies[:, None] ** 2 + frequencies[None, :] ** 2).sqrt()
-    total = power.sum(dim=(-2, -1)).clamp(min=1e-12)
-    return {band: ((power * ((radius >= low) & (radius < high))).sum(dim=(-2, -1)) / total).tolist()
+    return power / power.sum(dim=(-2, -1), keepdim=True).clamp(min=1e-12), radius
+
+
+def band_shares(weight: torch.Tensor, grid: int = 64) -> dict[str, list[float]]:
+    """Each filter's spectral energy split into the low, mid and high bands of BANDS, as shares of its total."""
+    shares, radius = spectra(weight, grid)
+    return {band: (shares * ((radius >= low) & (radius < high))).sum(dim=(-2, -1)).tolist()
             for band, (low, high) in BANDS.items()}
 
 
@@ -210,15 +215,10 @@ def _filters_figure(arms: dict[str, Arm], measures: dict, out, title: str):
         axis.set_title(f"{arm.label}: dead {statistics.fmean(measures[design]['dead']):.0%}", fontsize=9)
         axis.axis("off")
     axis = figure.add_subplot(grid[0, 2])
-    frequencies = torch.fft.fftfreq(64)
-    radius = (frequencies[:, None] ** 2 + frequencies[None, :] ** 2).sqrt()
     edges = torch.linspace(0, 0.5 ** 0.5, 23)  # to the corners of the spectrum
     for colour, (design, arm) in zip(COLOURS, arms.items()):
-        w = arm.runs[0]["model"].features.conv1.weight.detach().float()
-        w = (w - w.mean(dim=(-2, -1), keepdim=True)).sum(1)
-        power = torch.fft.fft2(w, s=(64, 64)).abs() ** 2
-        power = power / power.sum(dim=(-2, -1), keepdim=True)
-        profile = [power[:, (radius >= lo) & (radius < hi)].sum(-1).mean().item() for lo, hi in zip(edges[:-1], edges[1:])]
+        shares, radius = spectra(arm.runs[0]["model"].features.conv1.weight)
+        profile = [shares[:, (radius >= lo) & (radius < hi)].sum(-1).mean().item() for lo, hi in zip(edges[:-1], edges[1:])]
         axis.plot(((edges[:-1] + edges[1:]) / 2).tolist(), profile, marker="o", color=colour, label=arm.label)
     for low, _ in BANDS.values():
         axis.axvline(low, color="#999999", linewidth=0.6)

@@ -81,14 +81,10 @@ def _adapt(mode: str, source_state: dict | None, ctx: Context, target: str, trai
             freeze(part)
         return train_once(model, plan(steps), target, seed, label=mode, progress=ctx.progress, train_set=train)
     warm = steps // 5
-    saved = {name: p.requires_grad for name, p in model.named_parameters()}
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    for parameter in head.parameters():
-        parameter.requires_grad_(True)
+    model.requires_grad_(False)
+    head.requires_grad_(True)
     first = train_once(model, plan(warm), target, seed, label=mode + " (head)", progress=ctx.progress, train_set=train)
-    for name, parameter in model.named_parameters():
-        parameter.requires_grad_(saved[name])
+    model.requires_grad_(True)  # every layer trains from here (progressive freezes its lowest stage below)
     if mode == "finetune":
         groups = [{"params": list(head.parameters()), "lr": LR},
                   {"params": [p for p in model.parameters() if not any(p is q for q in head.parameters())], "lr": LR / 10}]
