@@ -73,13 +73,6 @@ def expected_time(name: str, tier: str) -> str:
     return f"about {minutes:g} min on 2 CPU cores in bf16"
 
 
-def _folder(out: str | Path) -> Path:
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise CnnlabError(f"{out} is a file; give a folder for the experiment's files")
-    return out
-
-
 def _tier(tier: str) -> str:
     if tier not in TIERS:
         raise CnnlabError(f"unknown budget {tier!r}; choose one of {', '.join(TIERS)}")
@@ -94,8 +87,8 @@ def run_experiment(name: str, out: str | Path = "experiments", tier: str = "stan
 
     if name not in EXPERIMENTS:
         raise CnnlabError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
-    tier, out = _tier(tier), _folder(out)
-    lock = RunFolderLock(out)
+    tier, out = _tier(tier), Path(out)
+    lock = RunFolderLock(out)  # refuses a file, and a folder another process writes
     try:
         return _run(name, out, tier, data, log, progress)
     finally:
@@ -118,7 +111,6 @@ def _run(name: str, out: Path, tier: str, data: str, log, progress: bool) -> Res
               "versions": versions()}
     atomic_write_text(out / f"{name}.json", json.dumps(record, indent=2, default=_json_default))
     result.files.append(str(out / f"{name}.json"))
-    result.figures["seconds"] = seconds
     return result
 
 
@@ -136,8 +128,8 @@ def run_all(out: str | Path = "experiments", tier: str = "standard", data: str =
     instead of rerun, so an interrupted `all` picks up where it stopped."""
     from cnnlab.checkpoint import RunFolderLock
 
-    tier, out = _tier(tier), _folder(out)
-    lock = RunFolderLock(out)
+    tier, out = _tier(tier), Path(out)
+    lock = RunFolderLock(out)  # refuses a file, and a folder another process writes
     try:
         records = []
         for name in EXPERIMENTS:
