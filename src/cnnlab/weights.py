@@ -80,11 +80,12 @@ TORCHVISION_TWINS = {
     "densenet169": "densenet169", "densenet201": "densenet201", "squeezenet1_0": "squeezenet1_0",
     "squeezenet1_1": "squeezenet1_1", "shufflenet_v2_x1_0": "shufflenet_v2_x1_0",
 }
-# Our name -> timm's, for timm's ports of torchvision's weights (timm keeps torchvision's tensor names here).
+# Our name -> timm's: its ports of torchvision's weights (timm keeps torchvision's tensor names there),
+# and of TensorFlow's NASNet-A Large (names as timm's nasnet.py).
 TIMM_TWINS = {
     "resnet18": "resnet18.tv_in1k", "resnet34": "resnet34.tv_in1k", "resnet50b": "resnet50.tv_in1k",
     "resnext50_32x4d": "resnext50_32x4d.tv_in1k", "wide_resnet50_2": "wide_resnet50_2.tv_in1k",
-    "densenet121": "densenet121.tv_in1k",
+    "densenet121": "densenet121.tv_in1k", "nasnet_a_large": "nasnetalarge.tf_in1k",
 }
 LIBRARIES = ("torchvision", "timm")
 # torchvision's DenseNet files predate its module names ("norm.1" for "norm1"); torchvision renames on load

@@ -156,7 +156,7 @@ def test_dict_outputs_and_several_inputs():
             return {"segmentation": self.up(maps), "maps": maps}
 
     result = cnnlab.summary(TwoHeads(), input_size=[(3, 10, 10), (10,)], batch=4)
-    assert [row.name for row in result.rows[:2]] == ["input1", "input2"]
+    assert [row.name for row in result.rows[:2]] == ["image", "vector"]  # forward's argument names
     assert result.totals.output_shape == (4, 16, 16)
     assert result.row("up").flops == 4 * 8 * 8 * 8 * 2 * 2 * 4 * 2 == 16_384 * 4
     reference = counted(TwoHeads(), torch.randn(4, 3, 10, 10), torch.randn(4, 10))

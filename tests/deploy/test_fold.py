@@ -25,6 +25,7 @@ FAMILIES = [
     ("shufflenet_v2_x1_0", 64, {}),
     ("shufflenet_v1_g3_x1_0", 64, {}),
     ("fractalnet20", 32, {}),
+    ("nasnet_a_mobile", 64, {}),
 ]
 
 
@@ -43,10 +44,11 @@ def test_folded_model_matches_the_original(name, side, options):
     remaining = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in folded.modules())
     assert remaining == len(report.kept)
     assert len(report.folded) + len(report.kept) == sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    if name.startswith(("densenet", "wrn")):
-        # BN after a concatenation (DenseNet) or reading a residual sum (pre-activation WRN): nothing to fold into.
+    if name.startswith(("densenet", "wrn", "nasnet")):
+        # BN after a concatenation (DenseNet, NASNet's factorized reduction) or reading a residual sum
+        # (pre-activation WRN): nothing to fold into.
         assert report.kept and all("conv" in into for _, into in report.folded)
-        expected = "concatenation" if name.startswith("densenet") else "residual sum"
+        expected = "residual sum" if name.startswith("wrn") else "concatenation"
         assert all(expected in why for _, why in report.kept), report.summary()
     else:
         assert not report.kept, report.summary()

@@ -79,3 +79,19 @@ def test_train_init_torchvision(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr()
     assert code == 0, out.err
     assert "--init torchvision (" in out.out and "skipped classifier.1.weight" in out.out
+
+
+def test_timms_nasnetalarge_weights_from_the_hugging_face_cache(tmp_path, monkeypatch):
+    import timm
+
+    torch.manual_seed(0)
+    reference = timm.create_model("nasnetalarge", pretrained=False).eval()  # timm's names, random weights
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    snapshot = tmp_path / "hf" / "models--timm--nasnetalarge.tf_in1k" / "snapshots" / "c0ffee"
+    snapshot.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(snapshot / "model.safetensors"))
+    model = cnnlab.create_model("nasnet_a_large", pretrained="timm").eval()
+    assert not model.init_report.skipped and not model.init_report.left_at_init
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        assert torch.equal(model(x), reference(x))

@@ -123,12 +123,30 @@ def test_the_command_draws_models_module_figures_and_refuses_bad_input(tmp_path,
 
 
 def test_every_module_figure_builds_at_the_seeds_sizes():
-    for name in ("inception", "naive-inception", "residual", "bottleneck", "dense", "nin", "vgg"):
+    for name in ("inception", "naive-inception", "residual", "bottleneck", "dense", "nin", "vgg", "nasnet-normal",
+                 "nasnet-reduction"):
         module, size, title = module_figure(name)
         assert draw(module, input_size=size, title=title).source
     module, size, _ = module_figure("inception")
     assert size == (256, 28, 28)
     assert cnnlab.summary(module, input_size=size).totals.macs == 271_351_808
+
+
+def _node_labels(graph) -> list[str]:
+    return ["".join(match) for match in re.findall(r'^\s*\S+ \[label=(?:"([^"]*)"|([^\s\]]+))', graph.source, re.M)]
+
+
+def test_nasnet_cells_are_drawn_as_figure_4_and_the_net_as_figure_2():
+    module, size, title = module_figure("nasnet-normal")
+    labels = _node_labels(draw(module, input_size=size, title=title))
+    assert labels.count("sep 5x5") == 2 and labels.count("sep 3x3") == 3 and labels.count("3x3 avg pool") == 3
+    assert "h" in labels and "h_prev" in labels and labels.count("+") == 5  # two inputs, five blocks
+    module, size, title = module_figure("nasnet-reduction")
+    labels = _node_labels(draw(module, input_size=size, title=title))
+    assert labels.count("sep 7x7, /2") == 2 and labels.count("3x3 max pool, /2") == 2 and labels.count("3x3 avg pool") == 1
+    labels = _node_labels(draw("nasnet_a_mobile"))
+    assert sum(label.startswith("Normal cell, 44 x 6") for label in labels) == 4
+    assert sum(label.startswith("Reduction cell") for label in labels) == 4  # two in the stem, two between stages
 
 
 @needs_dot

@@ -55,6 +55,13 @@ def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int
     return Worked(value, f"{axis}_out = {rounding}(({size} - {k} + 2*{padding}) / {stride}) + 1 = {value}")
 
 
+def same_output_size(size: int, kernel: int, stride: int, before: int, after: int, axis: str = "H") -> Worked:
+    """TensorFlow's "SAME" padding: ceil(N / S) outputs, the padding that takes split with the odd pixel after."""
+    value = -(-size // stride)
+    return Worked(value, f"{axis}_out = ceil({size} / {stride}) = {value} (\"SAME\" padding: "
+                         f"({value} - 1) x {stride} + {kernel} - {size} = {before + after} pixels, {before} before and {after} after)")
+
+
 def activations(height: int, width: int, channels: int) -> Worked:
     value = height * width * channels
     return Worked(value, f"activations = {height} x {width} x {channels} = {n(value)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 from dataclasses import asdict, dataclass, field, replace
@@ -296,8 +297,8 @@ def summary(
         shapes = " + ".join("x".join(map(str, shape)) for shape in (input_size if several else [input_size]))
         raise InputShapeError(f"{name} cannot take a {shapes} input: {str(error).splitlines()[0]}") from None
 
-    input_rows = [_input_row(shape, settings, f"input{index}" if several else "input")
-                  for index, shape in enumerate(input_size if several else [input_size], start=1)]
+    input_rows = [_input_row(shape, settings, name)
+                  for name, shape in zip(_input_names(model, len(input_size) if several else 1), input_size if several else [input_size])]
     all_params = {id(p): p for p in model.parameters()}
     totals = Totals(
         params=sum(p.numel() for p in all_params.values()),
@@ -353,6 +354,18 @@ def _unassigned_parameters(tracer) -> tuple[dict[str, int], dict[str, int]]:
             else:
                 idle[module_name or type(module).__name__] = own
     return idle, uncounted
+
+
+def _input_names(model: nn.Module, count: int) -> list[str]:
+    """"input" for one input; for several, the names of `forward`'s arguments (a NASNet cell's h and
+    h_prev), or input1, input2, ... where forward takes *args."""
+    if count == 1:
+        return ["input"]
+    parameters = [p for p in inspect.signature(model.forward).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(parameters) >= count:
+        return [p.name for p in parameters[:count]]
+    return [f"input{index}" for index in range(1, count + 1)]
 
 
 def _input_row(input_size: tuple[int, ...], settings: TraceSettings, name: str = "input") -> LayerRow:

@@ -20,7 +20,8 @@ from torch.overrides import TorchFunctionMode
 from cnnlab.analysis import formulas
 from cnnlab.errors import CnnlabError
 from cnnlab.layers import ScaledTanh
-from cnnlab.layers.drop_path import DropPath
+from cnnlab.layers.drop_path import DropPath, ScheduledDropPath
+from cnnlab.layers.same_padding import SamePadded
 from cnnlab.models.base import meta_copy, skip_batchnorm_
 from cnnlab.layers.lecun import EuclideanRBF, SparseConnectionConv2d, TrainableSubsampling
 
@@ -124,7 +125,7 @@ OTHER_CONVS = (nn.Conv1d, nn.Conv3d)
 TRANSPOSED_CONVS = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 RECURRENT_MODULES = (nn.LSTM, nn.GRU, nn.RNN)
 HANDLED_LEAVES = (nn.Conv2d, SparseConnectionConv2d, nn.Linear, EuclideanRBF, *POOL_MODULES, *NORM_MODULES,
-                  nn.Dropout, nn.Dropout2d, DropPath, *VIEW_MODULES, *ACTIVATION_OPS, *OTHER_CONVS, *TRANSPOSED_CONVS,
+                  nn.Dropout, nn.Dropout2d, DropPath, ScheduledDropPath, *VIEW_MODULES, *ACTIVATION_OPS, *OTHER_CONVS, *TRANSPOSED_CONVS,
                   *RECURRENT_MODULES, nn.Embedding, nn.MultiheadAttention, nn.Upsample, nn.Softmax, nn.LogSoftmax)
 
 
@@ -289,7 +290,7 @@ class Tracer:
             return self.linear_row(name, path, op, module, x, output)
         if isinstance(module, POOL_MODULES):
             kernel, stride, padding, ceil_mode = self.pool_geometry(module, x, output)
-            row = self.pool_row(name, path, op, x, output, kernel, stride, padding, ceil_mode)
+            row = self.pool_row(name, path, op, x, output, kernel, stride, padding, ceil_mode, module)
             if isinstance(module, TrainableSubsampling):  # times a coefficient, plus a bias
                 row.params = self.own_params(module)
                 extra = formulas.elementwise_ops(batch, row.activations, 2, "coefficient and bias")
@@ -311,7 +312,7 @@ class Tracer:
             self.set_field(output, _Field(in_field.r + (x.shape[-1] - 1) * in_field.j, in_field.j, in_field.start, False)
                            if isinstance(module, nn.Flatten) and x.dim() == 4 else in_field)
             return self.with_field(row, output)
-        kind = "dropout" if isinstance(module, (nn.Dropout, nn.Dropout2d, DropPath)) else "activation"
+        kind = "dropout" if isinstance(module, (nn.Dropout, nn.Dropout2d, DropPath, ScheduledDropPath)) else "activation"
         per_element = ACTIVATION_OPS.get(type(module), 1)
         ops = formulas.elementwise_ops(batch, _count(_per_image_shape(output)), per_element, op)
         # The walk runs in eval mode, where dropout passes its input through; the table models
@@ -337,11 +338,9 @@ class Tracer:
         dh, dw = _pair(getattr(module, "dilation", 1))
         groups = getattr(module, "groups", 1)
         c_in = x.shape[1]
-        explain = [
-            formulas.output_size(x.shape[2], kh, sh, ph, dh, axis="H").text,
-        ]
-        if (x.shape[3], kw, sw, pw) != (x.shape[2], kh, sh, ph):
-            explain.append(formulas.output_size(x.shape[3], kw, sw, pw, dw, axis="W").text)
+        explain = self.size_texts(module, x, (kh, kw), (sh, sw), (ph, pw), (dh, dw))
+        if isinstance(module, SamePadded):
+            ph, pw = (before for before, _ in module.padding_for(x.shape[2], x.shape[3]))
         acts = formulas.activations(output.shape[2], output.shape[3], output.shape[1])
         explain.append(acts.text)
         if isinstance(module, SparseConnectionConv2d):
@@ -366,6 +365,19 @@ class Tracer:
                            kernels=output.shape[1], kernel_size=(kh, kw), stride=(sh, sw), padding=(ph, pw),
                            groups=groups, explain=explain + [r.text, j.text])
         return self.with_field(row, output)
+
+    @staticmethod
+    def size_texts(module, x, kernel, stride, padding, dilation, ceil_mode: bool = False) -> list[str]:
+        """The output-size formula for H, and for W where it differs; "SAME"-padded layers pad by the input's size."""
+        if isinstance(module, SamePadded):
+            pads = module.padding_for(x.shape[2], x.shape[3])
+            texts = [formulas.same_output_size(x.shape[2 + axis], kernel[axis], stride[axis], *pads[axis], axis=name).text
+                     for axis, name in enumerate("HW")]
+            return texts[:1] if (x.shape[3], pads[1]) == (x.shape[2], pads[0]) and kernel[0] == kernel[1] else texts
+        texts = [formulas.output_size(x.shape[2], kernel[0], stride[0], padding[0], dilation[0], ceil_mode, axis="H").text]
+        if (x.shape[3], kernel[1], stride[1], padding[1]) != (x.shape[2], kernel[0], stride[0], padding[0]):
+            texts.append(formulas.output_size(x.shape[3], kernel[1], stride[1], padding[1], dilation[1], ceil_mode, axis="W").text)
+        return texts
 
     def other_conv_row(self, name, path, op, module, x, output) -> LayerRow:
         """Conv1d, Conv3d and the transposed convs: the seeds' conv formula over every kernel
@@ -482,12 +494,13 @@ class Tracer:
             kernel.append(size_in - (size_out - 1) * (size_in // size_out))
         return tuple(kernel), tuple(stride), (0, 0)
 
-    def pool_row(self, name, path, op, x, output, kernel, stride, padding, ceil_mode) -> LayerRow:
+    def pool_row(self, name, path, op, x, output, kernel, stride, padding, ceil_mode, module=None) -> LayerRow:
         batch = self.settings.batch
         acts = formulas.activations(output.shape[2], output.shape[3], output.shape[1])
         worked = formulas.pool_flops(batch, acts.value, kernel[0], kernel[1])
-        explain = [formulas.output_size(x.shape[2], kernel[0], stride[0], padding[0], 1, ceil_mode, axis="H").text,
-                   acts.text, worked.text]
+        explain = [self.size_texts(module, x, kernel, stride, padding, (1, 1), ceil_mode)[0], acts.text, worked.text]
+        if isinstance(module, SamePadded):
+            padding = tuple(before for before, _ in module.padding_for(x.shape[2], x.shape[3]))
         in_field = self.field_of(x)
         r, j, start = formulas.receptive_field(in_field.r, in_field.j, in_field.start, kernel[0], stride[0], padding[0])
         self.set_field(output, _Field(int(r.value), int(j.value), start))

@@ -66,7 +66,7 @@ class _Uses(TorchFunctionMode):
 
 def _reason(producer: str, bn_before_conv: bool) -> str:
     if producer in ("cat", "concat"):
-        return "its input is a concatenation of several layers' maps (DenseNet), not one conv's output"
+        return "its input is a concatenation of several layers' maps (DenseNet's layers, NASNet's factorized reduction), not one conv's output"
     if producer in ("__add__", "add", "__iadd__"):
         return "its input is a residual sum, not one conv's output"
     if bn_before_conv:

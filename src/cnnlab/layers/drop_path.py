@@ -33,3 +33,35 @@ class DropPath(nn.Module):
 def linear_drop_path_rates(drop_path_rate: float, num_blocks: int) -> list[float]:
     """The paper's linear decay rule: block l of L drops with probability l / L * drop_path_rate."""
     return [drop_path_rate * (index + 1) / num_blocks for index in range(num_blocks)]
+
+
+class ScheduledDropPath(nn.Module):
+    """NASNet's ScheduledDropPath (Zoph et al. 2018, Sec. 4): DropPath on each operation of a cell,
+    with a probability that grows linearly over training, from 0 to `drop_prob` at the end.
+
+    `progress` (0 at the start of training, 1 at its end) is a buffer, not a Python number, so a
+    compiled model does not recompile when it moves; the training loop sets it each epoch through
+    `set_drop_path_progress`. Kept paths are scaled by 1/keep, as in DropPath.
+    """
+
+    def __init__(self, drop_prob: float) -> None:
+        super().__init__()
+        self.drop_prob = drop_prob
+        self.register_buffer("progress", torch.zeros(()), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.drop_prob * self.progress
+        noise = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device)
+        return x * (noise < keep).to(x.dtype) / keep.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob:.3f} (reached at the end of training)"
+
+
+def set_drop_path_progress(model: nn.Module, fraction: float) -> None:
+    """Tell every ScheduledDropPath how far training has gone (0 to 1)."""
+    for module in model.modules():
+        if isinstance(module, ScheduledDropPath):
+            module.progress.fill_(min(max(fraction, 0.0), 1.0))

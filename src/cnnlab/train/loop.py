@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.layers.drop_path import set_drop_path_progress
 from cnnlab.train import distributed
 from cnnlab.checkpoint import save_checkpoint
 from cnnlab.train.config import TrainConfig
@@ -218,6 +219,7 @@ class Loop:
         config = self.config
         state.train_batches.set_epoch(epoch)
         self.model.train()
+        set_drop_path_progress(self.model, epoch / self.total_epochs)  # NASNet's ScheduledDropPath grows per epoch
         for module in phase.frozen_modules:
             module.eval()
         started = time.perf_counter()

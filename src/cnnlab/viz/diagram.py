@@ -61,6 +61,8 @@ def draw(model: nn.Module | str, input_size=None, out: str | Path | None = None,
 
         model = meta_model(model, input_size, **model_kwargs)
         input_size = input_size or model.default_input_size
+    if depth is None:  # a net whose paper draws it as boxes of modules (NASNet-A: cells; a cell: operations)
+        depth = getattr(model, "figure_depth", None)
     # depth N: the modules N levels down as boxes; 0 or None: every layer (None folds repeated blocks)
     result = summary(model, input_size=input_size, batch=batch, depth=depth or None)
     graph = _Diagram(result, dict(model.named_modules()), fold_repeats=depth is None, frames=not depth,
@@ -133,6 +135,8 @@ class _Diagram:
     def _block_label(self, row) -> str:
         """A folded module: its name and what it holds ("layer1: Bottleneck ×3")."""
         module = self.modules.get(row.name)
+        if callable(getattr(module, "figure_label", None)):  # a module that names itself as its paper does
+            return module.figure_label()
         children = list(module.children()) if module is not None else []
         kinds = {type(child).__name__ for child in children}
         if isinstance(module, CONTAINERS) and len(kinds) == 1 and len(children) > 1:
@@ -142,7 +146,7 @@ class _Diagram:
     @staticmethod
     def _label(row) -> str:
         if row.kind == "input":
-            return "input"
+            return row.name  # "input", or forward's argument name where a module takes several
         if row.kind == "block":
             return row.op
         kernel = f"{row.kernel_size[0]}x{row.kernel_size[1]}" if row.kernel_size else ""
@@ -329,13 +333,16 @@ def _shape(shape) -> str:
 
 # -- the seeds' module figures ----------------------------------------------------------------
 
-MODULE_FIGURES = ("inception", "naive-inception", "residual", "bottleneck", "dense", "nin", "vgg")
+MODULE_FIGURES = ("inception", "naive-inception", "residual", "bottleneck", "dense", "nin", "vgg", "nasnet-normal",
+                  "nasnet-reduction")
 
 
 def module_figure(name: str):
-    """(module, input size, title) of one of the seeds' module figures at the seeds' sizes."""
+    """(module, input size, title) of one of the seeds' module figures at the seeds' sizes; a NASNet-A
+    cell takes two inputs, h and h_prev, so its size is a list of two shapes."""
     from cnnlab.models.densenet import DenseBlock
     from cnnlab.models.googlenet import Inception, NaiveInception
+    from cnnlab.models.nasnet import NORMAL_CELL, NORMAL_OUTPUT, REDUCTION_CELL, REDUCTION_OUTPUT, Cell
     from cnnlab.models.nin import nin_block
     from cnnlab.layers.residual import BasicBlock, Bottleneck
 
@@ -350,6 +357,10 @@ def module_figure(name: str):
         "nin": (lambda: nin_block(3, 96, 11, 4, 0), (3, 224, 224),
                 "NiN mlpconv block (11x11 conv, then two 1x1 convs)"),
         "vgg": (lambda: _vgg_stage(), (64, 112, 112), "VGG stage: 3x3 convs, then 2x2 max pool (VGG-16 stage 2)"),
+        "nasnet-normal": (lambda: Cell(NORMAL_CELL, NORMAL_OUTPUT, 264, 264, 44, "conv"), [(264, 28, 28)] * 2,
+                          "NASNet-A Normal cell (Zoph et al. 2018, Fig. 4; NASNet-A Mobile, stage 1: 5 blocks, 44 wide)"),
+        "nasnet-reduction": (lambda: Cell(REDUCTION_CELL, REDUCTION_OUTPUT, 264, 264, 88, "conv"), [(264, 28, 28)] * 2,
+                             "NASNet-A Reduction cell (Zoph et al. 2018, Fig. 4; NASNet-A Mobile, the first reduction)"),
     }
     if name not in figures:
         raise CnnlabError(f"unknown module figure {name!r}: choose from {', '.join(figures)}")
