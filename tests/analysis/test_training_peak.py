@@ -134,3 +134,16 @@ def test_compare_says_why_the_two_answers_differ(capsys):
     assert main(["compare", "resnet20", "--memory", "1GiB"]) == 0
     out = capsys.readouterr().out
     assert "against the seeds'" in out and "per image" in out
+
+
+def test_compare_from_python_gives_the_commands_rows():
+    from cnnlab.analysis import compare
+
+    table = compare(["resnet20", "lenet5_modern"], batch=64, memory="256MB", optimizer="adam")
+    assert [row["model"] for row in table.rows] == ["resnet20", "lenet5_modern"]
+    resnet = table.rows[0]
+    assert resnet["params"] == 269_722 and resnet["input"] == "3x32x32"
+    assert resnet["gmacs_per_image"] * 1e9 == pytest.approx(table.summaries[0].totals.macs / 64)
+    step = TrainingStep(cnnlab.create_model("resnet20"), (3, 32, 32), "adam", "none", False)
+    assert resnet["largest_batch"] == step.largest_batch(parse_bytes("256MB"))[0]
+    assert len(table.explanations) == 2 and table.explanations[0].startswith(f"resnet20: {resnet['largest_batch']:,} ")

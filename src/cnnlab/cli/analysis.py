@@ -12,7 +12,7 @@ from torch import nn
 
 from cnnlab.analysis import formulas, summary
 from cnnlab.analysis.formulas import MB, one_decimal
-from cnnlab.analysis.memory import AMP_NAMES, TrainingStep, parse_bytes
+from cnnlab.analysis.memory import AMP_NAMES
 from cnnlab.analysis.inputs import parse_input_size
 from cnnlab.cli.options import add_model_options, console, variant_kwargs
 from cnnlab.errors import CnnlabError
@@ -208,51 +208,16 @@ def _features(text: str) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    memory = parse_bytes(args.memory) if args.memory else None
-    rows, results, explanations = [], [], []
-    for name in args.models:
-        model, input_size = _meta_model(args, name)
-        result = _summary_for(args, model, input_size=input_size)
-        results.append(result)
-        t = result.totals
-        entry = {
-            "model": result.model_name,
-            "input": "x".join(map(str, result.input_size)),
-            "params": t.params,
-            "gflops_per_image": t.flops / result.batch / 1e9,
-            "gmacs_per_image": t.macs / result.batch / 1e9,
-            "activation_memory_mb": t.activation_memory / MB,
-            "parameter_memory_mb": t.parameter_memory / MB,
-            "training_memory_mb": t.training_memory / MB,
-        }
-        step = TrainingStep(model, result.input_size, args.optimizer, args.amp, args.channels_last) \
-            if args.peak or memory is not None else None
-        if step is not None and memory is None:
-            entry["peak_training_mb"] = step.peak(args.batch, locate=False).peak / MB
-        if memory is not None:
-            try:
-                curve = step.curve()
-                entry["peak_training_mb"] = curve.at(args.batch) / MB
-                batch, peak = step.largest_batch(memory, curve=curve)
-            except CnnlabError as error:
-                raise CnnlabError(f"{result.model_name}: {error}") from None
-            seeds = result.largest_batch(memory)
-            entry["largest_batch"], entry["largest_batch_seeds"] = batch, seeds
-            entry["peak_at_largest_batch_mb"] = peak.peak / MB
-            real, convention = (peak.peak - peak.fixed) / batch / MB, result.per_image_activation_memory() / MB
-            why = ("it counts a value and a gradient for every layer output at once, where autograd keeps only what "
-                   "backward needs and frees each gradient once used" if real < convention else
-                   "it misses what backward keeps beside the layer outputs (pooling indices, BatchNorm and LRN "
-                   "intermediates) and the gradients in flight")
-            explanations.append(
-                f"{result.model_name}: {batch:,} (a simulated step: {_mb(real)} MB per image above the "
-                f"{_mb(peak.fixed / MB)} MB of weights and optimizer state) against the seeds' {seeds:,} "
-                f"({_mb(convention)} MB per image: {why})")
-        rows.append(entry)
+    from cnnlab.analysis.compare import compare
+
+    comparison = compare(args.models, input_size=args.input, batch=args.batch, dtype=args.dtype, optimizer=args.optimizer,
+                         amp=args.amp, channels_last=args.channels_last, peak=args.peak, memory=args.memory,
+                         **_model_kwargs(args))
+    rows = comparison.rows
     if args.plot:
         from cnnlab.viz.plots import complexity_chart
 
-        path, missing = complexity_chart(results, args.plot)
+        path, missing = complexity_chart(comparison.summaries, args.plot)
         notice = f"wrote {path}" + (f"; left out (no published ImageNet accuracy): {', '.join(missing)}" if missing else "")
         print(notice, file=sys.stderr if args.format == "json" else sys.stdout)
     if args.format == "json":
@@ -268,7 +233,7 @@ def run_compare(args: argparse.Namespace) -> int:
                "Seeds' training memory (MB)"]
     if "peak_training_mb" in rows[0]:
         columns.append("Step peak (MB)")
-    if memory is not None:
+    if args.memory is not None:
         columns += [f"Largest batch in {args.memory}", "Seeds' largest batch"]
     for column in columns:
         table.add_column(column, justify="left" if column == "Model" else "right")
@@ -278,26 +243,14 @@ def run_compare(args: argparse.Namespace) -> int:
                   one_decimal(entry["parameter_memory_mb"]), one_decimal(entry["training_memory_mb"])]
         if "peak_training_mb" in entry:
             values.append(one_decimal(entry["peak_training_mb"]))
-        if memory is not None:
+        if args.memory is not None:
             values += [f"{entry['largest_batch']:,}", f"{entry['largest_batch_seeds']:,}"]
         table.add_row(*values)
     out = console(width=200)
     out.print(table)
-    for line in explanations:
+    for line in comparison.explanations:
         out.print(line, highlight=False)
     return 0
-
-
-def _mb(value: float) -> str:
-    return f"{value:,.1f}" if value >= 10 else f"{value:.3g}"
-
-
-def _meta_model(args: argparse.Namespace, name: str) -> tuple[nn.Module, tuple[int, ...]]:
-    """A zoo model on the meta device, built for --input where given, and its input size."""
-    from cnnlab.analysis.inputs import meta_model
-
-    model = meta_model(name, args.input, **_model_kwargs(args))
-    return model, parse_input_size(args.input) if args.input else model.default_input_size
 
 
 def run_plot(args: argparse.Namespace) -> int:

@@ -1,0 +1,84 @@
+"""Several networks' totals side by side, and the largest minibatch whose training step fits.
+
+    from cnnlab.analysis.compare import compare
+    table = compare(["vgg16", "resnet50"], memory="16GiB")
+    table.rows[0]["largest_batch"], table.explanations
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cnnlab.analysis.formulas import MB
+from cnnlab.analysis.inputs import meta_model, parse_input_size
+from cnnlab.analysis.memory import TrainingStep, parse_bytes
+from cnnlab.analysis.summary import Summary, summary
+from cnnlab.errors import CnnlabError
+
+
+@dataclass
+class Comparison:
+    """One row per model (the same keys `cnnlab compare --format json` prints), each model's Summary,
+    and, with a memory budget, why the simulated largest batch differs from the seeds' rule."""
+
+    rows: list[dict] = field(default_factory=list)
+    summaries: list[Summary] = field(default_factory=list)
+    explanations: list[str] = field(default_factory=list)
+
+
+def compare(models: list[str], input_size: str | tuple[int, ...] | None = None, batch: int = 128,
+            dtype: str = "float32", optimizer: str = "momentum", amp: str = "none", channels_last: bool = False,
+            peak: bool = True, memory: str | int | None = None, **model_kwargs) -> Comparison:
+    """Totals of each zoo model at `batch` (the seeds' columns in `dtype`), with the simulated training
+    step's peak (`peak`; in `amp`'s precision and `channels_last` layout). With `memory` (bytes or
+    text such as "16GiB"), also the largest batch whose simulated step fits, beside the seeds' answer."""
+    budget = parse_bytes(memory) if isinstance(memory, str) else memory
+    comparison = Comparison()
+    for name in models:
+        model = meta_model(name, input_size, **model_kwargs)
+        size = parse_input_size(input_size) if input_size else model.default_input_size
+        result = summary(model, input_size=size, batch=batch, dtype=dtype, optimizer=optimizer, amp=amp,
+                         channels_last=channels_last)
+        totals = result.totals
+        row = {
+            "model": result.model_name,
+            "input": "x".join(map(str, result.input_size)),
+            "params": totals.params,
+            "gflops_per_image": totals.flops / result.batch / 1e9,
+            "gmacs_per_image": totals.macs / result.batch / 1e9,
+            "activation_memory_mb": totals.activation_memory / MB,
+            "parameter_memory_mb": totals.parameter_memory / MB,
+            "training_memory_mb": totals.training_memory / MB,
+        }
+        step = TrainingStep(model, result.input_size, optimizer, amp, channels_last) if peak or budget is not None else None
+        if step is not None and budget is None:
+            row["peak_training_mb"] = step.peak(batch, locate=False).peak / MB
+        if budget is not None:
+            try:
+                curve = step.curve()
+                row["peak_training_mb"] = curve.at(batch) / MB
+                largest, at_largest = step.largest_batch(budget, curve=curve)
+            except CnnlabError as error:
+                raise CnnlabError(f"{result.model_name}: {error}") from None
+            seeds = result.largest_batch(budget)
+            row["largest_batch"], row["largest_batch_seeds"] = largest, seeds
+            row["peak_at_largest_batch_mb"] = at_largest.peak / MB
+            comparison.explanations.append(_why_batches_differ(result, largest, seeds, at_largest))
+        comparison.rows.append(row)
+        comparison.summaries.append(result)
+    return comparison
+
+
+def _why_batches_differ(result: Summary, largest: int, seeds: int, at_largest) -> str:
+    real, convention = (at_largest.peak - at_largest.fixed) / largest / MB, result.per_image_activation_memory() / MB
+    why = ("it counts a value and a gradient for every layer output at once, where autograd keeps only what "
+           "backward needs and frees each gradient once used" if real < convention else
+           "it misses what backward keeps beside the layer outputs (pooling indices, BatchNorm and LRN "
+           "intermediates) and the gradients in flight")
+    return (f"{result.model_name}: {largest:,} (a simulated step: {_mb(real)} MB per image above the "
+            f"{_mb(at_largest.fixed / MB)} MB of weights and optimizer state) against the seeds' {seeds:,} "
+            f"({_mb(convention)} MB per image: {why})")
+
+
+def _mb(value: float) -> str:
+    return f"{value:,.1f}" if value >= 10 else f"{value:.3g}"
