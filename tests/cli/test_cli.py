@@ -77,3 +77,33 @@ def test_demo_trains_lenet_to_the_accuracy_bar(tmp_path, capsys):
     assert accuracy >= 97.5
     assert seconds < 60
     assert (tmp_path / "demo" / "best.safetensors").is_file() and (tmp_path / "demo" / "curves.png").is_file()
+
+
+def test_train_flags_are_trainconfigs_fields():
+    """One flag per TrainConfig field, built from the field (its help text is in train/config.py)."""
+    import argparse
+    from dataclasses import fields
+
+    from cnnlab.cli.train import add_commands, config_from_args
+    from cnnlab.train import TrainConfig
+
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    config = config_from_args(parser.parse_args(
+        ["transfer", "resnet20", "--init", "runs/a", "--mode", "finetune", "--no-nesterov", "--milestones", "0.5,0.75",
+         "--no-feature-cache", "--batch-size", "64", "--sync-bn", "--set", "zero_init_residual=true"]))
+    assert (config.transfer, config.init, config.nesterov, config.milestones) == ("finetune", "runs/a", False, (0.5, 0.75))
+    assert (config.feature_cache, config.batch_size, config.sync_bn) == (False, 64, True)
+    assert config.model_kwargs == {"zero_init_residual": True}
+    assert config_from_args(parser.parse_args(["train", "resnet20", "--nesterov"])).nesterov is True
+    assert config_from_args(parser.parse_args(["train", "resnet20"])) == TrainConfig(model="resnet20")
+    transfer_only = {f.name for f in fields(TrainConfig) if f.metadata.get("group") == "transfer"}
+    assert transfer_only == {"transfer", "head_epochs", "finetune_lr_scale", "lr_decay", "freeze_stages", "feature_cache"}
+    everything_but_model_kwargs = len(fields(TrainConfig)) - 1  # MODEL is the positional, model_kwargs is --set
+    for command, expected in (("train", everything_but_model_kwargs - len(transfer_only)), ("transfer", everything_but_model_kwargs)):
+        sub = parser._subparsers._group_actions[0].choices[command]
+        dests = {action.dest for action in sub._actions} & {f.name for f in fields(TrainConfig)}
+        assert len(dests) == expected, (command, {f.name for f in fields(TrainConfig)} - dests)
+        assert all(action.help for action in sub._actions if action.dest in dests)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["transfer", "resnet20", "--init", "runs/a"])  # --mode is required

@@ -11,7 +11,6 @@ from pathlib import Path
 import torch
 
 from cnnlab.cli.options import console, variant_kwargs
-from cnnlab.train.config import RECIPES
 from cnnlab.train.precision import AMP_CHOICES
 
 
@@ -21,11 +20,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         description="Train a zoo model with the seeds' practices; unset settings take the family's paper defaults "
                     "(printed at the start). Writes RUN_DIR with checkpoints, metrics and curves.",
     )
-    train.add_argument("model", metavar="MODEL")
-    add_training_arguments(train)
-    train.add_argument("--init", help="start from these weights: a run folder or checkpoint, a .safetensors, a "
-                                      "torchvision/timm .pth state_dict (matched by name; a report says what fitted), or "
-                                      "'torchvision' / 'timm': the twin model's ImageNet weights from that library's local cache")
+    train.add_argument("model", metavar="MODEL", help="a zoo model (`cnnlab models` lists them)")
+    add_training_arguments(train, "train")
     train.set_defaults(run=run_train)
 
     transfer = commands.add_parser(
@@ -36,19 +32,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                     "at a smaller rate) or progressive (the head first, then per-stage rates decaying toward the input, the "
                     "lowest stages frozen). Writes a normal run folder and reports held-out accuracy.",
     )
-    transfer.add_argument("model", metavar="MODEL")
-    transfer.add_argument("--init", required=True, help="the trained weights: a run folder or checkpoint (its preprocessing "
-                                                        "is reused), a .safetensors, a torchvision/timm .pth state_dict, or 'torchvision' / "
-                                                        "'timm' (the twin's ImageNet weights from that library's cache)")
-    transfer.add_argument("--mode", dest="transfer", required=True, choices=("linear-probe", "finetune", "progressive"))
-    transfer.add_argument("--head-epochs", type=int, help="finetune/progressive: epochs of the head alone first (default 2)")
-    transfer.add_argument("--finetune-lr-scale", type=float,
-                          help="finetune/progressive: the later phase's lr as a share of --lr (default 0.1)")
-    transfer.add_argument("--lr-decay", type=float, help="progressive: lr factor per stage toward the input (default 0.5)")
-    transfer.add_argument("--freeze-stages", type=int, help="progressive: keep the lowest N stages frozen (default 0)")
-    transfer.add_argument("--no-feature-cache", dest="feature_cache", action="store_false",
-                          help="run the frozen backbone every epoch (slower; lets augmentation apply to the head's training)")
-    add_training_arguments(transfer)
+    transfer.add_argument("model", metavar="MODEL", help="the zoo model the --init weights are for")
+    add_training_arguments(transfer, "transfer")
     transfer.set_defaults(run=run_train)
 
     evaluate = commands.add_parser("evaluate", help="loss, top-1/top-5, per-class accuracy, confusion matrix",
@@ -73,61 +58,51 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     predict.set_defaults(run=run_predict)
 
 
-def add_training_arguments(parser: argparse.ArgumentParser) -> None:
-    """The settings `train` and `transfer` share (TrainConfig's fields)."""
-    parser.add_argument("--data", help="data set (default mnist-embedded): fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, folder:DIR, ...")
+def add_training_arguments(parser: argparse.ArgumentParser, command: str = "train") -> None:
+    """One flag per TrainConfig field (name, type, choices and help from train/config.py), plus
+    --config, --set and torchrun's launch options."""
+    from cnnlab.train.config import TrainConfig
+
     parser.add_argument("--config", help="a TOML file of settings; command-line flags override it")
-    parser.add_argument("--out", help="run folder (default runs/MODEL)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--optimizer", choices=("sgd", "adam", "adamw"))
-    parser.add_argument("--momentum", type=float)
-    parser.add_argument("--nesterov", action="store_true")
-    parser.add_argument("--weight-decay", type=float)
-    parser.add_argument("--no-decay-norm-bias", action="store_true", help="no weight decay on BatchNorm and bias parameters")
-    parser.add_argument("--schedule", choices=("constant", "step", "multistep", "cosine", "onecycle", "plateau"))
-    parser.add_argument("--milestones", type=lambda s: tuple(float(v) for v in s.split(",")), help="multistep points as fractions of the run, e.g. 0.5,0.75")
-    parser.add_argument("--gamma", type=float, help="learning-rate factor at each step (default 0.1)")
-    parser.add_argument("--warmup-epochs", type=float)
-    parser.add_argument("--label-smoothing", type=float)
-    parser.add_argument("--dropout", type=float, help="the model's dropout probability (models that have one)")
-    parser.add_argument("--augment", help="none, digits, cifar, imagenet, or a list: crop=4,flip,rrc,jitter=0.4,erase=0.25")
-    parser.add_argument("--clip-grad", type=float, help="clip the gradient norm to this value")
-    parser.add_argument("--amp", choices=AMP_CHOICES,
-                        help="precision: auto (default: bf16 autocast where the CPU or GPU has native bf16, else float32), "
-                             "none (float32), bf16, fp16 (GPU); weights and checkpoints stay float32")
-    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
-                        help="channels_last memory layout (default: on for the families it speeds up, see BENCHMARKS.md)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
-    parser.add_argument("--recipe", choices=RECIPES,
-                        help="fast: the schedule, epochs, batch, label smoothing, augmentation and test-time flip that "
-                             "reached a target accuracy soonest on 28x28/32x32 sets; flags override its choices")
-    parser.add_argument("--test-flip", action="store_true",
-                        help="evaluate each image and its mirror image, averaging the logits (not for digits)")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--device", help="auto (default), cpu or cuda")
-    parser.add_argument("--val-fraction", type=float, help="share of the training split held out for validation "
-                                                           "(default 0.1; with --subset N, of N)")
-    parser.add_argument("--val-size", type=int, help="at most this many validation images")
-    parser.add_argument("--subset", type=int, help="train on only this many training images")
-    parser.add_argument("--watch-test", action="store_true",
-                        help="also evaluate the test split after every epoch (time-to-accuracy; never picks the best epoch)")
-    parser.add_argument("--input-size", type=int, help="resize images to this side (default: the model's)")
     parser.add_argument("--set", dest="variant_options", action="append", metavar="KEY=VALUE",
                         help="a model option, e.g. --set batch_norm=true --set activation=relu")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    parser.add_argument("--overwrite", action="store_true", help="replace the run in --out")
-    parser.add_argument("--tensorboard", action="store_true")
     scale = parser.add_argument_group("data-parallel (torchrun)", "run under `torchrun --nproc-per-node N -m cnnlab ...`, "
                                       "or give --nproc N to launch torchrun on this machine; --batch-size is per process")
+    for setting in fields(TrainConfig):
+        group = setting.metadata.get("group")
+        if setting.metadata.get("cli", True) is False or (group == "transfer" and command != "transfer"):
+            continue
+        flag, options = flag_for(setting, command)
+        (scale if group == "data-parallel" else parser).add_argument(flag, **options)
     scale.add_argument("--nproc", type=int, help="launch N processes on this machine with torchrun (gloo on CPU, nccl on GPUs)")
     scale.add_argument("--max-restarts", type=int, help="with --nproc: torchrun restarts the job this many times after a "
                                                         "failure; add --resume to continue from the last checkpoint")
-    scale.add_argument("--sync-bn", action="store_true", help="BatchNorm statistics over the global batch")
-    scale.add_argument("--accumulate", type=int, help="micro-batches per optimizer step (all-reduce on the last only)")
-    scale.add_argument("--scale-lr", action="store_true",
-                       help="linear scaling rule: lr x processes x accumulate, with warm-up (Goyal et al. 2017)")
+
+
+def flag_for(setting, command: str) -> tuple[str, dict]:
+    """The argparse flag of one TrainConfig field: --batch-size for batch_size; a bool that is off by
+    default is a switch, one that is on is --no-NAME, one whose default is the recipe's is
+    --NAME/--no-NAME."""
+    meta = setting.metadata
+    kind = setting.type.replace(" | None", "")  # the annotation as text (config.py has postponed annotations)
+    flag = meta.get("flag") or "--" + setting.name.replace("_", "-")
+    options: dict = {"dest": setting.name, "help": meta["help"]}
+    if "choices" in meta:
+        options["choices"] = meta["choices"]
+    if "parse" in meta:
+        options["type"] = meta["parse"]
+    elif kind == "bool":
+        if setting.default is None:
+            options["action"] = argparse.BooleanOptionalAction
+        elif setting.default:
+            flag, options["action"] = "--no-" + setting.name.replace("_", "-"), "store_false"
+        else:
+            options["action"] = "store_true"
+    elif kind in ("int", "float"):
+        options["type"] = int if kind == "int" else float
+    if meta.get("required") or meta.get("required_by") == command:
+        options["required"] = True
+    return flag, options
 
 
 def strip_launch_options(argv: list[str]) -> list[str]:

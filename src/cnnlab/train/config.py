@@ -13,56 +13,91 @@ from cnnlab.models import get_entry
 from cnnlab.train.precision import AMP_CHOICES
 
 
+SCHEDULES = ("constant", "step", "multistep", "cosine", "onecycle", "plateau")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+RECIPES = ("fast",)
+TRANSFER_MODES = ("linear-probe", "finetune", "progressive")
+
+
+def setting(default: Any = None, help: str = "", **flag: Any) -> Any:
+    """A TrainConfig field and its command-line flag: the help text lives here, once, and
+    cli/train.py builds `cnnlab train`'s and `cnnlab transfer`'s flags from these fields.
+    `flag` may give `choices`, `parse` (text to value), `flag` (another name), `group`
+    ("transfer": only `cnnlab transfer` has it; "data-parallel": shown under torchrun's heading)
+    or `cli=False` (no flag of its own)."""
+    return field(default=default, metadata={"help": help, **flag})
+
+
+def fractions(text: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in text.split(","))
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """What the user asked for (None: the recipe's, the family's or the transfer mode's default).
     Frozen: train/settings.py resolves the defaults into a new one, once, and nothing changes it later."""
 
-    model: str
-    data: str = "mnist-embedded"
-    out: str | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    optimizer: str | None = None  # sgd, adam, adamw
-    momentum: float | None = None
-    nesterov: bool | None = None
-    weight_decay: float | None = None
-    no_decay_norm_bias: bool = False
-    schedule: str | None = None  # constant, step, multistep, cosine, onecycle, plateau
-    milestones: tuple[float, ...] | None = None  # fractions of the run, for multistep
-    gamma: float | None = None  # the lr factor at each step (0.1, or the family's: WRN's 0.2)
-    warmup_epochs: float = 0.0
-    label_smoothing: float = 0.0
-    dropout: float | None = None
-    augment: str | None = None
-    clip_grad: float | None = None
-    amp: str = "auto"  # auto (bf16 where native, else float32), none, bf16, fp16 (GPU): train/precision.py
-    channels_last: bool | None = None  # None: the family's measured default (CHANNELS_LAST_FAMILIES)
-    compile: bool = False
-    recipe: str | None = None  # fast: the small-image recipe of RECIPES, filled before the family's defaults
-    test_flip: bool = False  # evaluate on each image and its mirror image, averaging the logits
-    seed: int = 0
-    device: str = "auto"
-    val_fraction: float = 0.1  # of the training split; with --subset N, of N
-    val_size: int | None = None  # at most this many validation images
-    subset: int | None = None  # train on the first N images of the (shuffled) training split
-    watch_test: bool = False  # also evaluate the test split after every epoch (time-to-accuracy benchmarks)
-    input_size: int | None = None
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    init: str | None = None  # start from these weights (checkpoint, .safetensors, .pth)
-    transfer: str | None = None  # linear-probe, finetune, progressive (train/transfer.py); needs init
-    head_epochs: int = 2  # finetune/progressive: epochs of the new head alone before the rest trains
-    finetune_lr_scale: float = 0.1  # finetune/progressive: the backbone phase's lr as a share of lr
-    lr_decay: float = 0.5  # progressive: lr factor per stage toward the input
-    freeze_stages: int = 0  # progressive: the lowest stages kept frozen
-    feature_cache: bool = True  # linear-probe and head phases: compute the frozen backbone's features once
-    sync_bn: bool = False  # data-parallel: BatchNorm statistics over the global batch
-    accumulate: int = 1  # micro-batches per optimizer step (no all-reduce on the first K-1)
-    scale_lr: bool = False  # linear scaling rule: lr x (ranks x accumulate), with warm-up
-    resume: bool = False
-    overwrite: bool = False
-    tensorboard: bool = False
+    model: str = field(metadata={"cli": False})
+    data: str = setting("mnist-embedded", "data set (default mnist-embedded): fashion-mnist[:DIR], mnist:DIR, "
+                                          "cifar10:DIR, folder:DIR, ...")
+    out: str | None = setting(None, "run folder (default runs/MODEL)")
+    epochs: int | None = setting(None, "passes over the training split (default: the recipe's)")
+    batch_size: int | None = setting(None, "images per step (per process under torchrun)")
+    lr: float | None = setting(None, "peak learning rate")
+    optimizer: str | None = setting(None, "the optimizer", choices=OPTIMIZERS)
+    momentum: float | None = setting(None, "SGD momentum")
+    nesterov: bool | None = setting(None, "Nesterov momentum (default: the recipe's)")
+    weight_decay: float | None = setting(None, "L2 weight decay")
+    no_decay_norm_bias: bool = setting(False, "no weight decay on BatchNorm and bias parameters")
+    schedule: str | None = setting(None, "the learning-rate schedule", choices=SCHEDULES)
+    milestones: tuple[float, ...] | None = setting(None, "multistep points as fractions of the run, e.g. 0.5,0.75",
+                                                   parse=fractions)
+    gamma: float | None = setting(None, "learning-rate factor at each step (default 0.1, or the family's: WRN's 0.2)")
+    warmup_epochs: float = setting(0.0, "epochs of linear warm-up from a small lr")
+    label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy targets")
+    dropout: float | None = setting(None, "the model's dropout probability (models that have one)")
+    augment: str | None = setting(None, "none, digits, cifar, imagenet, or a list: crop=4,flip,rrc,jitter=0.4,erase=0.25")
+    clip_grad: float | None = setting(None, "clip the gradient norm to this value")
+    amp: str = setting("auto", "precision: auto (default: bf16 autocast where the CPU or GPU has native bf16, else "
+                               "float32), none (float32), bf16, fp16 (GPU); weights and checkpoints stay float32",
+                       choices=AMP_CHOICES)
+    channels_last: bool | None = setting(None, "channels_last memory layout (default: on for the families it speeds up, "
+                                               "see BENCHMARKS.md)")
+    compile: bool = setting(False, "torch.compile the model")
+    recipe: str | None = setting(None, "fast: the schedule, epochs, batch, label smoothing, augmentation and test-time "
+                                       "flip that reached a target accuracy soonest on 28x28/32x32 sets; flags override "
+                                       "its choices", choices=RECIPES)
+    test_flip: bool = setting(False, "evaluate each image and its mirror image, averaging the logits (not for digits)")
+    seed: int = setting(0, "random seed")
+    device: str = setting("auto", "auto (default), cpu or cuda")
+    val_fraction: float = setting(0.1, "share of the training split held out for validation (default 0.1; with "
+                                       "--subset N, of N)")
+    val_size: int | None = setting(None, "at most this many validation images")
+    subset: int | None = setting(None, "train on only this many training images (the first of the shuffled split)")
+    watch_test: bool = setting(False, "also evaluate the test split after every epoch (time-to-accuracy; never picks "
+                                      "the best epoch)")
+    input_size: int | None = setting(None, "resize images to this side (default: the model's)")
+    model_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"cli": False})  # --set KEY=VALUE
+    init: str | None = setting(None, "start from these weights: a run folder or checkpoint (its preprocessing is "
+                                     "reused), a .safetensors, a torchvision/timm .pth state_dict (matched by name; a "
+                                     "report says what fitted), or 'torchvision' / 'timm': the twin model's ImageNet "
+                                     "weights from that library's local cache", required_by="transfer")
+    transfer: str | None = setting(None, "how to transfer (train/transfer.py)", choices=TRANSFER_MODES, flag="--mode",
+                                   group="transfer", required=True)
+    head_epochs: int = setting(2, "finetune/progressive: epochs of the head alone first (default 2)", group="transfer")
+    finetune_lr_scale: float = setting(0.1, "finetune/progressive: the later phase's lr as a share of --lr (default 0.1)",
+                                       group="transfer")
+    lr_decay: float = setting(0.5, "progressive: lr factor per stage toward the input (default 0.5)", group="transfer")
+    freeze_stages: int = setting(0, "progressive: keep the lowest N stages frozen (default 0)", group="transfer")
+    feature_cache: bool = setting(True, "run the frozen backbone every epoch (slower; lets augmentation apply to the "
+                                        "head's training)", group="transfer")
+    sync_bn: bool = setting(False, "BatchNorm statistics over the global batch", group="data-parallel")
+    accumulate: int = setting(1, "micro-batches per optimizer step (all-reduce on the last only)", group="data-parallel")
+    scale_lr: bool = setting(False, "linear scaling rule: lr x processes x accumulate, with warm-up (Goyal et al. 2017)",
+                             group="data-parallel")
+    resume: bool = setting(False, "continue the run in --out from its last checkpoint")
+    overwrite: bool = setting(False, "replace the run in --out")
+    tensorboard: bool = setting(False, "also write TensorBoard event files")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -81,7 +116,6 @@ FAST_RECIPES: dict[str, dict[str, Any]] = {
                          schedule="onecycle", epochs=10, batch_size=256, label_smoothing=0.1),
 }
 FAST_GENERIC = FAST_RECIPES["resnet_cifar"]
-RECIPES = ("fast",)
 # Families whose CIFAR-style nets end in global pooling and take the data's own side (28x28) as it is.
 ANY_INPUT_SIZE = ("resnet_cifar", "nin", "densenet", "squeezenet", "shufflenet")
 # Families for which channels_last trains at least 10% faster in bf16 on this CPU
@@ -93,8 +127,6 @@ CHANNELS_LAST_FAMILIES = ("resnet_cifar", "resnet", "resnext", "wide_resnet", "v
                           "densenet", "squeezenet")
 GENERIC_DEFAULTS = dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, schedule="cosine", epochs=30, batch_size=128,
                         gamma=0.1)
-SCHEDULES = ("constant", "step", "multistep", "cosine", "onecycle", "plateau")
-OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
 def mirror_safe(data: str) -> bool:
