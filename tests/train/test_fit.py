@@ -135,6 +135,11 @@ def test_evaluate_and_predict(tmp_path, capsys):
     precision, line = capsys.readouterr().out.strip().splitlines()
     assert precision == f"lenet5_modern: computed in {trained_in}, as the run trained"
     assert line.startswith(f"{image}: ") and line.count("%") == 3
+    from cnnlab.train.evaluate import predict_images  # the same from Python
+
+    predictions, _, meta = predict_images(run / "best.json", [image], top_k=3)
+    assert meta.model == "lenet5_modern" and [p.path for p in predictions] == [image]
+    assert line == f"{image}: " + ", ".join(f"{name} {p:.1%}" for name, p in predictions[0].top)
 
 
 def test_toml_config_and_flag_override(tmp_path, capsys):

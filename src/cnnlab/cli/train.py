@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from dataclasses import fields
 from pathlib import Path
-
-import torch
 
 from cnnlab.cli.options import console, variant_kwargs
 from cnnlab.train.precision import AMP_CHOICES
@@ -154,18 +151,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from cnnlab.checkpoint import atomic_write_text
     from cnnlab.train.evaluate import evaluate_checkpoint
-    from cnnlab.viz.accuracy_plots import write_confusion
 
     result = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.device, args.amp)
     metrics, meta, precision = result.metrics, result.meta, result.precision
-    folder = Path(args.out) if args.out else result.checkpoint.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    write_confusion(folder, metrics["confusion"], meta.class_names)
-    atomic_write_text(folder / "evaluation.json", json.dumps(
-        {"checkpoint": str(result.checkpoint), "data": result.data, "split": result.split, "precision": precision.name,
-         **{k: v for k, v in metrics.items() if k != "confusion"}}, indent=2))
+    written = result.write(Path(args.out) if args.out else result.checkpoint.parent)
     out = console()
     out.print(f"{meta.model} ({result.checkpoint}) on {result.where()}: loss {metrics['loss']:.4f}, "
               f"top-1 {metrics['top1']:.2%}, top-5 {metrics['top5']:.2%}, {metrics['images_per_second']:,.0f} images/s; "
@@ -178,28 +168,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
     for name, accuracy in zip(meta.class_names, metrics["per_class_top1"]):
         table.add_row(name, f"{accuracy:.2%}")
     out.print(table)
-    out.print(f"wrote {folder / 'confusion.png'}, {folder / 'confusion.csv'}, {folder / 'evaluation.json'}")
+    out.print(f"wrote {', '.join(map(str, written))}")
     return 0
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from cnnlab.models.from_checkpoint import load_model
-    from cnnlab.train.evaluate import checkpoint_input
-    from cnnlab.train.metrics import predict_logits
-    from cnnlab.train.precision import for_inference
+    from cnnlab.train.evaluate import predict_images
 
-    model, meta = load_model(args.checkpoint, args.device)
-    precision = for_inference(args.amp, meta.precision, torch.device(args.device))
-    autocast = precision.autocast(torch.device(args.device))
+    predictions, precision, meta = predict_images(args.checkpoint, args.images, args.top_k, args.device, args.amp)
     out = console()
     out.print(f"{meta.model}: computed in {precision.note}" + (", with test-time flip" if meta.test_flip else ""),
               highlight=False)
-    k = min(args.top_k, meta.num_classes)
-    for path in args.images:
-        x = checkpoint_input(meta, path).to(args.device)
-        with torch.inference_mode(), autocast():
-            probabilities = torch.softmax(predict_logits(model, x, meta.test_flip).float(), dim=1)[0]
-        top = probabilities.topk(k)
-        ranked = ", ".join(f"{meta.class_names[i]} {p:.1%}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
-        out.print(f"{path}: {ranked}", highlight=False)
+    for prediction in predictions:
+        out.print(f"{prediction.path}: " + ", ".join(f"{name} {p:.1%}" for name, p in prediction.top), highlight=False)
     return 0

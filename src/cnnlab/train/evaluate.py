@@ -3,6 +3,7 @@ flip, and an image file fed as the run fed its model."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,20 @@ class Evaluation:
 
     def where(self) -> str:
         return f"{self.source.name} {self.split} ({self.metrics['images']:,} images)"
+
+    def write(self, folder: str | Path) -> list[Path]:
+        """confusion.png and .csv, and evaluation.json (every metric but the matrix, and what they were
+        computed on), each written whole or not at all; returns the paths."""
+        from cnnlab.checkpoint import atomic_write_text
+        from cnnlab.viz.accuracy_plots import write_confusion
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_confusion(folder, self.metrics["confusion"], self.meta.class_names)
+        summary = {"checkpoint": str(self.checkpoint), "data": self.data, "split": self.split,
+                   "precision": self.precision.name, **{k: v for k, v in self.metrics.items() if k != "confusion"}}
+        atomic_write_text(folder / "evaluation.json", json.dumps(summary, indent=2))
+        return [folder / "confusion.png", folder / "confusion.csv", folder / "evaluation.json"]
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: str | None = None, device: str = "auto",
@@ -75,3 +90,34 @@ def checkpoint_input(meta: RunMeta, path: str | Path) -> torch.Tensor:
     if not Path(path).is_file():
         raise CnnlabError(f"{path} does not exist")
     return image_for_model(Path(path), meta.in_chans, meta.stored_side, meta.side, Normalization(meta.mean, meta.std))
+
+
+@dataclass
+class Prediction:
+    """The `k` most likely classes of one image file, with their probabilities."""
+
+    path: Path
+    top: list[tuple[str, float]]
+
+
+def predict_images(checkpoint: str | Path, images: list[str | Path], top_k: int = 5, device: str = "cpu",
+                   amp: str | None = None) -> tuple[list[Prediction], Precision, RunMeta]:
+    """Classify image files with a checkpoint, preprocessed as its run fed its model, in the run's
+    precision (or `amp`) and with its test-time flip."""
+    from cnnlab.models.from_checkpoint import load_model
+    from cnnlab.train.metrics import predict_logits
+    from cnnlab.train.precision import for_inference
+
+    model, meta = load_model(checkpoint, device)
+    precision = for_inference(amp, meta.precision, torch.device(device))
+    autocast = precision.autocast(torch.device(device))
+    k = min(top_k, meta.num_classes)
+    predictions = []
+    for path in images:
+        x = checkpoint_input(meta, path).to(device)
+        with torch.inference_mode(), autocast():
+            probabilities = torch.softmax(predict_logits(model, x, meta.test_flip).float(), dim=1)[0]
+        top = probabilities.topk(k)
+        predictions.append(Prediction(Path(path), [(meta.class_names[i], p) for p, i in zip(top.values.tolist(),
+                                                                                         top.indices.tolist())]))
+    return predictions, precision, meta
