@@ -429,3 +429,28 @@ def learn_kernel(image: torch.Tensor | None = None, steps: int = 10, lr: float =
             conv.weight -= lr * conv.weight.grad
         history.append((step, loss.item(), conv.weight.flatten().tolist()))
     return LearnedKernel(image, y[0, 0], true_kernel, history)
+
+
+def lesson_image(text: str) -> tuple[torch.Tensor, str]:
+    """An image in [0, 1], (1, H, W) grey or (3, H, W) colour, and its label: mnist-embedded:INDEX (a digit of the
+    embedded set) or an image file; what the operator lessons (`cnnlab op filter`, `learn-kernel`) take."""
+    if text.startswith("mnist-embedded:"):
+        from cnnlab.data import load_mnist_embedded
+
+        digits = load_mnist_embedded()
+        try:
+            index = int(text.split(":", 1)[1])
+        except ValueError:
+            raise CnnlabError(f"{text!r}: give an image number, e.g. mnist-embedded:3500") from None
+        if not 0 <= index < len(digits):
+            raise CnnlabError(f"{text!r}: the embedded set has images 0 to {len(digits) - 1}")
+        return digits.images[index].to(torch.float64) / 255, f"MNIST digit {index} (a {digits.class_names[int(digits.labels[index])]})"
+    from cnnlab.data.sources import decode_image
+
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise CnnlabError(f"{path} does not exist (give an image file or mnist-embedded:INDEX)")
+    image = decode_image(path, 3)
+    if bool((image[0] == image[1]).all() and (image[1] == image[2]).all()):
+        image = image[:1]
+    return image.to(torch.float64) / 255, path.name

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
 
 from cnnlab.cli.options import console
-from cnnlab.data import StreamingImageSet, image_stats, load_source, parse_augment
-from cnnlab.data.augment import resize
-from cnnlab.errors import CnnlabError
+from cnnlab.data import image_stats, load_source
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -65,47 +62,9 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    import matplotlib
+    from cnnlab.viz.samples import sample_grid
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_path = Path(args.out)
-    if not out_path.parent.exists():
-        raise CnnlabError(f"the folder {out_path.parent} does not exist; create it or write the grid elsewhere")
-    if args.count < 1:
-        raise CnnlabError("--count must be at least 1")
-    source = load_source(args.name, image_size=args.image_size)
-    generator = torch.Generator().manual_seed(args.seed)
-    index = torch.randperm(len(source.train), generator=generator)[: args.count]
-    if isinstance(source.train, StreamingImageSet):
-        x = source.train.subset(index).sample_images(len(index)).float() / 255.0
-    else:
-        x = source.train.images[index].float() / 255.0
-    size = args.size or x.shape[-1]
-    if args.augmented or args.augment:
-        default = "digits" if x.shape[1] == 1 else "cifar"
-        augment = parse_augment(args.augment, default=default)
-        x = augment(x, generator, size)
-        title = f"{source.name}, augmented: {augment.describe()}"
-    else:
-        x = resize(x, size)
-        title = source.name
-    labels = source.train.labels[index].tolist()
-    columns = min(8, len(labels))
-    rows = -(-len(labels) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.8 * rows + 0.4), squeeze=False)
-    for axis in axes.flat:
-        axis.axis("off")
-    for axis, image, label in zip(axes.flat, x, labels):
-        picture = image.clamp(0, 1).permute(1, 2, 0).numpy()
-        axis.imshow(picture.squeeze(-1) if picture.shape[-1] == 1 else picture, cmap="gray" if picture.shape[-1] == 1 else None)
-        axis.set_title(source.class_names[label], fontsize=8)
-    figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
-    temporary = out_path.with_name(f".{out_path.name}.tmp")
-    figure.savefig(temporary, dpi=100, format="png")
-    plt.close(figure)
-    temporary.replace(out_path)
-    console().print(f"wrote {out_path} ({len(labels)} samples, {size}x{size})")
+    path, count, side = sample_grid(args.name, args.out, args.count, args.seed, args.size, args.augment, args.augmented,
+                                    args.image_size)
+    console().print(f"wrote {path} ({count} samples, {side}x{side})")
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from cnnlab.errors import CnnlabError
 
@@ -105,55 +104,13 @@ def run_conv1x1(args: argparse.Namespace) -> int:
     return 0
 
 
-def image_argument(text: str):
-    """A grey image (H, W) in [0, 1] (colour images: (3, H, W)) from mnist-embedded:INDEX or a file."""
-    import torch
-
-    if text.startswith("mnist-embedded:"):
-        from cnnlab.data import load_mnist_embedded
-
-        digits = load_mnist_embedded()
-        try:
-            index = int(text.split(":", 1)[1])
-        except ValueError:
-            raise CnnlabError(f"{text!r}: give an image number, e.g. mnist-embedded:3500") from None
-        if not 0 <= index < len(digits):
-            raise CnnlabError(f"{text!r}: the embedded set has images 0 to {len(digits) - 1}")
-        return digits.images[index].to(torch.float64) / 255, f"MNIST digit {index} (a {digits.class_names[int(digits.labels[index])]})"
-    from cnnlab.data.sources import decode_image
-
-    path = Path(text).expanduser()
-    if not path.is_file():
-        raise CnnlabError(f"{path} does not exist (give an image file or mnist-embedded:INDEX)")
-    image = decode_image(path, 3)
-    if bool((image[0] == image[1]).all() and (image[1] == image[2]).all()):
-        image = image[:1]
-    return image.to(torch.float64) / 255, path.name
-
-
 def run_filter(args: argparse.Namespace) -> int:
     from cnnlab.analysis import operators
-    from cnnlab.viz.plots import pyplot, save_figure
+    from cnnlab.viz.filters import filtered_picture
 
-    out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise CnnlabError(f"--out {out}: the picture is written as PNG; give a .png name")
-    image, label = image_argument(args.image)
-    kernel = operators.kernel_from_text(args.kernel)
-    filtered = operators.filter_image(image, kernel)
-    plt = pyplot()
-    figure, (before, after) = plt.subplots(1, 2, figsize=(7, 3.6))
-    kernel_name = args.kernel if args.kernel in operators.NAMED_KERNELS else "kernel"
-    for axis, picture, title in ((before, image, label), (after, filtered, kernel_name)):
-        data = picture.permute(1, 2, 0).numpy() if picture.shape[0] == 3 else picture[0].numpy()
-        if picture.shape[0] == 3:
-            data = data.clip(0, 1)
-        axis.imshow(data, cmap=None if picture.shape[0] == 3 else "gray")
-        axis.set_title(title, fontsize=9)
-        axis.axis("off")
-    figure.suptitle("kernel: " + "; ".join(" ".join(operators.number(v) for v in row) for row in kernel.tolist()), fontsize=8)
-    save_figure(figure, out, dpi=110)
-    print(f"wrote {out}: {label} before and after the {kernel.shape[0]}x{kernel.shape[1]} kernel "
+    image, label = operators.lesson_image(args.image)
+    path, kernel, filtered = filtered_picture(image, label, args.kernel, args.out)
+    print(f"wrote {path}: {label} before and after the {kernel.shape[0]}x{kernel.shape[1]} kernel "
           f"(output range {operators.number(filtered.min())} to {operators.number(filtered.max())})")
     return 0
 
@@ -163,7 +120,7 @@ def run_learn(args: argparse.Namespace) -> int:
 
     if args.steps < 1 or args.lr <= 0:
         raise CnnlabError("--steps must be at least 1 and --lr positive")
-    image = image_argument(args.image)[0][0] if args.image else None
+    image = operators.lesson_image(args.image)[0][0] if args.image else None
     result = operators.learn_kernel(image, args.steps, args.lr, args.seed)
     h, w = result.image.shape
     print(f"image X {h}x{w}; its edges Y = X cross-correlated with the kernel [1, -1] ({h}x{w - 1}); learn a 1x2 kernel "

@@ -93,3 +93,28 @@ def feature_maps(model: nn.Module, x: torch.Tensor, layer: str, path: str | Path
     figure = image_grid([m.numpy() for m in maps], 0.9, "viridis",
                         f"{title}{layer}: {shown} maps of {output.shape[1]}x{output.shape[2]}")
     return save_figure(figure, path), tuple(output.shape)
+
+
+def filtered_picture(image: torch.Tensor, label: str, kernel_text: str, out: str | Path) -> tuple[Path, torch.Tensor, torch.Tensor]:
+    """An image beside its cross-correlation with a kernel (a named one such as "sobel-x", or rows of
+    numbers), as a PNG; returns (path, kernel, filtered image)."""
+    from cnnlab.analysis import operators
+
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise CnnlabError(f"--out {out}: the picture is written as PNG; give a .png name")
+    kernel = operators.kernel_from_text(kernel_text)
+    filtered = operators.filter_image(image, kernel)
+    plt = pyplot()
+    figure, (before, after) = plt.subplots(1, 2, figsize=(7, 3.6))
+    kernel_name = kernel_text if kernel_text in operators.NAMED_KERNELS else "kernel"
+    for axis, picture, title in ((before, image, label), (after, filtered, kernel_name)):
+        data = picture.permute(1, 2, 0).numpy() if picture.shape[0] == 3 else picture[0].numpy()
+        if picture.shape[0] == 3:
+            data = data.clip(0, 1)
+        axis.imshow(data, cmap=None if picture.shape[0] == 3 else "gray")
+        axis.set_title(title, fontsize=9)
+        axis.axis("off")
+    figure.suptitle("kernel: " + "; ".join(" ".join(operators.number(v) for v in row) for row in kernel.tolist()), fontsize=8)
+    save_figure(figure, out, dpi=110)
+    return out, kernel, filtered
