@@ -13,7 +13,8 @@ from cnnlab.models.fractalnet import FractalBlock, FractalNet, join
 
 def test_counts_and_depth():
     model = cnnlab.create_model("fractalnet20")
-    # the architecture Section 4 describes; pytorchcv's fractalnet_cifar10 has this count too
+    # the architecture Section 4 describes; pytorchcv's fractalnet_cifar10 has this count too. Table 1
+    # prints 38.6M, which the text does not account for (models/fractalnet.py says more).
     assert sum(p.numel() for p in model.parameters()) == 33_724_618
     block = model.blocks[0]
     assert [len(column) for column in block.columns] == [1, 2, 4]  # columns 2^0 .. 2^(C-1) convs deep

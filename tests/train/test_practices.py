@@ -102,5 +102,5 @@ def test_each_models_recipe_sits_beside_its_registry_entry():
 
     assert get_entry("wide_resnet50_2").recipe["weight_decay"] == 1e-4 and get_entry("wrn28_10").recipe["gamma"] == 0.2
     assert get_entry("resnet20").recipe["milestones"] == (0.5, 0.75) and get_entry("resnet50").recipe["batch_size"] == 256
-    # FractalNet's paper settings are not encoded yet: it trains on the generic defaults, and only it
-    assert [name for name in list_models() if not get_entry(name).recipe] == ["fractalnet20", "fractalnet40"]
+    assert get_entry("fractalnet20").recipe["milestones"] == (0.5, 0.75, 0.875, 0.9375)  # 200, 300, 350, 375 of 400
+    assert [name for name in list_models() if not get_entry(name).recipe] == []  # every model has its paper's

@@ -29,9 +29,19 @@ from cnnlab.models.registry import register_model
 
 # Section 4 (CIFAR): five blocks of these widths, each followed by a 2x2 max pool; dropout rates
 # per block when dropout is on; local drop-path 15%, global drop-path in half the mini-batches.
+# Built as described, the 20-layer net has 33,724,618 parameters and the 40-layer one 76,106,634.
+# Table 1 prints 38.6M for the 20-layer net; the text says nothing that adds the other 4.9M (an
+# independent reproduction, khanrc/pt.fractalnet, also counts 33.7M, and 38.9M only with a 1x1
+# conv that doubles the width at each block's entry, which the paper does not describe). cnnlab
+# builds what Section 4 describes and does not tune widths to meet a printed count.
 CIFAR_WIDTHS = (64, 128, 256, 512, 512)
 CIFAR_DROPOUT = (0.0, 0.1, 0.2, 0.3, 0.4)
 LOCAL_DROP, GLOBAL_SHARE = 0.15, 0.5
+
+# Section 4.1 (CIFAR): SGD with momentum 0.9, batch 100, lr 0.02 for 400 epochs, divided by 10 each
+# time the remaining epochs halve (at 200, 300, 350 and 375); it names no weight decay.
+RECIPE = dict(optimizer="sgd", lr=0.02, momentum=0.9, weight_decay=0.0, schedule="multistep",
+              milestones=(0.5, 0.75, 0.875, 0.9375), gamma=0.1, epochs=400, batch_size=100)
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, dropout: float) -> nn.Sequential:
@@ -136,14 +146,14 @@ def _fractalnet(columns: int, num_classes: int, in_chans: int, **options) -> Fra
     return FractalNet(CIFAR_WIDTHS, columns, num_classes=num_classes, in_chans=in_chans, **options)
 
 
-@register_model(family="fractalnet", paper="Larsson et al. 2017", input_size=(3, 32, 32), num_classes=10)
+@register_model(recipe=RECIPE, family="fractalnet", paper="Larsson et al. 2017", input_size=(3, 32, 32), num_classes=10)
 def fractalnet20(*, num_classes: int = 10, in_chans: int = 3, dropout: bool = False, local_drop: float = 0.0,
                  global_drop: float = 0.0) -> FractalNet:
     """FractalNet, CIFAR: B = 5 blocks of C = 3 columns (deepest path 20 convs), 64-128-256-512-512."""
     return _fractalnet(3, num_classes, in_chans, dropout=dropout, local_drop=local_drop, global_drop=global_drop)
 
 
-@register_model(family="fractalnet", paper="Larsson et al. 2017", input_size=(3, 32, 32), num_classes=10)
+@register_model(recipe=RECIPE, family="fractalnet", paper="Larsson et al. 2017", input_size=(3, 32, 32), num_classes=10)
 def fractalnet40(*, num_classes: int = 10, in_chans: int = 3, dropout: bool = False, local_drop: float = 0.0,
                  global_drop: float = 0.0) -> FractalNet:
     """FractalNet, CIFAR: B = 5 blocks of C = 4 columns (deepest path 40 convs), 64-128-256-512-512."""
