@@ -20,6 +20,18 @@ def test_every_classic_model_is_registered():
     assert set(CLASSIC) <= set(cnnlab.list_models())
 
 
+def test_every_model_is_a_def_you_can_find_by_name():
+    """No builder is written into a module's globals by a loop: searching for `def resnet18` finds it."""
+    import inspect
+
+    from cnnlab.models import get_entry
+
+    for name in cnnlab.list_models():
+        builder = get_entry(name).builder
+        source = inspect.getsource(inspect.getmodule(builder))
+        assert builder.__name__ == name and f"\ndef {name}(" in source, name
+
+
 def test_list_models_filters_with_a_pattern():
     assert cnnlab.list_models("vgg1?") == ["vgg11", "vgg13", "vgg16", "vgg19"]
     assert cnnlab.list_models("alexnet*") == ["alexnet", "alexnet_grouped", "alexnet_owt"]

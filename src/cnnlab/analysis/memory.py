@@ -30,7 +30,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 from cnnlab.analysis.formulas import MB, OPTIMIZER_COPIES
 from cnnlab.errors import CnnlabError
-from cnnlab.models.base import meta_copy
+from cnnlab.meta import meta_copy
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 AMP_NAMES = {"none": "float32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}

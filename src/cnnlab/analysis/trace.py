@@ -22,7 +22,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.layers import ScaledTanh
 from cnnlab.layers.drop_path import DropPath, ScheduledDropPath
 from cnnlab.layers.same_padding import SamePadded
-from cnnlab.models.base import meta_copy, skip_batchnorm_
+from cnnlab.meta import meta_copy, skip_batchnorm_
 from cnnlab.layers.lecun import EuclideanRBF, SparseConnectionConv2d, TrainableSubsampling
 
 
