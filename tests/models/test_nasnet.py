@@ -25,6 +25,7 @@ def batchnorm_statistics(model: nn.Module) -> int:
 @pytest.mark.parametrize("name, params, macs, published", [
     ("nasnet_a_mobile", 5_289_978, 563_638_816, 5_326_716),  # Table 2: 5.3M, 564M mult-adds at 224
     ("nasnet_a_large", 88_753_150, 23_783_414_658, 88_949_818),  # Table 2: 88.9M, 23.8B mult-adds at 331
+    ("nasnet_a_cifar", 3_328_234, 525_786_624, 3_365_290),  # Table 1: 3.3M (the trainable count, here)
 ])
 def test_table_2_counts(name, params, macs, published):
     result = cnnlab.summary(name)
@@ -84,6 +85,11 @@ def test_the_stem_and_stages_reduce_as_figure_2():
                                 + [f"cell_{i}" for i in range(4, 8)] + ["reduction_cell_1"] + [f"cell_{i}" for i in range(8, 12)])
     # the cell after a reduction reads the reduction's own h_prev, through the factorized reduction
     assert model.cell_4.prev_input == "factorized" and model.cell_5.prev_input == "conv"
+    assert model.keeps_h_prev == {"reduction_cell_0", "reduction_cell_1"}
+    cifar = cnnlab.create_model("nasnet_a_cifar")  # a 3x3 conv stem; after a reduction, h_prev is the cell before it
+    assert cifar.cell_names[:7] == [f"cell_{i}" for i in range(6)] + ["reduction_cell_0"] and not cifar.keeps_h_prev
+    assert cifar.cell_0.prev_input == "conv" and cifar.cell_6.prev_input == "factorized"
+    assert [f["reduction"] for f in cifar.feature_info] == [1, 1, 2, 4] and cifar.num_features == 768
 
 
 def test_same_padding_puts_the_odd_pixel_after():

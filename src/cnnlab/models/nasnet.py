@@ -56,11 +56,13 @@ REDUCTION_CELL = (
 )
 REDUCTION_OUTPUT = (1, 2, 3, 4)
 
-# Table 2: "N @ F" is N Normal cells per stage and F filters in the penultimate layer; the stem
-# conv has 32 filters (mobile) or 96 (large, TensorFlow's stem_multiplier 3).
+# Tables 1 and 2: "N @ F" is N Normal cells per stage and F filters in the penultimate layer; the
+# stem conv has 32 filters (mobile) or 96 (large and CIFAR, TensorFlow's stem_multiplier 3).
 NASNET_CONFIGS = {
     "mobile": dict(cells_per_stage=4, penultimate_filters=1056, stem_filters=32, input_side=224),
     "large": dict(cells_per_stage=6, penultimate_filters=4032, stem_filters=96, input_side=331),
+    # Table 1 (CIFAR-10): 6 @ 768, a 3x3 conv of 96 filters as the stem (TensorFlow's cifar_config)
+    "cifar": dict(cells_per_stage=6, penultimate_filters=768, stem_filters=96, input_side=32, stem="cifar"),
 }
 
 
@@ -184,18 +186,23 @@ class Cell(nn.Module):
 
 
 class NASNetA(PooledLinearNet):
-    """Figure 2 (ImageNet): a 3x3/2 conv, two Reduction cells as the stem, then three stages of N
-    Normal cells with a Reduction cell between them; the width doubles at each reduction.
+    """Figure 2. ImageNet: a 3x3/2 conv, two Reduction cells as the stem, then three stages of N
+    Normal cells with a Reduction cell between them. CIFAR: a 3x3 conv as the whole stem, then
+    the same three stages. The width doubles at each reduction.
 
-    `drop_path_rate` is ScheduledDropPath's final probability for the last cell, lower in earlier
-    ones in proportion to depth (TensorFlow's reference; the paper's large model used 0.3).
+    After a Reduction cell the next cell reads, as its h_prev, the Reduction cell's own h_prev in
+    the ImageNet models (TensorFlow's `skip_reduction_layer_input`) and the Reduction cell's h in
+    the CIFAR ones. `drop_path_rate` is ScheduledDropPath's final probability for the last cell,
+    lower in earlier ones in proportion to depth (TensorFlow's reference; the paper's large model
+    used 0.3).
     """
 
     classifier_name = "last_linear"
     figure_depth = 1  # `cnnlab draw` shows the stack of cells, as Figure 2 does
 
-    def __init__(self, cells_per_stage: int, penultimate_filters: int, stem_filters: int, input_side: int = 224, *,
-                 num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, drop_path_rate: float = 0.0) -> None:
+    def __init__(self, cells_per_stage: int, penultimate_filters: int, stem_filters: int, input_side: int = 224,
+                 stem: str = "imagenet", *, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
+                 drop_path_rate: float = 0.0) -> None:
         super().__init__()
         if cells_per_stage < 1:
             raise ModelConfigError(f"NASNet-A needs at least one Normal cell per stage, got N = {cells_per_stage}")
@@ -205,42 +212,49 @@ class NASNetA(PooledLinearNet):
                                    f"got {penultimate_filters}")
         if not 0.0 <= drop_path_rate < 1.0:
             raise ModelConfigError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
+        if stem not in ("imagenet", "cifar"):
+            raise ModelConfigError(f"stem must be 'imagenet' (a 3x3/2 conv and two Reduction cells) or 'cifar' (a 3x3 "
+                                   f"conv), not {stem!r}")
         self.num_classes, self.in_chans = num_classes, in_chans
         self.default_input_size = (in_chans, input_side, input_side)
         self.cells_per_stage = cells_per_stage
         base = penultimate_filters // 24  # the first stage's width
-        self.conv0 = ConvBnAct(in_chans, stem_filters, 3, stride=2, padding=0, bn_eps=1e-3, activation=nn.Identity())
-        self.feature_info = [stage_info("conv0", stem_filters, 2)]
+        imagenet = stem == "imagenet"
+        self.conv0 = ConvBnAct(in_chans, stem_filters, 3, stride=2 if imagenet else 1, padding=0 if imagenet else 1,
+                               bn_eps=1e-3, activation=nn.Identity())
+        self.feature_info = [stage_info("conv0", stem_filters, 2 if imagenet else 1)]
+        first_stage = 8 if imagenet else 1  # the first Normal cells' reduction: after the stem's three halvings, or none
 
-        # (name, cell, width); the stem's two Reduction cells are base/4 and base/2 wide
-        plan = [("cell_stem_0", REDUCTION_CELL, base // 4), ("cell_stem_1", REDUCTION_CELL, base // 2)]
+        # (name, cell, width); the ImageNet stem's two Reduction cells are base/4 and base/2 wide
+        plan = [("cell_stem_0", REDUCTION_CELL, base // 4), ("cell_stem_1", REDUCTION_CELL, base // 2)] if imagenet else []
         for stage in range(3):
             if stage:
                 plan.append((f"reduction_cell_{stage - 1}", REDUCTION_CELL, base * 2**stage))
             plan += [(f"cell_{stage * cells_per_stage + i}", NORMAL_CELL, base * 2**stage) for i in range(cells_per_stage)]
         total = len(plan)
 
-        self.cell_names = []
+        self.cell_names, self.keeps_h_prev = [], set()  # the cells after which h_prev stays as it was
         h_channels = prev_channels = stem_filters
         prev_larger = False
         for depth, (name, blocks, width) in enumerate(plan, start=1):
-            stem, reduction = name.startswith("cell_stem"), blocks is REDUCTION_CELL
+            reduction = blocks is REDUCTION_CELL
             prev_input = "as is" if name == "cell_stem_0" else "factorized" if prev_larger else "conv"
             output = REDUCTION_OUTPUT if reduction else NORMAL_OUTPUT
             cell = Cell(blocks, output, h_channels, prev_channels, width, prev_input, drop_path_rate * depth / total)
             setattr(self, name, cell)
             self.cell_names.append(name)
-            # a Reduction cell in the body leaves h_prev as it was: the next cell reads the same h_prev
-            # (TensorFlow's skip_reduction_layer_input); the stem cells pass h on like Normal cells
-            if reduction and not stem:
-                h_channels, prev_larger = cell.out_channels, True
+            if reduction and imagenet and not name.startswith("cell_stem"):
+                self.keeps_h_prev.add(name)
+                h_channels = cell.out_channels
             else:
-                h_channels, prev_channels, prev_larger = cell.out_channels, h_channels, reduction
-        for last, reduction in (("cell_stem_0", 4), (f"cell_{cells_per_stage - 1}", 8), (f"cell_{2 * cells_per_stage - 1}", 16)):
+                h_channels, prev_channels = cell.out_channels, h_channels
+            prev_larger = reduction
+        taps = ((f"cell_{cells_per_stage - 1}", first_stage), (f"cell_{2 * cells_per_stage - 1}", 2 * first_stage))
+        for last, reduction in ((("cell_stem_0", 4),) if imagenet else ()) + taps:
             self.feature_info.append(stage_info(last, getattr(self, last).out_channels, reduction))
         self.act = nn.ReLU(inplace=True)
         self.num_features = h_channels
-        self.feature_info.append(stage_info("act", h_channels, 32))
+        self.feature_info.append(stage_info("act", h_channels, 4 * first_stage))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else None
         self.last_linear = nn.Linear(h_channels, num_classes)
@@ -249,9 +263,8 @@ class NASNetA(PooledLinearNet):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         h = h_prev = self.conv0(x)
         for name in self.cell_names:
-            cell = getattr(self, name)
-            out = cell(h, h_prev)
-            if cell.reduction and not name.startswith("cell_stem"):
+            out = getattr(self, name)(h, h_prev)
+            if name in self.keeps_h_prev:
                 h = out
             else:
                 h, h_prev = out, h
@@ -260,6 +273,20 @@ class NASNetA(PooledLinearNet):
 
 def _nasnet(size: str, num_classes: int, in_chans: int, **options) -> NASNetA:
     return NASNetA(**NASNET_CONFIGS[size], num_classes=num_classes, in_chans=in_chans, **options)
+
+
+# Appendix A (CIFAR-10), as TensorFlow's cifar_config has it: SGD with momentum, lr 0.025 with cosine
+# decay over 600 epochs at batch 32, weight decay 5e-4; ScheduledDropPath 0.4, no dropout, an auxiliary
+# head (not built here) and cutout.
+CIFAR_RECIPE = dict(optimizer="sgd", lr=0.025, momentum=0.9, weight_decay=5e-4, schedule="cosine", epochs=600,
+                    batch_size=32)
+
+
+@register_model(recipe=CIFAR_RECIPE, family="nasnet", paper="Zoph et al. 2018", input_size=(3, 32, 32), num_classes=10)
+def nasnet_a_cifar(*, num_classes: int = 10, in_chans: int = 3, dropout: float = 0.0,
+                   drop_path_rate: float = 0.0) -> NASNetA:
+    """NASNet-A (6 @ 768) for CIFAR: the same cells on a 3x3 conv stem, 6 Normal cells per stage, 32x32."""
+    return _nasnet("cifar", num_classes, in_chans, dropout=dropout, drop_path_rate=drop_path_rate)
 
 
 @register_model(recipe=RECIPE, family="nasnet", paper="Zoph et al. 2018", input_size=(3, 224, 224))
