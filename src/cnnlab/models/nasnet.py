@@ -127,6 +127,8 @@ class Cell(nn.Module):
     conv's output as h_prev unchanged; its separable convs change the width themselves.
     """
 
+    figure_depth = 1  # `cnnlab draw` shows a cell as Figure 4 does: one box per operation
+
     def __init__(self, blocks: tuple, output: tuple, h_channels: int, prev_channels: int, width: int,
                  prev_input: str, drop_prob: float = 0.0) -> None:
         super().__init__()
@@ -156,8 +158,6 @@ class Cell(nn.Module):
                 setattr(self, f"comb_iter_{index}_{side}", make_operation(operation, in_channels, width, stride))
         self.drop_path = ScheduledDropPath(drop_prob) if drop_prob > 0 else None
         self.width, self.out_channels = width, width * len(output)
-
-    figure_depth = 1  # `cnnlab draw` shows a cell as Figure 4 does: one box per operation
 
     def figure_label(self) -> str:
         return f"{'Reduction' if self.reduction else 'Normal'} cell, {self.width} x {len(self.output)}"
@@ -217,7 +217,6 @@ class NASNetA(PooledLinearNet):
                                    f"conv), not {stem!r}")
         self.num_classes, self.in_chans = num_classes, in_chans
         self.default_input_size = (in_chans, input_side, input_side)
-        self.cells_per_stage = cells_per_stage
         base = penultimate_filters // 24  # the first stage's width
         imagenet = stem == "imagenet"
         self.conv0 = ConvBnAct(in_chans, stem_filters, 3, stride=2 if imagenet else 1, padding=0 if imagenet else 1,
