@@ -16,7 +16,8 @@ from tests.models.test_faithfulness import randomize_batchnorm_statistics
 
 
 @pytest.mark.parametrize("name, side", [("resnet20", 32), ("densenet_bc_100_12", 32), ("lenet5", 32),
-                                        ("shufflenet_v1_g8_x0_5", 64), ("nasnet_a_mobile", 64)])
+                                        ("shufflenet_v1_g8_x0_5", 64), ("nasnet_a_mobile", 64),
+                                        ("fractalnet34", 64)])
 def test_folded_onnx_matches_pytorch_at_any_batch(tmp_path, name, side):
     model = cnnlab.create_model(name).eval()
     randomize_batchnorm_statistics(model)

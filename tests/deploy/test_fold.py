@@ -25,6 +25,7 @@ FAMILIES = [
     ("shufflenet_v2_x1_0", 64, {}),
     ("shufflenet_v1_g3_x1_0", 64, {}),
     ("fractalnet20", 32, {}),
+    ("fractalnet34", 64, {}),
     ("nasnet_a_mobile", 64, {}),
 ]
 

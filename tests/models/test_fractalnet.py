@@ -77,6 +77,41 @@ def test_bad_configurations():
 def test_summary_and_classifier():
     result = cnnlab.summary("fractalnet20")
     assert result.totals.params == 33_724_618 and result.totals.output_shape == (10,)
+    # a join stacks its inputs batch-first, so the table counts them per image: two 64x32x32 maps
+    stack, mean = (next(row for row in result.rows if row.name == f"blocks.0.{op}") for op in ("stack", "mean"))
+    assert (stack.activations, stack.height_width, stack.channels) == (2 * 64 * 32 * 32, "32", "2x64")
+    assert (mean.activations, mean.elementwise_ops) == (64 * 32 * 32, 2 * 64 * 32 * 32)  # one add or divide per input
     model = cnnlab.create_model("fractalnet20", num_classes=100)
     model.reset_classifier(7)
     assert model(torch.randn(1, 3, 32, 32)).shape == (1, 7)
+
+
+def test_fractalnet34_is_resnet34s_first_and_last_layers_around_four_blocks():
+    """Section 4.2: B = 4, C = 4, widths 64-128-256-512, ResNet-34's first and last layers."""
+    model = cnnlab.create_model("fractalnet34")
+    resnet = cnnlab.create_model("resnet34")
+    assert model.stem.conv.weight.shape == resnet.conv1.weight.shape == (64, 3, 7, 7)
+    assert model.stem.conv.stride == (2, 2) and model.fc.in_features == resnet.fc.in_features == 512
+    assert [len(column) for column in model.blocks[0].columns] == [1, 2, 4, 8]
+    assert 1 + sum(len(b.columns[-1]) for b in model.blocks) + 1 == 34
+    # stem 9,408 + 128 (BN); blocks 554,880, 1,920,768, 7,675,392 and 30,686,208 (15 convs and BNs
+    # each: the four columns' first convs widen, the other 11 keep the width); fc 513,000. The paper prints no count to compare with (Table 2 gives errors only).
+    assert sum(p.numel() for p in model.parameters()) == 41_359_784
+    result = cnnlab.summary("fractalnet34")
+    assert result.totals.macs == 25_089_314_816 and result.totals.output_shape == (1000,)
+    assert [(info["module"], info["reduction"]) for info in model.feature_info] == [
+        ("stem", 2), ("pools.0", 4), ("pools.1", 8), ("pools.2", 16), ("pools.3", 32)]
+    assert model.forward_features(torch.randn(1, 3, 224, 224)).shape == (1, 512, 7, 7)  # ResNet-34's last map
+
+
+def test_fractalnet34_options_and_bad_stem():
+    from cnnlab.models import get_entry
+
+    assert get_entry("fractalnet34").recipe["lr"] == 0.001  # Section 4.1: 0.001, batch 32, 70 epochs
+    with pytest.raises(cnnlab.ModelConfigError, match="stem must be 'cifar'"):
+        FractalNet(stem="tiny")
+    with pytest.raises(cnnlab.ModelConfigError, match="five blocks"):
+        FractalNet((64, 128), dropout=True)
+    model = cnnlab.create_model("fractalnet34", num_classes=5, global_drop=1.0).eval()
+    x = torch.randn(1, 3, 64, 64)
+    assert model.forward_column(x, model.deepest_column()).shape == (1, 5)

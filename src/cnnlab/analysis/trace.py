@@ -65,13 +65,15 @@ class LayerRow:
 
     @property
     def height_width(self) -> str:
-        if len(self.output_shape) == 3:
-            h, w = self.output_shape[1:]
+        if len(self.output_shape) >= 3:  # C x H x W, or K x C x H x W for K maps stacked (FractalNet's join)
+            h, w = self.output_shape[-2:]
             return f"{h}" if h == w else f"{h}x{w}"
         return "1"
 
     @property
-    def channels(self) -> int:
+    def channels(self) -> int | str:
+        if len(self.output_shape) == 4:
+            return "x".join(map(str, self.output_shape[:2]))  # "3x64": three stacked maps of 64 channels
         return self.output_shape[0] if self.output_shape else 0
 
 

@@ -7,7 +7,9 @@ The expansion rule: f_1(z) = conv(z) and f_{C+1}(z) = join(f_C(f_C(z)), conv(z))
 the element-wise mean. Unrolled, a block of C columns has columns 1, 2, 4, ..., 2^(C-1) convs
 deep; joins that fall at the same depth merge into one, so at depth d every column that ends a
 conv there is averaged, and each of them continues from that mean. B blocks, each followed by a
-2x2 max pool, make the net: the deepest path has B x 2^(C-1) convs (5 x 4 = 20 for C = 3).
+2x2 max pool, make the net: the deepest path has B x 2^(C-1) convs (5 x 4 = 20 for C = 3). The
+CIFAR nets start with the first block on the image; FractalNet-34 (ImageNet) puts ResNet-34's first
+layer before the blocks and its last layer (global average pool, fc) after them.
 
 Drop-path (Section 3.1) regularizes the columns' co-adaptation. Local: each join drops each of its
 inputs with probability p and keeps at least one. Global: one column is chosen for the whole net
@@ -24,6 +26,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import ModelConfigError
+from cnnlab.layers.conv import ConvBnAct
 from cnnlab.models.base import PooledLinearNet, stage_info
 from cnnlab.models.registry import register_model
 
@@ -42,6 +45,21 @@ LOCAL_DROP, GLOBAL_SHARE = 0.15, 0.5
 # time the remaining epochs halve (at 200, 300, 350 and 375); it names no weight decay.
 RECIPE = dict(optimizer="sgd", lr=0.02, momentum=0.9, weight_decay=0.0, schedule="multistep",
               milestones=(0.5, 0.75, 0.875, 0.9375), gamma=0.1, epochs=400, batch_size=100)
+
+
+# Section 4.2 (ImageNet), FractalNet-34: ResNet-34's first and last layers, and in between four
+# blocks (B = 4) of C = 4 columns, widths 64-128-256-512: 1 + 4 x 8 + 1 = 34 layers on the deepest
+# path. The paper states these rules, not a layer table, and prints no parameter count (Table 2
+# gives errors only). cnnlab composes the rules as stated: ResNet-34's first layer is its 7x7/2
+# conv (its 3x3/2 max pool opens the conv2_x stage, the middle that the blocks replace), each block
+# keeps its 2x2 pool as in every FractalNet, so the blocks work at 112, 56, 28 and 14 and the last
+# layer averages a 7x7 map, as ResNet-34's does. That makes 41,359,784 parameters and 25.1G
+# multiply-adds at 224x224 (ResNet-34: 3.7G). Keeping ResNet's max pool as well would give 6.4G,
+# but a 3x3 map where ResNet-34's last layer averages a 7x7 one.
+IMAGENET_WIDTHS = (64, 128, 256, 512)
+
+# Section 4.1 for ImageNet: 70 epochs, lr 0.001, batch 32, momentum 0.9, the same halving schedule.
+IMAGENET_RECIPE = dict(RECIPE, lr=0.001, epochs=70, batch_size=32)
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, dropout: float) -> nn.Sequential:
@@ -89,31 +107,45 @@ def join(inputs: list[torch.Tensor], drop: float = 0.0) -> torch.Tensor:
     if drop > 0 and len(inputs) > 1:
         kept = [tensor for tensor in inputs if random.random() >= drop] or [random.choice(inputs)]
         inputs = kept
-    return inputs[0] if len(inputs) == 1 else torch.stack(inputs).mean(0)
+    return inputs[0] if len(inputs) == 1 else torch.stack(inputs, 1).mean(1)
 
 
 class FractalNet(PooledLinearNet):
-    """B fractal blocks, each followed by a 2x2 max pool, then global pooling and one fc layer."""
+    """B fractal blocks, each followed by a 2x2 max pool, then global pooling and one fc layer.
 
-    def __init__(self, widths=CIFAR_WIDTHS, columns: int = 3, *, num_classes: int = 10, in_chans: int = 3,
-                 dropout: bool = False, local_drop: float = 0.0, global_drop: float = 0.0) -> None:
+    stem="cifar": the first block reads the image. stem="imagenet": ResNet-34's first layer, a 7x7/2
+    conv of widths[0] filters with BatchNorm and ReLU, comes first (FractalNet-34).
+    """
+
+    def __init__(self, widths=CIFAR_WIDTHS, columns: int = 3, *, stem: str = "cifar", num_classes: int = 10,
+                 in_chans: int = 3, dropout: bool = False, local_drop: float = 0.0, global_drop: float = 0.0) -> None:
         super().__init__()
         if columns < 1:
             raise ModelConfigError(f"FractalNet needs at least one column (C >= 1), got C = {columns}")
         if not 0 <= local_drop < 1 or not 0 <= global_drop <= 1:
             raise ModelConfigError("local_drop must be in [0, 1) and global_drop (the share of global mini-batches) in [0, 1]")
+        if stem not in ("cifar", "imagenet"):
+            raise ModelConfigError(f"stem must be 'cifar' (the first block reads the image) or 'imagenet' (ResNet-34's "
+                                   f"7x7/2 conv first), not {stem!r}")
+        if dropout and len(widths) != len(CIFAR_DROPOUT):
+            raise ModelConfigError(f"dropout uses Section 4's rates for five blocks {CIFAR_DROPOUT}; this net has "
+                                   f"{len(widths)} blocks")
         self.num_classes, self.in_chans, self.num_features = num_classes, in_chans, widths[-1]
         self.num_columns, self.local_drop, self.global_drop = columns, local_drop, global_drop
-        self.default_input_size = (in_chans, 32, 32)
+        imagenet = stem == "imagenet"
+        self.default_input_size = (in_chans, 224, 224) if imagenet else (in_chans, 32, 32)
+        self.stem = ConvBnAct(in_chans, widths[0], 7, stride=2, padding=3) if imagenet else None
+        channels, stride = (widths[0], 2) if imagenet else (in_chans, 1)
+        self.feature_info = [stage_info("stem", channels, stride)] if imagenet else []
         rates = CIFAR_DROPOUT if dropout else (0.0,) * len(widths)
-        blocks, channels, self.feature_info = [], in_chans, []
+        blocks = []
         for index, (width, rate) in enumerate(zip(widths, rates)):
             blocks.append(FractalBlock(channels, width, columns, rate))
             channels = width
-            self.feature_info.append(stage_info(f"pools.{index}", width, 2 ** (index + 1)))
+            self.feature_info.append(stage_info(f"pools.{index}", width, stride * 2 ** (index + 1)))
         self.blocks = nn.ModuleList(blocks)
         self.pools = nn.ModuleList(nn.MaxPool2d(2, 2) for _ in widths)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)  # the last pool leaves 1x1 at 32x32: an identity there
+        self.avgpool = nn.AdaptiveAvgPool2d(1)  # CIFAR: the last pool leaves 1x1, an identity; ImageNet: 7x7
         self.fc = nn.Linear(channels, num_classes)
         self.column: int | None = None  # set (e.g. by `deepest_column()`) to evaluate one column alone
 
@@ -137,6 +169,8 @@ class FractalNet(PooledLinearNet):
                 column = random.randrange(self.num_columns)  # one column for the whole net
             else:
                 local_drop = self.local_drop
+        if self.stem is not None:
+            x = self.stem(x)
         for block, pool in zip(self.blocks, self.pools):
             x = pool(block(x, column=column, local_drop=local_drop))
         return x
@@ -158,3 +192,13 @@ def fractalnet40(*, num_classes: int = 10, in_chans: int = 3, dropout: bool = Fa
                  global_drop: float = 0.0) -> FractalNet:
     """FractalNet, CIFAR: B = 5 blocks of C = 4 columns (deepest path 40 convs), 64-128-256-512-512."""
     return _fractalnet(4, num_classes, in_chans, dropout=dropout, local_drop=local_drop, global_drop=global_drop)
+
+
+@register_model(recipe=IMAGENET_RECIPE, family="fractalnet", paper="Larsson et al. 2017", input_size=(3, 224, 224))
+def fractalnet34(*, num_classes: int = 1000, in_chans: int = 3, local_drop: float = 0.0,
+                 global_drop: float = 0.0) -> FractalNet:
+    """FractalNet-34, ImageNet: ResNet-34's first and last layers around B = 4 blocks of C = 4 columns.
+
+    Section 4.2; widths 64-128-256-512; the deepest path is 1 + 4 x 8 + 1 = 34 layers."""
+    return FractalNet(IMAGENET_WIDTHS, 4, stem="imagenet", num_classes=num_classes, in_chans=in_chans,
+                      local_drop=local_drop, global_drop=global_drop)

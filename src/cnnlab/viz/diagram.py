@@ -114,6 +114,13 @@ class _Diagram:
     def _build_boxes(self) -> None:
         for i, row in enumerate(self.rows):
             sources = [self.owner.get(j, j) for j in row.inputs]
+            if row.kind == "reduce" and len(sources) == 1 and sources[0] in self.boxes \
+                    and self.boxes[sources[0]].label == "stack":  # stack then mean: FractalNet's join, one box
+                box = self.boxes[sources[0]]
+                box.label = f"join ({row.op})"
+                box.rows.append(i)
+                self.owner[i] = sources[0]
+                continue
             if row.kind in FOLDED_KINDS and len(sources) == 1 and sources[0] in self.boxes \
                     and _scope(row) == _scope(self.rows[sources[0]]):
                 box = self.boxes[sources[0]]
@@ -165,7 +172,7 @@ class _Diagram:
         if row.kind == "concat":
             return "stack" if row.op == "stack" else "concat"
         if row.kind == "reduce":
-            return row.op  # e.g. FractalNet's join: the mean of the stacked columns
+            return row.op
         return SHORT_NAMES.get(row.op, row.op)
 
     def _block(self, i: int) -> str | None:
