@@ -118,6 +118,28 @@ def test_any_user_module_with_functional_ops():
     assert result.totals.output_shape == (5,)
 
 
+class StackedMean(torch.nn.Module):
+    """Two convs averaged through torch.stack, with the stacked dimension first or after the batch."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+        self.a, self.b = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(3, 8, 1)
+
+    def forward(self, x):
+        return torch.stack([self.a(x), self.b(x)], self.dim).mean(self.dim)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 4])
+def test_a_stack_before_the_batch_is_still_counted_per_image(batch):
+    for dim in (0, 1):
+        result = summary(StackedMean(dim), input_size=(3, 8, 8), batch=batch)
+        stack, mean = result.row("stack"), result.row("mean")
+        assert stack.output_shape == (2, 8, 8, 8) and stack.activations == 2 * 8 * 8 * 8
+        assert stack.activation_memory == 2 * batch * (2 * 8 * 8 * 8) * 4  # value and gradient, float32
+        assert mean.output_shape == (8, 8, 8) and mean.elementwise_ops == batch * 2 * 8 * 8 * 8
+
+
 ALL_MODELS = cnnlab.list_models()
 
 

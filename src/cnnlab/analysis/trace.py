@@ -147,8 +147,14 @@ def _pair(value) -> tuple[int, int]:
     return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
-def _per_image_shape(tensor: torch.Tensor) -> tuple[int, ...]:
-    return tuple(tensor.shape[1:])
+def _per_image_shape(tensor: torch.Tensor, batch: int) -> tuple[int, ...]:
+    """The shape without the batch dimension: the first, unless an op moved it (torch.stack(maps)
+    puts it second), so that counts stay per image whatever the layout."""
+    shape = tuple(tensor.shape)
+    if shape and shape[0] != batch and batch in shape:
+        where = shape.index(batch)
+        return shape[:where] + shape[where + 1:]
+    return shape[1:]
 
 
 def _count(shape: tuple[int, ...]) -> int:
@@ -217,7 +223,7 @@ class Tracer:
         return tuple(name.split(".")) if name else ()
 
     def new_row(self, name: str, kind: str, op: str, output: torch.Tensor, path: tuple[str, ...], **values) -> LayerRow:
-        shape = _per_image_shape(output)
+        shape = _per_image_shape(output, self.settings.batch)
         row = LayerRow(name=name, kind=kind, op=op, depth=len(path), output_shape=shape, activations=_count(shape), path=path, **values)
         batch, size = self.settings.batch, self.settings.bytes_per_element
         if row.new_tensor:
@@ -303,7 +309,7 @@ class Tracer:
         is_view = output._is_view() and output._base is (x._base if x._is_view() else x)
         if isinstance(module, NORM_MODULES):
             per_element = 2 if not isinstance(module, nn.LocalResponseNorm) else module.size + 5
-            ops = formulas.elementwise_ops(batch, _count(_per_image_shape(output)), per_element, op)
+            ops = formulas.elementwise_ops(batch, _count(_per_image_shape(output, batch)), per_element, op)
             row = self.new_row(name, "norm", op, output, path, params=self.own_params(module), elementwise_ops=ops.value,
                                new_tensor=not in_place)
             row.explain.insert(0, ops.text)
@@ -316,7 +322,7 @@ class Tracer:
             return self.with_field(row, output)
         kind = "dropout" if isinstance(module, (nn.Dropout, nn.Dropout2d, DropPath, ScheduledDropPath)) else "activation"
         per_element = ACTIVATION_OPS.get(type(module), 1)
-        ops = formulas.elementwise_ops(batch, _count(_per_image_shape(output)), per_element, op)
+        ops = formulas.elementwise_ops(batch, _count(_per_image_shape(output, batch)), per_element, op)
         # The walk runs in eval mode, where dropout passes its input through; the table models
         # training, where dropout writes a new, masked tensor.
         row = self.new_row(name, kind, op, output, path, params=self.own_params(module), elementwise_ops=ops.value,
@@ -391,7 +397,7 @@ class Tracer:
         if isinstance(module, TRANSPOSED_CONVS):
             worked = formulas.transposed_conv_flops(batch, _count(tuple(x.shape[2:])) * c_in, kernel_elements, c_out, groups)
         else:
-            worked = formulas.conv_flops(batch, _count(_per_image_shape(output)), kernel_elements, 1, c_in, groups)
+            worked = formulas.conv_flops(batch, _count(_per_image_shape(output, batch)), kernel_elements, 1, c_in, groups)
         macs = formulas.multiply_adds(worked.value)
         params = self.own_params(module)
         explain = [f"params = {params:,} ({'x'.join(map(str, kernel))} kernels)", worked.text, macs.text]
@@ -442,7 +448,7 @@ class Tracer:
         return 2 * 2 ** (output.dim() - 2) - 1  # linear, bilinear, trilinear (bicubic counted as bilinear)
 
     def elementwise_row(self, name, path, op, x, output, per_element: int, kind: str) -> LayerRow:
-        ops = formulas.elementwise_ops(self.settings.batch, _count(_per_image_shape(output)), per_element, op)
+        ops = formulas.elementwise_ops(self.settings.batch, _count(_per_image_shape(output, self.settings.batch)), per_element, op)
         row = self.new_row(name, kind, op, output, path, elementwise_ops=ops.value, new_tensor=output is not x)
         row.explain.insert(0, ops.text)
         field_ = self.field_of(x)
@@ -563,16 +569,16 @@ class Tracer:
                 spatial_out = out
             row = self.pool_row(name, path, op, x, spatial_out, kernel, stride, padding, ceil_mode)
             if out.dim() == 2:
-                row.output_shape, self.fields[id(out)] = _per_image_shape(out), self.field_of(spatial_out)
+                row.output_shape, self.fields[id(out)] = _per_image_shape(out, batch), self.field_of(spatial_out)
                 self.keep_alive.append(out)
         elif func in REDUCTIONS:
-            ops = formulas.elementwise_ops(batch, _count(_per_image_shape(x)), 1, f"{op} over a stacked dimension")
+            ops = formulas.elementwise_ops(batch, _count(_per_image_shape(x, batch)), 1, f"{op} over a stacked dimension")
             self.set_field(out, in_field)
             row = self.with_field(self.new_row(name, "reduce", op, out, path, elementwise_ops=ops.value), out)
             row.explain.insert(0, ops.text)
         elif func in MATMULS and len(tensors) >= 2:
             inner = tensors[0].shape[-1]
-            worked = formulas.matmul_flops(batch, _count(_per_image_shape(out)) if out.dim() > 1 else 1, inner)
+            worked = formulas.matmul_flops(batch, _count(_per_image_shape(out, batch)) if out.dim() > 1 else 1, inner)
             self.set_field(out, _Field(1, 1, 0.5, False))
             row = self.with_field(self.new_row(name, "matmul", op, out, path, flops=worked.value,
                                                macs=worked.value // 2, explain=[worked.text]), out)
@@ -587,7 +593,7 @@ class Tracer:
         elif func in ARITHMETIC or func in FUNCTIONAL_ACTIVATIONS or func in DROPOUTS:
             in_place = any(out is t for t in tensors)
             kind = "add" if func in ARITHMETIC else "dropout" if func in DROPOUTS else "activation"
-            ops = formulas.elementwise_ops(batch, _count(_per_image_shape(out)), FUNCTIONAL_ACTIVATIONS.get(func, 1), op)
+            ops = formulas.elementwise_ops(batch, _count(_per_image_shape(out, batch)), FUNCTIONAL_ACTIVATIONS.get(func, 1), op)
             self.set_field(out, in_field)
             row = self.with_field(self.new_row(name, kind, op, out, path, elementwise_ops=ops.value,
                                                new_tensor=kind == "dropout" or not in_place), out)
