@@ -45,7 +45,8 @@ CIFAR_DROPOUT = (0.0, 0.1, 0.2, 0.3, 0.4)
 # top-1 after 3 epochs on 2,000 images; local only, 81% after 2; both, 67% training top-1 (mixed
 # modes) but 12% validation after 3 epochs on 4,500. Global batches train one column at a time,
 # and BatchNorm's running statistics then mix single-column and full-net inputs: with batch
-# statistics instead, the shallowest column alone scores 54% where the running ones give 32%.
+# statistics instead, the shallowest column alone scores 54% where the running ones give 32%
+# (torch.optim.swa_utils.update_bn recomputes them for the mode to be evaluated).
 LOCAL_DROP, GLOBAL_SHARE = 0.15, 0.5
 
 # Section 4.1 (CIFAR): SGD with momentum 0.9, batch 100, lr 0.02 for 400 epochs, divided by 10 each
