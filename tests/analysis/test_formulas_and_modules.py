@@ -138,6 +138,12 @@ def test_a_stack_before_the_batch_is_still_counted_per_image(batch):
         assert stack.output_shape == (2, 8, 8, 8) and stack.activations == 2 * 8 * 8 * 8
         assert stack.activation_memory == 2 * batch * (2 * 8 * 8 * 8) * 4  # value and gradient, float32
         assert mean.output_shape == (8, 8, 8) and mean.elementwise_ops == batch * 2 * 8 * 8 * 8
+        assert (stack.channels, stack.height_width) == ("2x8", "8")
+
+
+def test_a_3d_convs_output_keeps_its_channel_count():
+    row = summary(torch.nn.Conv3d(3, 8, 3, padding=1), input_size=(3, 4, 16, 16)).rows[-1]
+    assert (row.output_shape, row.channels, row.height_width) == ((8, 4, 16, 16), 8, "16")
 
 
 ALL_MODELS = cnnlab.list_models()

@@ -65,14 +65,14 @@ class LayerRow:
 
     @property
     def height_width(self) -> str:
-        if len(self.output_shape) >= 3:  # C x H x W, or K x C x H x W for K maps stacked (FractalNet's join)
+        if len(self.output_shape) >= 3:  # C x H x W; K x C x H x W (K maps stacked); C x D x H x W (3-D conv)
             h, w = self.output_shape[-2:]
             return f"{h}" if h == w else f"{h}x{w}"
         return "1"
 
     @property
     def channels(self) -> int | str:
-        if len(self.output_shape) == 4:
+        if self.op == "stack" and len(self.output_shape) == 4:
             return "x".join(map(str, self.output_shape[:2]))  # "3x64": three stacked maps of 64 channels
         return self.output_shape[0] if self.output_shape else 0
 
