@@ -47,6 +47,8 @@ CIFAR_DROPOUT = (0.0, 0.1, 0.2, 0.3, 0.4)
 # and BatchNorm's running statistics then mix single-column and full-net inputs: with batch
 # statistics instead, the shallowest column alone scores 54% where the running ones give 32%
 # (torch.optim.swa_utils.update_bn recomputes them for the mode to be evaluated).
+# Longer, it learns but still trails: on 10,000 Fashion-MNIST images, 15 epochs, 82.2% test
+# top-1 with both against 91.6% with neither (same settings).
 LOCAL_DROP, GLOBAL_SHARE = 0.15, 0.5
 
 # Section 4.1 (CIFAR): SGD with momentum 0.9, batch 100, lr 0.02 for 400 epochs, divided by 10 each
