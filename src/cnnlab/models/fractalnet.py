@@ -142,11 +142,14 @@ class FractalNet(PooledLinearNet):
                                    f"{len(widths)} blocks")
         self.num_classes, self.in_chans, self.num_features = num_classes, in_chans, widths[-1]
         self.num_columns, self.local_drop, self.global_drop = columns, local_drop, global_drop
-        imagenet = stem == "imagenet"
-        self.default_input_size = (in_chans, 224, 224) if imagenet else (in_chans, 32, 32)
-        self.stem = ConvBnAct(in_chans, widths[0], 7, stride=2, padding=3) if imagenet else None
-        channels, stride = (widths[0], 2) if imagenet else (in_chans, 1)
-        self.feature_info = [stage_info("stem", channels, stride)] if imagenet else []
+        if stem == "imagenet":
+            self.stem = ConvBnAct(in_chans, widths[0], 7, stride=2, padding=3)
+            channels, stride, side = widths[0], 2, 224
+            self.feature_info = [stage_info("stem", channels, stride)]
+        else:
+            self.stem, channels, stride, side = None, in_chans, 1, 32
+            self.feature_info = []
+        self.default_input_size = (in_chans, side, side)
         rates = CIFAR_DROPOUT if dropout else (0.0,) * len(widths)
         blocks = []
         for index, (width, rate) in enumerate(zip(widths, rates)):

@@ -115,7 +115,7 @@ class _Diagram:
         for i, row in enumerate(self.rows):
             sources = [self.owner.get(j, j) for j in row.inputs]
             if row.kind == "reduce" and len(sources) == 1 and sources[0] in self.boxes \
-                    and self.boxes[sources[0]].label == "stack":  # stack then mean: FractalNet's join, one box
+                    and self.rows[sources[0]].op == "stack":  # stack then mean: FractalNet's join, one box
                 box = self.boxes[sources[0]]
                 box.label = f"join ({row.op})"
                 box.rows.append(i)
