@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.cnnlab-installed
 PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -c constraints.txt
 
-.PHONY: install demo test data browser graphviz bench clean
+.PHONY: install demo test test-fp32 data browser graphviz bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(MAKE) graphviz || echo "warning: could not install Graphviz; the drawing tests will be skipped"
 	$(BIN)/python -m pytest
+
+# The suite as on a CPU without native bf16 (a student's laptop): PyTorch's and oneDNN's kernels
+# capped at AVX2, and cnnlab's `--amp auto` resolved to float32. Not part of CI (up to 25 minutes).
+test-fp32: $(STAMP)
+	ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 CNNLAB_AMP=none $(BIN)/python -m pytest
 
 # The full Fashion-MNIST (60,000 + 10,000 images) from Debian, into /usr/share/datasets/fashion-mnist.
 data:

@@ -72,6 +72,7 @@ class RunMeta:
     seed: int = 0
     val_fraction: float = 0.1
     val_images: int | None = None
+    test_fraction: float = 0.0  # the share of each class held out as the test split, for data without one
     precision: str = "float32"  # runs from before precisions were recorded trained in float32
     test_flip: bool = False
     transfer: dict[str, Any] | None = None
@@ -99,7 +100,7 @@ class RunMeta:
                 "stored_size": list(self.stored_size) if self.stored_size else None,
                 "normalization": {"mean": list(self.mean), "std": list(self.std)} if self.mean is not None else None,
                 "seed": self.seed, "val_fraction": self.val_fraction, "val_images": self.val_images,
-                "precision": self.precision, "test_flip": self.test_flip}
+                "test_fraction": self.test_fraction or None, "precision": self.precision, "test_flip": self.test_flip}
         optional = {"transfer": self.transfer, "epoch": self.epoch, "metrics": self.metrics, "versions": self.versions}
         return {**{k: v for k, v in data.items() if v is not None}, **{k: v for k, v in optional.items() if v is not None}}
 
@@ -117,7 +118,8 @@ class RunMeta:
                        mean=tuple(normalization["mean"]) if "mean" in normalization else None,
                        std=tuple(normalization["std"]) if "std" in normalization else None,
                        seed=int(data.get("seed", 0)), val_fraction=float(data.get("val_fraction", 0.1)),
-                       val_images=data.get("val_images"), precision=data.get("precision", "float32"),
+                       val_images=data.get("val_images"),
+                       test_fraction=float(data.get("test_fraction") or 0.0), precision=data.get("precision", "float32"),
                        test_flip=bool(data.get("test_flip")), transfer=data.get("transfer"), epoch=data.get("epoch"),
                        metrics=data.get("metrics"), versions=data.get("versions"))
         except (TypeError, ValueError) as error:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -65,18 +66,23 @@ def test_python_dash_m_cnnlab():
     assert result.returncode == 0 and result.stdout.startswith("usage: cnnlab")
 
 
-def test_demo_trains_lenet_to_the_accuracy_bar(tmp_path, capsys):
-    """The README's demo: >= 97.5% on the 500 held-out digits, in under 60 s of training here."""
+def test_demo_chooses_on_validation_and_reports_test_once(tmp_path, capsys):
+    """The README's demo: 4,000 train / 500 validation / 500 test digits; the best epoch is chosen
+    on validation and the line reports the test split. The bar is a sanity check far from the
+    edge (chance is 10%, every CPU reaches about 98.5%); speed is a benchmark's business."""
     import re
 
     code, out, _ = run(capsys, "demo", "--out", str(tmp_path / "demo"))
     assert code == 0
-    assert "4,500 train / 500 val images" in out
-    accuracy = float(re.search(r"held-out accuracy ([\d.]+)%", out).group(1))
-    seconds = float(re.search(r"; ([\d.]+) s of training", out).group(1))
-    assert accuracy >= 97.5
-    assert seconds < 60
-    assert (tmp_path / "demo" / "best.safetensors").is_file() and (tmp_path / "demo" / "curves.png").is_file()
+    assert "4,000 train / 500 val / 500 test images" in out
+    accuracy = float(re.search(r"test accuracy ([\d.]+)% on 500 digits never trained on nor used to choose", out).group(1))
+    assert accuracy >= 95.0
+    folder = tmp_path / "demo"
+    best, test = json.loads((folder / "best.json").read_text()), json.loads((folder / "test.json").read_text())
+    assert (best["test_fraction"], best["val_images"], test["images"]) == (0.1, 500, 500)
+    assert f"best epoch {best['epoch']}, chosen on the 500 validation digits" in out
+    assert test["top1"] == pytest.approx(accuracy / 100, abs=5e-5)
+    assert (folder / "best.safetensors").is_file() and (folder / "curves.png").is_file()
 
 
 def test_train_flags_are_trainconfigs_fields():
@@ -107,3 +113,16 @@ def test_train_flags_are_trainconfigs_fields():
         assert all(action.help for action in sub._actions if action.dest in dests)
     with pytest.raises(SystemExit):
         parser.parse_args(["transfer", "resnet20", "--init", "runs/a"])  # --mode is required
+
+
+@pytest.mark.parametrize("command", [
+    ["show"], ["summary"], ["compare"], ["plot"], ["rf"], ["train"], ["transfer", "--init", "x.safetensors", "--mode",
+    "finetune"], ["export", "--onnx", "out.onnx"], ["bench"], ["draw"], ["filters"], ["report"]])
+def test_a_misspelt_model_gets_the_same_did_you_mean_in_every_command(command, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing a command might write lands in the checkout
+    argv = [command[0], "resnt18", *command[1:]]
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.strip() == (f"cnnlab {command[0]}: error: unknown model 'resnt18'; did you mean resnet18, "
+                           "resnet152, resnet110, resnet101? (run `cnnlab models` to list them all)")
+    assert list(tmp_path.iterdir()) == []

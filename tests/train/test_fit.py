@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from cnnlab.cli import main
 from cnnlab.train import TrainConfig, TrainingDiverged, fit, load_model
 from cnnlab.checkpoint import CheckpointError
-from cnnlab.train.precision import native_bf16
+from cnnlab.train.precision import resolve
 
 QUICK = dict(model="lenet5_modern", data="mnist-embedded", epochs=2, batch_size=64, subset=640, optimizer="adam",
              lr=2e-3, model_kwargs={"activation": "relu", "pool": "max", "batch_norm": True}, seed=3)
@@ -125,7 +125,7 @@ def test_evaluate_and_predict(tmp_path, capsys):
     assert main(["evaluate", str(run)]) == 0
     out = capsys.readouterr().out
     # --subset 640: validation is 10% of the 640 trained on, in the run's own precision
-    trained_in = "bf16" if native_bf16(torch.device("cpu")) else "float32"
+    trained_in = resolve("auto", torch.device("cpu")).name  # --amp auto, as this machine resolves it
     assert "mnist-embedded val (64 images)" in out and "top-1" in out and f"computed in {trained_in}, as the run trained" in out
     assert (run / "confusion.png").is_file() and (run / "confusion.csv").read_text().startswith("true \\ predicted,0,1")
     digits = load_mnist_embedded()

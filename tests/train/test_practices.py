@@ -73,8 +73,11 @@ def test_family_defaults_follow_the_papers():
                               "weight_decay": 5e-4, "warmup_epochs": 0.5},
 ])
 def test_practices_train(tmp_path, extra):
-    result = fit(TrainConfig(**{**TINY, **extra}, out=str(tmp_path / "run")), log=lambda _: None)
-    assert result.best["val_top1"] > 0.3  # 320 digits, one epoch: well above chance
+    # 1,280 digits, one epoch (20 steps): 71-88% on 128 validation digits over five seeds, in float32 and
+    # bf16 alike; chance is 10%. (At 320 digits the runs reached 34-44% against a bar of 30%: one CPU's
+    # rounding away from failing.)
+    result = fit(TrainConfig(**{**TINY, **extra, "subset": 1280}, out=str(tmp_path / "run")), log=lambda _: None)
+    assert result.best["val_top1"] > 0.5
 
 
 def test_bad_settings_are_explained(tmp_path):

@@ -47,8 +47,14 @@ def batchnorm(ctx: Context) -> Result:
 
 
 def _first_epochs(arm: Arm) -> list[float]:
-    """Each seed's test error at the end of the first epoch (the first probe)."""
-    return [run["history"][0]["test_error"] for run in arm.runs]
+    """Each seed's test error at the end of the first epoch: its probe there, or chance for a seed
+    that diverged before (the record a diverged run ends with)."""
+    return [first_epoch_probe(run)["test_error"] for run in arm.runs]
+
+
+def first_epoch_probe(run: dict) -> dict:
+    """The run's probe at the end of epoch 1, or the divergence record if it diverged sooner."""
+    return next((probe for probe in run["history"] if probe["epoch"] >= 1.0), run["history"][-1])
 
 
 def _first_epoch(arm: Arm) -> float:

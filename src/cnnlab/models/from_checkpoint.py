@@ -34,12 +34,15 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
 
 def model_from_source(source: str):
     """(model in eval mode, input size (C, H, W), description) from a checkpoint or a zoo name."""
-    from cnnlab.models.registry import list_models
-
-    if Path(source).exists() or source.endswith((".json", ".safetensors")):
+    if names_a_file(source):
         model, meta = load_model(source)
         return model, meta.input_size, f"{meta.model} from {source}"
-    if source in list_models():
-        model = create_model(source).eval()
-        return model, model.default_input_size, f"{source} (initial weights, no checkpoint)"
-    raise CnnlabError(f"{source!r} is neither a checkpoint nor a zoo model name (run `cnnlab models`)")
+    model = create_model(source).eval()  # an unknown name gets the registry's "did you mean", as everywhere
+    return model, model.default_input_size, f"{source} (initial weights, no checkpoint)"
+
+
+def names_a_file(source: str | Path) -> bool:
+    """Whether a command's MODEL argument is a checkpoint or run folder rather than a zoo name:
+    it exists, or it is written as a path (a folder in it, or a checkpoint's suffix)."""
+    text = str(source)
+    return Path(text).exists() or "/" in text or text.endswith((".json", ".safetensors", ".pt"))

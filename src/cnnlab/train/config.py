@@ -73,6 +73,9 @@ class TrainConfig:
     val_fraction: float = setting(0.1, "share of the training split held out for validation (default 0.1; with "
                                        "--subset N, of N)")
     val_size: int | None = setting(None, "at most this many validation images")
+    test_fraction: float = setting(0.0, "for data without a published test split (the embedded digits, a folder "
+                                        "without test/): share of each class held out as the test split before "
+                                        "validation is cut, the same images whatever the seed (default 0: none)")
     subset: int | None = setting(None, "train on only this many training images (the first of the shuffled split)")
     watch_test: bool = setting(False, "also evaluate the test split after every epoch (time-to-accuracy; never picks "
                                       "the best epoch)")

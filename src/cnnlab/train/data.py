@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from cnnlab.data import load_source, stratified_split
+from cnnlab.data.splits import hold_out_test
 from cnnlab.errors import CnnlabError
 from cnnlab.train.config import TrainConfig
 
@@ -50,9 +51,10 @@ def validation_indices(held: torch.Tensor, fraction: float, subset: int | None, 
 
 
 def load_data(config: TrainConfig) -> RunData:
-    """The run's splits: `val_fraction` of each class held out of the training split (with the
-    run's seed), the first `subset` of the rest trained on, the published test split kept."""
-    source = load_source(config.data)
+    """The run's splits: the published test split, or `test_fraction` of each class held out as
+    one; `val_fraction` of each class held out of the training split (with the run's seed); the
+    first `subset` of the rest trained on."""
+    source = hold_out_test(load_source(config.data), config.test_fraction)
     if len(source.class_names) < 2:
         raise CnnlabError(f"{source.name} has {len(source.class_names)} class ({', '.join(source.class_names)}): a classifier "
                           "needs at least two; add the other classes' folders or select more classes")

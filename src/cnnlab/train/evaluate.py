@@ -52,6 +52,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: 
     the run's held-out validation images (`split="val"`), in the run's precision (or `amp`) and
     with its test-time flip."""
     from cnnlab.data import Normalization, load_source, make_batches, stratified_split
+    from cnnlab.data.splits import hold_out_test
     from cnnlab.models.from_checkpoint import load_model
     from cnnlab.train.distributed import pick_device
     from cnnlab.train.metrics import evaluate_batches
@@ -63,6 +64,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: 
     precision = for_inference(amp, meta.precision, device)
     data_name = data or meta.data
     source = load_source(data_name)
+    if data_name == meta.data:  # the run's own data: the test split it held out, if it held one out
+        source = hold_out_test(source, meta.test_fraction)
     if len(source.class_names) != meta.num_classes:
         raise CnnlabError(f"{json_path} was trained for {meta.num_classes} classes but {source.name} has "
                           f"{len(source.class_names)}; evaluate on a set with the same classes")

@@ -8,10 +8,17 @@
 
 Master weights, optimizer state and checkpoints stay float32 in every case: autocast only lowers
 the precision of the matrix products (conv, linear) inside the forward pass.
+
+CNNLAB_AMP=none|bf16 in the environment decides what `--amp auto` resolves to, whatever the
+hardware (an explicit --amp still wins); the run's compute line says so. `native_bf16()` keeps
+reporting the hardware. `make test-fp32` runs the suite with CNNLAB_AMP=none, and with
+ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2 for PyTorch's own kernels, as a laptop
+without native bf16 would.
 """
 
 from __future__ import annotations
 
+import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable, ContextManager
@@ -21,6 +28,7 @@ import torch
 from cnnlab.errors import CnnlabError
 
 AMP_CHOICES = ("auto", "none", "bf16", "fp16")
+AMP_ENVIRONMENT = "CNNLAB_AMP"  # what `auto` means on this machine, when set (none or bf16)
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,8 @@ def resolve(requested: str | None, device: torch.device) -> Precision:
             raise CnnlabError("--amp fp16 needs a GPU (it uses a gradient scaler); on the CPU use --amp bf16")
         return Precision("fp16", "fp16 autocast with a gradient scaler")
     native = native_bf16(device)
+    if requested == "auto" and os.environ.get(AMP_ENVIRONMENT, "").strip():
+        return _auto_from_environment(os.environ[AMP_ENVIRONMENT].strip().lower(), where, native)
     if requested == "bf16":
         if native:
             return Precision("bf16", f"bf16 autocast (native on this {where}: {native})")
@@ -87,6 +97,16 @@ def resolve(requested: str | None, device: torch.device) -> Precision:
     if native:
         return Precision("bf16", f"bf16 autocast (auto: native on this {where}, {native})")
     return Precision(None, f"float32 (auto: this {where} has no native bf16)")
+
+
+def _auto_from_environment(value: str, where: str, native: str | None) -> Precision:
+    hardware = f"native bf16 on this {where}: {native}" if native else f"this {where} has no native bf16"
+    if value in ("none", "float32", "fp32"):
+        return Precision(None, f"float32 (auto: {AMP_ENVIRONMENT}={value} in the environment; {hardware})")
+    if value == "bf16":
+        return Precision("bf16", f"bf16 autocast (auto: {AMP_ENVIRONMENT}=bf16 in the environment; {hardware})")
+    raise CnnlabError(f"{AMP_ENVIRONMENT}={value!r} in the environment: it takes none or bf16 (what --amp auto "
+                      f"means on this machine); unset it to let the hardware decide")
 
 
 def recorded(trained: str) -> Precision:

@@ -53,6 +53,7 @@ def fit(config: TrainConfig, log: Callable[[str], None] = print, progress: bool 
     With `config.transfer` set, the run starts from `config.init` with a new head and follows the
     transfer mode's phases."""
     started = time.perf_counter()
+    get_entry(config.model)  # an unknown name is refused before anything is written
     world = distributed.setup(config.device)
     finished, lock = False, None
     try:
@@ -176,7 +177,7 @@ def run_meta(settings: Settings, data: RunData, phases: list[Phase]) -> RunMeta:
                    input_size=(data.channels, settings.size, settings.size),
                    stored_size=(data.channels, data.stored_side, data.stored_side), mean=settings.mean, std=settings.std,
                    seed=config.seed, val_fraction=config.val_fraction, val_images=len(data.val),
-                   precision=settings.precision.name, test_flip=config.test_flip, transfer=transfer)
+                   test_fraction=config.test_fraction, precision=settings.precision.name, test_flip=config.test_flip, transfer=transfer)
 
 
 def start(settings: Settings, model: nn.Module, meta: RunMeta, world: World) -> tuple[list, dict, int, dict | None]:

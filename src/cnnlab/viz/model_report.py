@@ -11,7 +11,7 @@ from pathlib import Path
 from cnnlab.analysis import summary
 from cnnlab.checkpoint import read_meta, resolve
 from cnnlab.errors import CnnlabError
-from cnnlab.models import list_models
+from cnnlab.models.from_checkpoint import names_a_file
 from cnnlab.viz.diagram import draw
 from cnnlab.viz.plots import layer_bars
 from cnnlab.viz.report import Page
@@ -27,11 +27,11 @@ def build_report(source: str | Path) -> Page:
         table = summary(meta.model, input_size=meta.input_size, batch=1, num_classes=meta.num_classes,
                         in_chans=meta.in_chans, **meta.model_kwargs)
         page = Page(f"{meta.model} run {run.resolve().name} on {meta.data}")
-    elif source in list_models():
-        table = summary(source, batch=1)
-        page = Page(f"{source}: layer by layer")
+    elif names_a_file(source):
+        raise CnnlabError(f"{source} is not a run folder: give a folder that `cnnlab train` wrote, or a zoo model name")
     else:
-        raise CnnlabError(f"{source!r} is neither a run folder nor a zoo model name (run `cnnlab models`)")
+        table = summary(source, batch=1)  # an unknown name gets the registry's "did you mean", as everywhere
+        page = Page(f"{source}: layer by layer")
     t = table.totals
     page.paragraph(f"{table.model_name}, input {'x'.join(map(str, table.input_size))}: {t.params:,} parameters, "
                    f"{t.flops / 1e9:.3f} GFLOPs and {t.activation_memory / 2**20:.1f} MB of activations per image "
