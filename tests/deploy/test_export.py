@@ -68,7 +68,7 @@ def test_export_cli_from_a_checkpoint(tmp_path, capsys):
     code = main(["export", str(tmp_path / "run")])
     assert code == 2 and "say what to write" in capsys.readouterr().err
     code = main(["export", "nonsense-model", "--onnx", str(tmp_path / "x.onnx")])
-    assert code == 2 and "neither a checkpoint nor a zoo model" in capsys.readouterr().err
+    assert code == 2 and "unknown model 'nonsense-model' (run `cnnlab models`" in capsys.readouterr().err
 
 
 def test_bench_reports_every_form(capsys, tmp_path, monkeypatch):
