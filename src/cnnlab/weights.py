@@ -47,8 +47,8 @@ class InitReport:
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
-    if path.is_dir() or path.suffix == ".json":
-        from cnnlab.checkpoint import load_weights, resolve
+    if path.is_dir() or path.suffix == ".json" or (path.suffix == ".safetensors" and path.with_suffix(".json").is_file()):
+        from cnnlab.checkpoint import load_weights, resolve  # a cnnlab checkpoint: its weights checked by their digest
 
         return load_weights(resolve(path))
     if not path.is_file():

@@ -135,6 +135,28 @@ def test_resume_with_another_process_count_and_scale_lr(tmp_path, capsys):
     assert code == 0 and [r["epoch"] for r in metrics(tmp_path / "run")] == [1, 2, 3]
 
 
+def test_a_save_crashed_after_its_commit_is_completed_before_two_ranks_resume(tmp_path, monkeypatch):
+    """Epoch 2's save of last crashes after its commit, before its JSON is in place; torchrun's two
+    ranks resume: rank 0 completes the save (and says so) before any rank reads the checkpoint."""
+    real = os.replace
+
+    def crash_at_the_last_json(source, target):
+        if Path(target).name == "last.json" and json.loads(Path(source).read_text())["epoch"] == 2:
+            raise SystemExit("crash")
+        real(source, target)
+
+    monkeypatch.setattr(os, "replace", crash_at_the_last_json)
+    with pytest.raises(SystemExit):
+        single(tmp_path / "run", epochs=3)
+    monkeypatch.setattr(os, "replace", real)
+    assert json.loads((tmp_path / "run" / "last.json").read_text())["epoch"] == 1  # epoch 2's is committed, pending
+    done = torchrun(tmp_path / "run", "--batch-size", "32", "--epochs", "3", "--resume")
+    assert f"resume: {tmp_path / 'run'}: a save of 'last' (epoch 2) was committed but not yet in place; completed" \
+        in done.stdout
+    assert [r["epoch"] for r in metrics(tmp_path / "run")] == [1, 2, 3]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".") and p.name != ".cnnlab.lock") == []
+
+
 def _pid_of_rank(marker: str, rank: int) -> int | None:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -74,6 +75,12 @@ def test_corrupt_and_mismatched_checkpoints(tmp_path):
     fit(TrainConfig(**{**QUICK, "epochs": 1}, out=str(run)), log=quiet)
     weights = run / "best.safetensors"
     weights.write_bytes(weights.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match=r"best.safetensors does not match the SHA-256 that best.json records"):
+        load_model(run / "best.json")
+    # a description without digests (written by hand) still names a truncated file as such
+    meta = json.loads((run / "best.json").read_text())
+    del meta["files"]
+    (run / "best.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match=r"best.safetensors is corrupt or truncated"):
         load_model(run / "best.json")
     with pytest.raises(CheckpointError, match=r"no checkpoint at"):
@@ -100,6 +107,12 @@ def test_training_state_is_read_with_weights_only(tmp_path):
             return (os.system, ("echo pwned > /tmp/cnnlab-state-pwned",))
 
     torch.save({"epoch": 1, "x": Exploit()}, run / "last.state.pt")
+    with pytest.raises(Exception, match=r"last.state.pt does not match the SHA-256 that last.json records"):
+        fit(TrainConfig(**{**QUICK, "epochs": 2}, out=str(run), resume=True), log=quiet)
+    # whoever can replace the file can rewrite its digest too: the pickle is still never run
+    meta = json.loads((run / "last.json").read_text())
+    meta["files"]["state"]["sha256"] = hashlib.sha256((run / "last.state.pt").read_bytes()).hexdigest()
+    (run / "last.json").write_text(json.dumps(meta))
     with pytest.raises(Exception, match=r"cannot be read safely"):
         fit(TrainConfig(**{**QUICK, "epochs": 2}, out=str(run), resume=True), log=quiet)
     assert not Path("/tmp/cnnlab-state-pwned").exists()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from cnnlab.checkpoint import CheckpointError, load_weights, read_meta, resolve
+from cnnlab.checkpoint import CheckpointError, load_checkpoint, resolve
 from cnnlab.errors import CnnlabError, ModelConfigError
 from cnnlab.models.registry import create_model
 
@@ -14,7 +14,7 @@ from cnnlab.models.registry import create_model
 def load_model(path: str | Path, device: str | torch.device = "cpu"):
     """The model of a checkpoint, weights loaded, in eval mode; and its RunMeta."""
     json_path = resolve(path)
-    meta = read_meta(json_path)
+    meta, weights = load_checkpoint(json_path)  # one save's description and weights, checked by its digest
     try:
         model = create_model(meta.model, num_classes=meta.num_classes, in_chans=meta.in_chans, input_size=meta.input_size,
                              **meta.model_kwargs)
@@ -23,7 +23,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
             raise
         raise CheckpointError(f"{json_path} gives {meta.model} options it does not take "
                               f"({error.option}); the file was edited or is from another model") from None
-    weights = load_weights(json_path)
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as error:

@@ -28,7 +28,8 @@ from cnnlab.models import create_model, get_entry
 from cnnlab.models.from_checkpoint import load_model
 from cnnlab.train import distributed
 from cnnlab.checkpoint import (
-    LOCK_NAME, RunFolderLock, RunMeta, atomic_write_text, load_training_state, load_weights, read_meta,
+    LOCK_NAME, RunFolderLock, RunMeta, atomic_write_text, checkpoint_exists, load_training_state, load_weights, read_meta,
+    settle,
 )
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.data import RunData, load_data
@@ -76,6 +77,12 @@ def _train(config: TrainConfig, world: World, log, progress: bool, started: floa
     entry = get_entry(config.model)
     resuming = prepare_run_folder(run_folder(config), config.resume, config.overwrite)  # 1. the folder
     world.barrier()
+    if resuming:  # a save that a crash interrupted is completed or discarded before any rank reads
+        if world.is_main:
+            for name in ("best", "last"):
+                if (what := settle(run_folder(config), name)) is not None:
+                    log(f"resume: {what}")
+        world.barrier()
     torch.manual_seed(config.seed)
     data = load_data(config)  # 2. the images
     settings = resolve(config, entry.family, entry.input_size[-1], world, data, resuming)  # 3. every setting, once
@@ -114,9 +121,10 @@ def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> bool:
     if out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()) and not (resume or overwrite):
         raise CnnlabError(f"{out} already holds a run; continue it with --resume, replace it with --overwrite, "
                           "or choose another --out")
-    if resume and not (out / "last.json").is_file():
+    if resume and not checkpoint_exists(out, "last"):
         if not distributed.launched_by_torchrun():
-            raise CnnlabError(f"--resume: {out} has no last.json checkpoint to continue from")
+            raise CnnlabError(f"--resume: {out} has no last.json checkpoint to continue from (no epoch was saved "
+                              "whole); start the run again with --overwrite")
         resume = False  # torchrun --max-restarts with --resume: no checkpoint yet, so this attempt starts fresh
     out.mkdir(parents=True, exist_ok=True)  # every rank checks before any writes (fit's barrier)
     return resume
