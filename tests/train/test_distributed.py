@@ -28,8 +28,18 @@ COMMON = ["--epochs", "2", "--subset", "640", "--augment", "none", "--optimizer"
           "--amp", "none"]
 
 
-def torchrun(out: Path, *extra: str, nproc: int = 2) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "cnnlab",
+# `cnnlab` as `-m cnnlab` runs it, then each rank lists the threads it still has once training returned
+THEN_LIST_THREADS = """import os, sys
+from cnnlab.cli import main
+code = main(sys.argv[1:])
+names = [open(f'/proc/self/task/{t}/comm').read().strip() for t in os.listdir('/proc/self/task')]
+print('threads', os.environ['RANK'], sorted(names), flush=True)
+sys.exit(code)
+"""
+
+
+def torchrun(out: Path, *extra: str, nproc: int = 2, entry: tuple[str, ...] = ("-m", "cnnlab")) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *entry,
                "train", "lenet5_modern", *RELU_MAX, *COMMON, "--out", str(out), *extra]
     done = subprocess.run(command, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
@@ -67,8 +77,16 @@ def test_shards_are_distributed_samplers():
         assert [one[i] for i in range(0, count, 2)] == shards[0][: len(range(0, count, 2))]
 
 
-def test_two_processes_equal_one_with_the_same_global_batch(tmp_path):
-    torchrun(tmp_path / "ddp", "--batch-size", "32")
+def test_two_processes_equal_one_with_the_same_global_batch_and_leave_no_gloo_threads(tmp_path):
+    script = tmp_path / "cnnlab_then_list_threads.py"
+    script.write_text(THEN_LIST_THREADS)
+    done = torchrun(tmp_path / "ddp", "--batch-size", "32", entry=(str(script),))
+    # Once fit returns, the process group is freed and its threads joined, not left running into
+    # interpreter shutdown (where CI once saw a rank abort). DDP's lazy import of torch.distributed.nn
+    # used to pin the group for the life of the process.
+    lines = sorted(line for line in done.stdout.splitlines() if line.startswith("threads"))
+    assert [line.split()[1] for line in lines] == ["0", "1"]
+    assert not any("gloo" in line for line in lines), lines
     single(tmp_path / "one", batch_size=64)
     assert max_difference(tmp_path / "ddp", tmp_path / "one") < 1e-5
     ddp, one = metrics(tmp_path / "ddp"), metrics(tmp_path / "one")
@@ -98,26 +116,6 @@ def test_accumulation_equals_the_larger_batch(tmp_path):
     assert max_difference(tmp_path / "ddp", tmp_path / "one") < 1e-5
     single(tmp_path / "accumulated", batch_size=32, accumulate=2)
     assert max_difference(tmp_path / "accumulated", tmp_path / "one") < 1e-5
-
-
-def test_a_finished_rank_leaves_no_gloo_threads_behind(tmp_path):
-    # Once fit returns, the process group is freed and its threads joined, not left running into
-    # interpreter shutdown (where CI once saw a rank abort). DDP's lazy import of torch.distributed.nn
-    # used to pin the group for the life of the process.
-    script = tmp_path / "fit_then_list_threads.py"
-    script.write_text(
-        "import os, sys\n"
-        "from cnnlab.train import TrainConfig, fit\n"
-        "fit(TrainConfig(model='lenet5_modern', epochs=1, subset=256, augment='none', out=sys.argv[1]), log=lambda l: None)\n"
-        "names = [open(f'/proc/self/task/{t}/comm').read().strip() for t in os.listdir('/proc/self/task')]\n"
-        "print('threads', os.environ['RANK'], sorted(names), flush=True)\n")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script),
-               str(tmp_path / "run")]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    lines = sorted(line for line in done.stdout.splitlines() if line.startswith("threads"))
-    assert [line.split()[1] for line in lines] == ["0", "1"]
-    assert not any("gloo" in line for line in lines), lines
 
 
 def test_without_sync_bn_each_rank_normalizes_its_own_half(tmp_path):

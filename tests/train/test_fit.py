@@ -170,7 +170,7 @@ def test_toml_config_and_flag_override(tmp_path, capsys):
 TRAIN_SCRIPT = """
 import sys
 from cnnlab.train import TrainConfig, fit
-settings = dict(model="lenet5_modern", data="mnist-embedded", epochs=4, batch_size=32, subset=3200, optimizer="sgd",
+settings = dict(model="lenet5_modern", data="mnist-embedded", epochs=4, batch_size=32, subset=1600, optimizer="sgd",
                 lr=0.05, momentum=0.9, model_kwargs={"activation": "relu", "pool": "max", "batch_norm": True}, seed=5,
                 augment="digits", dropout=None)
 fit(TrainConfig(**settings, out=sys.argv[1], resume=sys.argv[2] == "resume"), log=print)
@@ -188,8 +188,8 @@ def test_killed_run_resumes_to_bitwise_identical_weights(tmp_path):
     interrupted = tmp_path / "interrupted"
     process = subprocess.Popen([sys.executable, "-u", str(script), str(interrupted), "new"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    # Epoch 2's line is printed after its checkpoint; an epoch of 100 steps lasts about a second
-    # here, so a kill 0.1 s later lands inside epoch 3.
+    # Epoch 2's line is printed after its checkpoint; an epoch of 50 steps lasts about half a second
+    # here, so a kill 0.1 s later lands inside epoch 3 (or, on a slow machine, just after it).
     for line in process.stdout:
         if line.startswith("epoch   2/4"):
             time.sleep(0.1)

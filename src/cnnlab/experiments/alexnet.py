@@ -37,8 +37,8 @@ def small_alexnet(pool_kernel: int = 3, dropout: float = 0.5, lrn: bool = False,
 def alexnet_plan(ctx: Context, images: int, epochs: int, augment: str = "none") -> Plan:
     # AlexNet's own optimizer: SGD with momentum 0.9, weight decay 5e-4; a one-cycle schedule.
     return ctx.pick(
-        quick=Plan(images=1500, epochs=2, lr=0.02, weight_decay=5e-4, size=SMALL_SIDE, augment=augment,
-                   probe_images=500, test_images=1000),
+        quick=Plan(images=640, epochs=2, lr=0.02, weight_decay=5e-4, size=SMALL_SIDE, augment=augment,
+                   probe_images=250, test_images=500),
         standard=Plan(images=images, epochs=epochs, lr=0.02, weight_decay=5e-4, size=SMALL_SIDE, augment=augment),
         full=Plan(images=60_000, epochs=90, lr=0.02, weight_decay=5e-4, size=SMALL_SIDE, augment=augment))
 
@@ -97,7 +97,7 @@ def relu_vs_sigmoid(ctx: Context) -> Result:
     from cnnlab.models import create_model
 
     rates = ctx.pick(quick=(0.1,), standard=(0.01, 0.1, 1.0))
-    budget = ctx.pick(quick=Plan(images=2000, epochs=2, lr=0.1, probes=10, probe_images=500, test_images=1000),
+    budget = ctx.pick(quick=Plan(images=1024, epochs=2, lr=0.1, probes=8, probe_images=250, test_images=500),
                       standard=Plan(images=10_000, epochs=6, lr=0.1, probes=60),
                       full=Plan(images=60_000, epochs=30, lr=0.1, probes=300))
     ctx.announce(f"{budget.describe(ctx.data, rates)}; every arm at each rate, judged at its fastest", steps_of(budget, 2 * len(INITS) * len(rates), len(ctx.seeds)))

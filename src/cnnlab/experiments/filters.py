@@ -31,7 +31,7 @@ def small_filter_net(stack: bool, width: int = 32) -> nn.Sequential:
 
 
 def small_filters(ctx: Context) -> Result:
-    budget = ctx.pick(quick=Plan(images=3000, epochs=3, optimizer="adam", lr=3e-3, probe_images=500, test_images=1000),
+    budget = ctx.pick(quick=Plan(images=1280, epochs=3, optimizer="adam", lr=3e-3, probe_images=250, test_images=500),
                       standard=Plan(images=20_000, epochs=10, optimizer="adam", lr=3e-3),
                       full=Plan(images=60_000, epochs=40, optimizer="adam", lr=3e-3))
     ctx.announce(budget.describe(ctx.data), steps_of(budget, 2, len(ctx.seeds)))
@@ -155,8 +155,8 @@ def dead_share(model: ClassicConvNet, images: torch.Tensor) -> float:
 def first_layer(ctx: Context) -> Result:
     from cnnlab.data import Normalization, image_stats, make_batches
 
-    budget = ctx.pick(quick=Plan(images=2000, epochs=2, lr=0.02, weight_decay=5e-4, size=FIRST_SIDE, probe_images=500,
-                                 test_images=1000),
+    budget = ctx.pick(quick=Plan(images=1024, epochs=2, lr=0.02, weight_decay=5e-4, size=FIRST_SIDE, probe_images=250,
+                                 test_images=500),
                       standard=Plan(images=20_000, epochs=6, lr=0.02, weight_decay=5e-4, size=FIRST_SIDE),
                       full=Plan(images=60_000, epochs=60, lr=0.02, weight_decay=5e-4, size=FIRST_SIDE))
     ctx.announce(f"{budget.describe(ctx.data)}; {FIRST_FILTERS} first-layer filters", steps_of(budget, 2, len(ctx.seeds)))

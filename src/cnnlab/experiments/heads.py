@@ -53,7 +53,7 @@ def head_parameters(model: nn.Module) -> int:
 
 def gap_vs_flatten(ctx: Context) -> Result:
     budget = ctx.pick(
-        quick=Plan(images=1500, epochs=3, lr=0.1, weight_decay=5e-4, probe_images=500, test_images=1000, channels_last=True),
+        quick=Plan(images=768, epochs=3, lr=0.1, weight_decay=5e-4, probe_images=250, test_images=500, channels_last=True),
         standard=Plan(images=5_000, epochs=15, lr=0.1, weight_decay=5e-4, channels_last=True),
         full=Plan(images=60_000, epochs=60, lr=0.1, weight_decay=5e-4, channels_last=True))
     ctx.announce(budget.describe(ctx.data), steps_of(budget, len(HEADS), len(ctx.seeds)))

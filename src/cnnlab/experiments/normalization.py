@@ -17,7 +17,7 @@ def batchnorm(ctx: Context) -> Result:
 
     rates = ctx.pick(quick=(0.01, 0.1, 1.0), standard=(0.01, 0.03, 0.1, 0.3, 1.0))
     # a constant rate (no warm-up that would rescue a rate too high), SGD with momentum 0.9
-    budget = ctx.pick(quick=Plan(images=3000, epochs=2, schedule="constant", probe_images=500, test_images=1000),
+    budget = ctx.pick(quick=Plan(images=1280, epochs=2, schedule="constant", probe_images=250, test_images=500),
                       standard=Plan(images=20_000, epochs=5, schedule="constant"),
                       full=Plan(images=60_000, epochs=20, schedule="constant"))
     ctx.announce(budget.describe(ctx.data, rates),

@@ -110,13 +110,13 @@ def _adapt(mode: str, source_state: dict | None, ctx: Context, target: str, trai
 def transfer(ctx: Context) -> Result:
     base = ctx.data.split("[")[0]
     source, target = f"{base}[0-4]", f"{base}[5-9]"
-    source_plan = ctx.pick(quick=Plan(images=2000, epochs=2, lr=LR, weight_decay=5e-4, probe_images=500, test_images=1000,
+    source_plan = ctx.pick(quick=Plan(images=1024, epochs=2, lr=LR, weight_decay=5e-4, probe_images=250, test_images=500,
                                       channels_last=True),
                            standard=Plan(images=30_000, epochs=3, lr=LR, weight_decay=5e-4, channels_last=True),
                            full=Plan(images=30_000, epochs=30, lr=LR, weight_decay=5e-4, channels_last=True))
     sizes = ctx.pick(quick=(10,), standard=(10, 50, 250), full=(10, 50, 250, 1000, 6000))
     steps = ctx.pick(quick=20, standard=200, full=2000)
-    test_images = ctx.pick(quick=1000, standard=5000, full=5000)
+    test_images = ctx.pick(quick=500, standard=5000, full=5000)
     source_steps = source_plan.epochs * (min(source_plan.images, len(split_of(source).train)) // source_plan.batch_size)
     total = len(ctx.seeds) * (source_steps + len(sizes) * len(MODES) * steps)
     ctx.announce(f"source: resnet20 on {source}, {source_plan.describe(source)}; targets: {', '.join(map(str, sizes))} "
