@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -11,7 +12,7 @@ from torch import nn
 import cnnlab
 from cnnlab.analysis import summary
 from cnnlab.analysis.formulas import MB
-from cnnlab.analysis.memory import TrainingStep, largest_batch, measure_peak, parse_bytes, training_peak
+from cnnlab.analysis.memory import PeakCurve, TrainingStep, largest_batch, measure_peak, parse_bytes, training_peak
 from cnnlab.cli import main
 
 
@@ -82,14 +83,49 @@ def test_hand_computed_step_of_a_tiny_net():
     assert 0 <= measure_peak(net, (3, 10, 10), batch, "sgd") - peak.peak <= 16 * 1024
 
 
-def test_the_curve_gives_the_same_largest_batch_as_one_simulation_per_batch():
+def test_the_largest_batch_fits_and_the_next_does_not_each_simulated():
     with torch.device("meta"):
         model = cnnlab.create_model("resnet20")
     step = TrainingStep(model, (3, 32, 32), "momentum")
     budget = 64 * 2**20
     batch, peak = step.largest_batch(budget)
-    assert peak.peak <= budget < step.peak(batch + 1, locate=False).peak
-    assert step.curve().at(batch) == peak.peak
+    assert peak.peak == step.peak(batch, locate=False).peak <= budget < step.peak(batch + 1, locate=False).peak
+    # the curve only guesses: wherever it points, the search ends at the same batch
+    for wrong in (1, batch + 40):
+        guess = PeakCurve(fixed=np.array([0.0]), per_image=np.array([budget / wrong]))
+        assert step.largest_batch(budget, curve=guess)[0] == batch
+
+
+def test_compare_and_summary_give_one_peak_at_any_batch():
+    """vgg16 at batch 8 with Adam: the optimizer step's moment dominates, which the fitted curve
+    missed (compare said 2,644.0 MB where summary said 2,899.8)."""
+    from cnnlab.analysis import compare
+
+    for name, batch, optimizer, memory in (("vgg16", 8, "adam", None), ("resnet20", 3, "momentum", "64MiB"),
+                                           ("densenet121", 2, "sgd", None)):
+        row = compare([name], batch=batch, optimizer=optimizer, memory=memory).rows[0]
+        simulated = summary(name, batch=batch, optimizer=optimizer, peak=True).training_peak.peak
+        assert row["peak_training_mb"] * MB == simulated, name
+        if memory:
+            assert row["memory_left_mb"] == pytest.approx(64 - row["peak_at_largest_batch_mb"])
+        if name == "vgg16":
+            assert round(row["peak_training_mb"], 1) == 2899.8
+
+
+def test_headroom_keeps_part_of_the_memory_free():
+    from cnnlab.analysis.compare import compare, usable_memory
+
+    assert usable_memory("16GiB") == 16 * 2**30
+    assert usable_memory("16GiB", "10%") == usable_memory("16GiB", 0.1) == 16 * 2**30 - round(0.1 * 16 * 2**30)
+    assert usable_memory("16GiB", "1GiB") == 15 * 2**30
+    for bad, message in (("1.5", "a fraction of the memory below 1"), ("16GiB", "keeps all of the 16,384 MB"),
+                         ("lots", "is not a size")):
+        with pytest.raises(cnnlab.CnnlabError, match=message):
+            usable_memory("16GiB", bad)
+    full = compare(["resnet20"], batch=8, memory="256MB").rows[0]
+    kept = compare(["resnet20"], batch=8, memory="256MB", headroom="25%").rows[0]
+    assert kept["largest_batch"] < full["largest_batch"]
+    assert kept["peak_at_largest_batch_mb"] * MB <= 0.75 * 256 * 10**6 and kept["memory_left_mb"] * MB >= 0.25 * 256 * 10**6
 
 
 def test_largest_batch_accepts_sizes_as_people_write_them_and_refuses_the_rest():

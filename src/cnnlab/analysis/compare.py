@@ -28,11 +28,13 @@ class Comparison:
 
 def compare(models: list[str], input_size: str | tuple[int, ...] | None = None, batch: int = 128,
             dtype: str = "float32", optimizer: str = "momentum", amp: str = "none", channels_last: bool = False,
-            peak: bool = True, memory: str | int | None = None, **model_kwargs) -> Comparison:
+            peak: bool = True, memory: str | int | None = None, headroom: str | float | int | None = None,
+            **model_kwargs) -> Comparison:
     """Totals of each zoo model at `batch` (the seeds' columns in `dtype`), with the simulated training
     step's peak (`peak`; in `amp`'s precision and `channels_last` layout). With `memory` (bytes or
-    text such as "16GiB"), also the largest batch whose simulated step fits, beside the seeds' answer."""
-    budget = parse_bytes(memory) if isinstance(memory, str) else memory
+    text such as "16GiB"), also the largest batch whose simulated step fits in it less `headroom`
+    (see `usable_memory`), beside the seeds' answer, and what it leaves of the memory."""
+    budget = usable_memory(memory, headroom) if memory is not None else None
     comparison = Comparison()
     for name in models:
         model = meta_model(name, input_size, **model_kwargs)
@@ -51,22 +53,47 @@ def compare(models: list[str], input_size: str | tuple[int, ...] | None = None, 
             "training_memory_mb": totals.training_memory / MB,
         }
         step = TrainingStep(model, result.input_size, optimizer, amp, channels_last) if peak or budget is not None else None
-        if step is not None and budget is None:
+        if step is not None:  # the one answer: a simulated step at this very batch, as `summary` shows it
             row["peak_training_mb"] = step.peak(batch, locate=False).peak / MB
         if budget is not None:
             try:
-                curve = step.curve()
-                row["peak_training_mb"] = curve.at(batch) / MB
-                largest, at_largest = step.largest_batch(budget, curve=curve)
+                largest, at_largest = step.largest_batch(budget)
             except CnnlabError as error:
                 raise CnnlabError(f"{result.model_name}: {error}") from None
             seeds = result.largest_batch(budget)
             row["largest_batch"], row["largest_batch_seeds"] = largest, seeds
             row["peak_at_largest_batch_mb"] = at_largest.peak / MB
+            row["memory_left_mb"] = (parse_bytes(memory) if isinstance(memory, str) else memory) / MB - at_largest.peak / MB
             comparison.explanations.append(_why_batches_differ(result, largest, seeds, at_largest))
         comparison.rows.append(row)
         comparison.summaries.append(result)
     return comparison
+
+
+def usable_memory(memory: str | int, headroom: str | float | int | None = None) -> int:
+    """The bytes a training step may use of `memory`: all of it by default, or less `headroom`,
+    given as a fraction of it (0.1, "10%") or a size ("1GiB"). The simulation counts the bytes the
+    step's tensors hold, which a measured CPU step matches within a few percent; keep headroom for
+    what it does not see: on a GPU, the CUDA context (a few hundred MB) and the caching allocator's
+    rounding and fragmentation (typically 5-10%), and any other process on the device."""
+    total = parse_bytes(memory) if isinstance(memory, str) else int(memory)
+    if headroom in (None, 0, "0", ""):
+        return total
+    text = str(headroom).strip()
+    try:
+        share = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        share = None
+    if share is not None:
+        if not 0 <= share < 1:
+            raise CnnlabError(f"headroom {headroom!r}: give a fraction of the memory below 1 (0.1 or 10%) or a size "
+                              "with its unit (1GiB)")
+        kept = round(total * share)
+    else:
+        kept = parse_bytes(text)
+    if kept >= total:
+        raise CnnlabError(f"headroom {headroom!r} keeps all of the {total / MB:,.0f} MB: give less than the memory")
+    return total - kept
 
 
 def _why_batches_differ(result: Summary, largest: int, seeds: int, at_largest) -> str:

@@ -318,18 +318,35 @@ class TrainingStep:
 
     def largest_batch(self, budget: int, limit: int = 1 << 20, curve: PeakCurve | None = None
                       ) -> tuple[int, TrainingPeak]:
-        """The largest batch whose simulated peak fits `budget` bytes, and that batch's peak
-        (simulated at that batch, which also checks the curve's answer)."""
-        batch = (curve or self.curve()).largest(budget, limit)
-        if batch < 1:
-            smallest = self.peak(1)
+        """The largest batch whose simulated step fits `budget` bytes while the next batch's does
+        not, and that batch's peak. The curve only guesses where to look: every answer is a
+        simulation at the batch itself (`peak`, the figure `summary` and `compare` show), and the
+        search steps up or down from the guess, doubling its stride, then halves the gap."""
+        peaks: dict[int, TrainingPeak] = {}
+
+        def fits(batch: int) -> bool:
+            if batch not in peaks:
+                peaks[batch] = self.peak(batch, locate=False)
+            return peaks[batch].peak <= budget
+
+        if not fits(1):
             raise CnnlabError(f"{budget / MB:,.0f} MB is too little even for batch 1: one training step needs "
-                              f"{smallest.breakdown()}")
-        result = self.peak(batch)
-        while result.peak > budget and batch > 1:  # an operation the lines did not foresee: step down
-            batch -= 1
-            result = self.peak(batch)
-        return batch, result
+                              f"{peaks[1].breakdown()}")
+        guess = min(limit, max(1, (curve or self.curve()).largest(budget, limit)))
+        if fits(guess):  # then look above it: fits is [low, high) with `low` fitting
+            low, stride = guess, 1
+            while low < limit and fits(min(limit, low + stride)):
+                low, stride = min(limit, low + stride), stride * 2
+            high = min(limit + 1, low + stride)
+        else:
+            high, stride = guess, 1
+            while not fits(max(1, high - stride)):
+                high, stride = max(1, high - stride), stride * 2
+            low = max(1, high - stride)
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (middle, high) if fits(middle) else (low, middle)
+        return low, self.peak(low)
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("models", nargs="+", metavar="MODEL")
     add_cost_options(compare)
     compare.add_argument("--memory", default=None, help="device memory, e.g. 16GiB, 16 GB, 900MB, 8000MiB")
+    compare.add_argument("--headroom", default=None,
+                         help="with --memory: keep this much of it free, a fraction (0.1, 10%%) or a size (1GiB); "
+                              "default none, as the simulated step counts what its tensors hold; on a GPU keep room "
+                              "for the CUDA context and the caching allocator (docs/analysis.md)")
     compare.add_argument("--format", choices=("table", "json"), default="table")
     compare.add_argument("--plot", default=None, metavar="CHART.png",
                          help="Canziani et al.'s chart: published ImageNet top-1 against GFLOPs, bubble area = parameters")
@@ -212,7 +216,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
     comparison = compare(args.models, input_size=args.input, batch=args.batch, dtype=args.dtype, optimizer=args.optimizer,
                          amp=args.amp, channels_last=args.channels_last, peak=args.peak, memory=args.memory,
-                         **_model_kwargs(args))
+                         headroom=args.headroom, **_model_kwargs(args))
     rows = comparison.rows
     if args.plot:
         from cnnlab.viz.plots import complexity_chart
@@ -227,14 +231,15 @@ def run_compare(args: argparse.Namespace) -> int:
 
     precision = AMP_NAMES[args.amp]
     title = (f"minibatch {args.batch}, {args.dtype} (seeds' columns), {args.optimizer}, step simulated in {precision}"
-             + (", channels_last" if args.channels_last else "") + (f"; memory {args.memory}" if args.memory else ""))
+             + (", channels_last" if args.channels_last else "") + (f"; memory {args.memory}" if args.memory else "")
+             + (f", {args.headroom} kept free" if args.memory and args.headroom else ""))
     table = Table(title=title)
     columns = ["Model", "Input", "Params", "GFLOPs/image", "GMACs/image", "Activations (MB)", "Parameters (MB)",
                "Seeds' training memory (MB)"]
     if "peak_training_mb" in rows[0]:
         columns.append("Step peak (MB)")
     if args.memory is not None:
-        columns += [f"Largest batch in {args.memory}", "Seeds' largest batch"]
+        columns += [f"Largest batch in {args.memory}", "Its step peak (MB)", "Left (MB)", "Seeds' largest batch"]
     for column in columns:
         table.add_column(column, justify="left" if column == "Model" else "right")
     for entry in rows:
@@ -244,7 +249,8 @@ def run_compare(args: argparse.Namespace) -> int:
         if "peak_training_mb" in entry:
             values.append(one_decimal(entry["peak_training_mb"]))
         if args.memory is not None:
-            values += [f"{entry['largest_batch']:,}", f"{entry['largest_batch_seeds']:,}"]
+            values += [f"{entry['largest_batch']:,}", one_decimal(entry["peak_at_largest_batch_mb"]),
+                       one_decimal(entry["memory_left_mb"]), f"{entry['largest_batch_seeds']:,}"]
         table.add_row(*values)
     out = console(width=200)
     out.print(table)
