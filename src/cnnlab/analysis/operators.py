@@ -254,6 +254,12 @@ def conv1x1(x: torch.Tensor, weight: torch.Tensor) -> tuple[WorkedOperation, str
     return WorkedOperation(title, output, lines, notes), matrix
 
 
+# A worked operation writes out every output element's sum: it is for examples worked by hand. Past
+# these sizes the text alone would be gigabytes (and the padded input may not fit in memory).
+MAX_WORKED_OUTPUTS = 100_000
+MAX_PADDED_ELEMENTS = 10_000_000
+
+
 def _check_window(x: torch.Tensor, window, padding, stride, what: str) -> None:
     h, w = x.shape[1] + 2 * padding[0], x.shape[2] + 2 * padding[1]
     if window[0] > h or window[1] > w:
@@ -261,6 +267,14 @@ def _check_window(x: torch.Tensor, window, padding, stride, what: str) -> None:
                             "smaller one or more --padding")
     if min(stride) < 1:
         raise OperatorError(f"the stride must be at least 1, got {_pair_text(stride)}")
+    outputs = ((h - window[0]) // stride[0] + 1) * ((w - window[1]) // stride[1] + 1)
+    if outputs > MAX_WORKED_OUTPUTS or x.shape[0] * h * w > MAX_PADDED_ELEMENTS:
+        from cnnlab.resources import size_text
+
+        raise OperatorError(f"the {x.shape[1]:,}x{x.shape[2]:,} input with padding {_pair_text(padding)} is a {h:,}x{w:,} padded input ({size_text(x.shape[0] * h * w * 8)} "
+                            f"as float64) with {outputs:,} output elements per channel to write out; a worked operation "
+                            f"is for examples by hand (at most {MAX_WORKED_OUTPUTS:,} outputs): lower --padding, or "
+                            "get a large layer's sizes and costs from `cnnlab layer`")
 
 
 def _pair_text(pair) -> str:

@@ -158,8 +158,14 @@ def measured_peak(args: argparse.Namespace, result) -> int:
     from cnnlab.analysis.memory import measure_peak
     from cnnlab.models import create_model
 
+    from cnnlab.resources import ensure_fits
+
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise CnnlabError("--device cuda: no GPU is visible here; measure on the CPU (--device cpu)")
+    ensure_fits(result.training_peak.peak, f"one real training step of {result.model_name} at batch {args.batch:,} "
+                f"(input {'x'.join(map(str, result.input_size))}; simulated)",
+                "measure at a smaller --batch or --input, or leave out --measured: the simulated step above needs no "
+                "memory", args.device)
     size = parse_input_size(args.input) if args.input else None
     model = create_model(args.model, input_size=size, **_model_kwargs(args))
     return measure_peak(model, result.input_size, args.batch, args.optimizer, args.amp, args.channels_last, args.device)

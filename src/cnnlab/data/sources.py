@@ -334,6 +334,9 @@ def decode_image(path: Path, channels: int = 3) -> torch.Tensor:
     try:
         with Image.open(path) as image:
             array = np.asarray(image.convert("L" if channels == 1 else "RGB"))
+    except Image.DecompressionBombError as error:  # Pillow read the header: too many pixels to decode safely
+        raise DataError(f"{path} is too large to decode ({str(error).split(', could be')[0]}: Pillow's guard against "
+                        "decompression bombs); resize it first") from None
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise DataError(f"cannot decode {path} ({str(error).splitlines()[0]}); replace or remove the file") from None
     tensor = torch.from_numpy(array.copy())
