@@ -75,3 +75,27 @@ def test_an_image_past_pillows_decompression_bomb_guard_is_refused_in_one_line(t
     assert code == 2 and err.count("\n") == 1
     assert err.startswith(f"cnnlab op: error: {bomb} is too large to decode (Image size (200000000 pixels) exceeds limit")
     assert not (tmp_path / "filtered.png").exists()
+
+
+def test_training_at_a_batch_the_machine_cannot_hold_is_refused_before_its_first_step(tmp_path, capsys,
+                                                                                       no_more_than_4_gib):
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "train", "resnet18", "--data", "mnist-embedded", "--batch-size", "100000", "--epochs", "1",
+                       "--out", str(out))
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("cnnlab train: error: a training step at batch 100,000 (simulated: ")
+    assert "but this machine has" in err and "lower --batch-size (and raise --accumulate" in err
+    assert not out.exists()  # refused before the run folder was written
+
+
+def test_a_small_run_is_not_slowed_by_the_check():
+    """LeNet on digits is far below the bound, so no step is simulated for it."""
+    from unittest import mock
+
+    from cnnlab import create_model
+    from cnnlab.analysis import memory
+
+    with mock.patch.object(memory, "TrainingStep", side_effect=AssertionError("simulated")):
+        memory.ensure_step_fits(create_model("lenet5_modern"), (1, 28, 28), 512, "adam")
+    with pytest.raises(TooLargeError):
+        memory.ensure_step_fits(create_model("lenet5_modern"), (1, 28, 28), 10**9, "adam")

@@ -18,6 +18,7 @@ step's allocations, counted by the PyTorch profiler.
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import weakref
 from dataclasses import asdict, dataclass, field
@@ -491,6 +492,28 @@ def largest_batch(model: nn.Module | str, memory: int | str, input_size=None, op
     budget = parse_bytes(memory) if isinstance(memory, str) else int(memory)
     model, input_size = _model_and_input(model, input_size)
     return TrainingStep(model, input_size, optimizer, amp, channels_last).largest_batch(budget)
+
+
+def ensure_step_fits(model: nn.Module, input_size, batch: int, optimizer: str = "momentum", amp: str = "none",
+                     channels_last: bool = False, device: str = "cpu", processes: int = 1) -> None:
+    """Refuse in one line (resources.TooLargeError) a training step at `batch` that `device` cannot
+    hold, `processes` of them at once on a CPU, before any of it is allocated. The simulation
+    (a second or less) runs only where a generous bound says it might matter: weights, gradients
+    and optimizer state at six times the weights, and a thousand times the input batch for
+    everything the step keeps per image (the zoo's nets keep 100 to 300 times)."""
+    from cnnlab.resources import available_bytes, ensure_fits
+
+    available, _ = available_bytes(device)
+    shapes = _input_shapes(input_size)
+    input_bytes = batch * sum(math.prod(shape) for shape in shapes) * 4
+    weights = sum(p.numel() for p in model.parameters()) * 4
+    copies = processes if not str(device).startswith("cuda") else 1
+    if (6 * weights + 1000 * input_bytes) * copies < available / 2:
+        return
+    peak = TrainingStep(model, input_size, optimizer, amp, channels_last).peak(batch, locate=False)
+    ensure_fits(peak.peak * copies, f"a training step at batch {batch:,} (simulated{f', x {copies} processes' if copies > 1 else ''}: "
+                f"{peak.breakdown()})", "lower --batch-size (and raise --accumulate to keep the global batch), or "
+                "--input-size", device)
 
 
 def _model_and_input(model: nn.Module | str, input_size):

@@ -14,6 +14,7 @@ run each phase's epochs (train/loop.py), test the best epoch, write the curves.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,7 @@ def _train(config: TrainConfig, world: World, log, progress: bool, started: floa
     data = load_data(config)  # 2. the images
     settings = resolve(config, entry.family, entry.input_size[-1], world, data, resuming)  # 3. every setting, once
     model = build_model(settings, data, world, log)  # 4. the model
+    check_memory(model, settings, data, world)
     phases = plan_phases(model, settings, log)  # 5. what trains when
     meta = run_meta(settings, data, phases)
     history, best, start_epoch, saved_state = start(settings, model, meta, world)  # 6. fresh, or where it stopped
@@ -128,6 +130,17 @@ def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> bool:
         resume = False  # torchrun --max-restarts with --resume: no checkpoint yet, so this attempt starts fresh
     out.mkdir(parents=True, exist_ok=True)  # every rank checks before any writes (fit's barrier)
     return resume
+
+
+def check_memory(model: nn.Module, settings: Settings, data: RunData, world: World) -> None:
+    """A batch this device cannot train is refused in one line before its first step allocates."""
+    from cnnlab.analysis.memory import ensure_step_fits
+
+    config = settings.config
+    optimizer = "adam" if config.optimizer in ("adam", "adamw") else "momentum" if config.momentum else "sgd"
+    ensure_step_fits(model, (data.channels, settings.size, settings.size), config.batch_size, optimizer,
+                     settings.precision.amp or "none", bool(config.channels_last), str(world.device),
+                     processes=int(os.environ.get("LOCAL_WORLD_SIZE", world.size)))
 
 
 def build_model(settings: Settings, data: RunData, world: World, log) -> nn.Module:
