@@ -307,7 +307,7 @@ def generation(json_path: Path) -> Generation:
     """The checkpoint at NAME.json as it stands: a committed save that is still being put in place
     (.NAME.next.json) wins over NAME.json, whose files it may already have replaced."""
     folder, name = json_path.parent, json_path.name[: -len(".json")]
-    for attempt in range(3):  # the writer may rename a part between our look and our read
+    for _ in range(3):  # the writer may rename a part between our look and our read
         pending = _pending(folder, name)
         description = _read_json(pending) if pending.is_file() else None
         if isinstance(description, dict) and isinstance(description.get("files"), dict):
