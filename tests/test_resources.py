@@ -86,6 +86,11 @@ def test_training_at_a_batch_the_machine_cannot_hold_is_refused_before_its_first
     assert err.startswith("cnnlab train: error: a training step at batch 100,000 (simulated: ")
     assert "but this machine has" in err and "lower --batch-size (and raise --accumulate" in err
     assert not out.exists()  # refused before the run folder was written
+    # a model sized to a huge input: its weights alone would not fit, and are never allocated
+    code, _, err = run(capsys, "train", "lenet5_modern", "--input-size", "100000", "--epochs", "1", "--out", str(out))
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("cnnlab train: error: a training step at batch 128 (simulated: weights 4.4 TB, ")
+    assert not out.exists()
 
 
 def test_a_small_run_is_not_slowed_by_the_check():

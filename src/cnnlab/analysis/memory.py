@@ -501,7 +501,7 @@ def ensure_step_fits(model: nn.Module, input_size, batch: int, optimizer: str = 
     (a second or less) runs only where a generous bound says it might matter: weights, gradients
     and optimizer state at six times the weights, and a thousand times the input batch for
     everything the step keeps per image (the zoo's nets keep 100 to 300 times)."""
-    from cnnlab.resources import available_bytes, ensure_fits
+    from cnnlab.resources import available_bytes, ensure_fits, size_text
 
     available, _ = available_bytes(device)
     shapes = _input_shapes(input_size)
@@ -511,9 +511,12 @@ def ensure_step_fits(model: nn.Module, input_size, batch: int, optimizer: str = 
     if (6 * weights + 1000 * input_bytes) * copies < available / 2:
         return
     peak = TrainingStep(model, input_size, optimizer, amp, channels_last).peak(batch, locate=False)
+    parts = [("weights", peak.weights), ("gradients", peak.gradients), ("optimizer state", peak.optimizer_state),
+             ("saved for backward", peak.saved), ("temporaries", peak.temporaries), ("input batch", peak.inputs)]
+    made_of = ", ".join(f"{name} {size_text(value)}" for name, value in parts if value >= MB)
     ensure_fits(peak.peak * copies, f"a training step at batch {batch:,} (simulated{f', x {copies} processes' if copies > 1 else ''}: "
-                f"{peak.breakdown()})", "lower --batch-size (and raise --accumulate to keep the global batch), or "
-                "--input-size", device)
+                f"{made_of})", "lower --batch-size (and raise --accumulate to keep the global batch), or --input-size",
+                device)
 
 
 def _model_and_input(model: nn.Module | str, input_size):

@@ -87,8 +87,8 @@ def _train(config: TrainConfig, world: World, log, progress: bool, started: floa
     torch.manual_seed(config.seed)
     data = load_data(config)  # 2. the images
     settings = resolve(config, entry.family, entry.input_size[-1], world, data, resuming)  # 3. every setting, once
+    check_memory(settings, data, world)  # a model or batch that cannot fit, refused before either exists
     model = build_model(settings, data, world, log)  # 4. the model
-    check_memory(model, settings, data, world)
     phases = plan_phases(model, settings, log)  # 5. what trains when
     meta = run_meta(settings, data, phases)
     history, best, start_epoch, saved_state = start(settings, model, meta, world)  # 6. fresh, or where it stopped
@@ -132,11 +132,15 @@ def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> bool:
     return resume
 
 
-def check_memory(model: nn.Module, settings: Settings, data: RunData, world: World) -> None:
-    """A batch this device cannot train is refused in one line before its first step allocates."""
+def check_memory(settings: Settings, data: RunData, world: World) -> None:
+    """A model or batch this device cannot train is refused in one line before its weights or its
+    first step allocate: the check runs on the model built on the meta device (shapes only)."""
     from cnnlab.analysis.memory import ensure_step_fits
 
     config = settings.config
+    with torch.device("meta"):
+        model = create_model(config.model, num_classes=data.num_classes, in_chans=data.channels,
+                             input_size=(data.channels, settings.size, settings.size), **model_options(config))
     optimizer = "adam" if config.optimizer in ("adam", "adamw") else "momentum" if config.momentum else "sgd"
     ensure_step_fits(model, (data.channels, settings.size, settings.size), config.batch_size, optimizer,
                      settings.precision.amp or "none", bool(config.channels_last), str(world.device),
