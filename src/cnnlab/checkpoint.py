@@ -25,6 +25,7 @@ import io
 import json
 import os
 import platform
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,11 @@ from cnnlab.errors import CnnlabError
 
 class CheckpointError(CnnlabError):
     """A checkpoint that is missing, corrupt, or for another model or data set."""
+
+
+class CheckpointFallback(UserWarning):
+    """A reader took the last complete checkpoint past a newer save that is not committed; the
+    command line prints it as one note."""
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -220,8 +226,7 @@ def settle(folder: Path, name: str, verify: bool = True) -> str | None:
     description = _read_json(pending) if pending.is_file() else None
     files = description.get("files") if isinstance(description, dict) else None
     if not isinstance(files, dict) or (verify and _locate(folder, name, files) is None):
-        interrupted = any(path.exists() for path in [*(_staged(folder, name, part) for part in PARTS), pending,
-                                                     folder / f".{name}.next.json.partial"])
+        interrupted = any(path.exists() for path in [*_uncommitted(folder, name), pending])
         _discard_staged(folder, name)  # no commit (or a damaged one): the staged files are leftovers
         if not interrupted:
             return None
@@ -246,8 +251,7 @@ def _epoch_of(json_path: Path) -> Any:
 
 
 def _discard_staged(folder: Path, name: str) -> None:
-    for path in [*(_staged(folder, name, part) for part in PARTS), _pending(folder, name),
-                 folder / f".{name}.next.json.partial"]:
+    for path in [*_uncommitted(folder, name), _pending(folder, name)]:
         _remove_quietly(path)
 
 
@@ -324,7 +328,14 @@ def generation(json_path: Path) -> Generation:
         raise CheckpointError(f"{json_path} is not a readable checkpoint description ({error}); it is damaged") from None
     if not isinstance(description, dict):
         raise CheckpointError(f"{json_path} holds no checkpoint description: it is not a cnnlab checkpoint")
+    if any(path.exists() for path in _uncommitted(folder, name)):
+        warnings.warn(f"{folder}: a newer save of {name!r} is not committed (being written, or cut short by a crash); "
+                      f"reading the last complete one (epoch {description.get('epoch')})", CheckpointFallback, stacklevel=2)
     return Generation(json_path, description, {part: _final(folder, name, part) for part in PARTS})
+
+
+def _uncommitted(folder: Path, name: str) -> list[Path]:
+    return [*(_staged(folder, name, part) for part in PARTS), folder / f".{name}.next.json.partial"]
 
 
 def checkpoint_exists(folder: Path, name: str) -> bool:

@@ -135,3 +135,25 @@ def test_a_checkpoint_written_before_digests_still_loads(tmp_path):
     assert torch.equal(load_weights(tmp_path / "best.json")["weight"], model.weight)
     with pytest.raises(CheckpointError, match="best.state.pt is missing: the checkpoint is incomplete; it cannot resume"):
         load_training_state(tmp_path / "best.json")
+
+
+def test_a_reader_past_an_uncommitted_save_says_so_in_one_line(tmp_path, capsys):
+    """A save cut short before its commit (its weights staged): evaluate reads the last complete
+    checkpoint and says so once; --resume discards the staged files and says so too."""
+    from cnnlab.cli import main
+    from cnnlab.train import TrainConfig, fit
+
+    run = tmp_path / "run"
+    settings = dict(model="lenet5_modern", data="mnist-embedded", epochs=1, batch_size=32, subset=128,
+                    model_kwargs={"activation": "relu", "pool": "max"})
+    fit(TrainConfig(**settings, out=str(run)), log=lambda _: None)
+    (run / ".last.next.safetensors").write_bytes(b"half a file")
+    assert main(["evaluate", str(run / "last.json"), "--out", str(tmp_path / "evaluation")]) == 0
+    err = capsys.readouterr().err
+    assert err == (f"cnnlab evaluate: note: {run}: a newer save of 'last' is not committed (being written, or cut short "
+                   "by a crash); reading the last complete one (epoch 1)\n")
+    lines: list[str] = []
+    fit(TrainConfig(**{**settings, "epochs": 2}, out=str(run), resume=True), log=lines.append)
+    assert f"resume: {run}: a save of 'last' was interrupted before it was committed and is discarded; 'last' is the " \
+           "last complete one (epoch 1)" in lines
+    assert not (run / ".last.next.safetensors").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from cnnlab.errors import CnnlabError
@@ -28,13 +29,35 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return args.run(args) or 0
+        with _notes(args.command):
+            return args.run(args) or 0
     except CnnlabError as error:
         print(f"cnnlab {args.command}{_rank()}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def _notes(command: str):
+    """cnnlab's own warnings (a checkpoint read past an uncommitted save) as one note line each."""
+    import warnings
+
+    from cnnlab.checkpoint import CheckpointFallback
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, CheckpointFallback):
+            print(f"cnnlab {command}{_rank()}: note: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():  # which also restores showwarning afterwards
+        warnings.simplefilter("once", CheckpointFallback)
+        warnings.showwarning = show
+        yield
 
 
 def _rank() -> str:
