@@ -34,6 +34,7 @@ def compare(models: list[str], input_size: str | tuple[int, ...] | None = None, 
     step's peak (`peak`; in `amp`'s precision and `channels_last` layout). With `memory` (bytes or
     text such as "16GiB"), also the largest batch whose simulated step fits in it less `headroom`
     (see `usable_memory`), beside the seeds' answer, and what it leaves of the memory."""
+    total = usable_memory(memory) if memory is not None else None
     budget = usable_memory(memory, headroom) if memory is not None else None
     comparison = Comparison()
     for name in models:
@@ -63,7 +64,7 @@ def compare(models: list[str], input_size: str | tuple[int, ...] | None = None, 
             seeds = result.largest_batch(budget)
             row["largest_batch"], row["largest_batch_seeds"] = largest, seeds
             row["peak_at_largest_batch_mb"] = at_largest.peak / MB
-            row["memory_left_mb"] = (parse_bytes(memory) if isinstance(memory, str) else memory) / MB - at_largest.peak / MB
+            row["memory_left_mb"] = (total - at_largest.peak) / MB
             comparison.explanations.append(_why_batches_differ(result, largest, seeds, at_largest))
         comparison.rows.append(row)
         comparison.summaries.append(result)
