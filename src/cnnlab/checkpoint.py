@@ -294,12 +294,16 @@ class Generation:
 
     def read(self, part: str) -> bytes:
         """The part's bytes, checked against the digest the description records."""
+        files = self.description.get("files")
+        if isinstance(files, dict) and part not in files:
+            raise CheckpointError(f"{self.json_path} records no training {part}: this checkpoint cannot resume training"
+                                  if part == "state" else f"{self.json_path} records no {part}: it is incomplete")
         path = self.parts.get(part, _final(self.json_path.parent, self.json_path.name[: -len(".json")], part))
         if not path.is_file():
             raise CheckpointError(f"{path} is missing: the checkpoint is incomplete"
                                   + ("; it cannot resume training" if part == "state" else ""))
         data = path.read_bytes()
-        expected = (self.description.get("files") or {}).get(part, {}).get("sha256")
+        expected = (files or {}).get(part, {}).get("sha256")
         if expected is not None and _sha256(data) != expected:
             raise CheckpointError(f"{path} does not match the SHA-256 that {self.json_path.name} records: it was "
                                   "damaged or replaced after it was written; use another checkpoint (e.g. last "
@@ -370,14 +374,16 @@ def read_parts(json_path: Path, *parts: str) -> tuple[dict[str, Any], dict[str, 
     """The description and the bytes of `parts` of one generation of the checkpoint, each part
     checked against its digest. A reader that runs beside the run's writer may see the writer
     replace a part between its look and its read: it reads the new generation instead."""
-    for attempt in range(3):
-        found = generation(json_path)
+    found = generation(json_path)
+    for _ in range(2):
         try:
             return found.description, {part: found.read(part) for part in parts}
         except CheckpointError:
-            if attempt == 2 or generation(json_path).description == found.description:
+            newer = generation(json_path)
+            if newer.description == found.description:
                 raise  # the same generation still: damaged, not replaced by a newer save
-    raise AssertionError("unreachable")
+            found = newer
+    return found.description, {part: found.read(part) for part in parts}
 
 
 def load_weights(json_path: Path) -> dict[str, torch.Tensor]:
@@ -401,13 +407,11 @@ def _parse_weights(json_path: Path, data: bytes) -> dict[str, torch.Tensor]:
 
 
 def load_training_state(json_path: Path) -> dict[str, Any]:
-    if "state" not in (generation(json_path).description.get("files") or {"state": None}):
-        raise CheckpointError(f"{json_path} records no training state: this checkpoint cannot resume training")
     data = read_parts(json_path, "state")[1]["state"]
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - torch raises several types for damaged or unsafe files
-        raise CheckpointError(f"{json_path.with_name(json_path.name[: -len('.json')] + '.state.pt')} cannot be read "
+        raise CheckpointError(f"{_final(json_path.parent, json_path.name[: -len('.json')], 'state')} cannot be read "
                               f"safely ({str(error).splitlines()[0][:200]}); it is damaged or holds more than tensors"
                               ) from None
 

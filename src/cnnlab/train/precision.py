@@ -87,8 +87,9 @@ def resolve(requested: str | None, device: torch.device) -> Precision:
             raise CnnlabError("--amp fp16 needs a GPU (it uses a gradient scaler); on the CPU use --amp bf16")
         return Precision("fp16", "fp16 autocast with a gradient scaler")
     native = native_bf16(device)
-    if requested == "auto" and os.environ.get(AMP_ENVIRONMENT, "").strip():
-        return _auto_from_environment(os.environ[AMP_ENVIRONMENT].strip().lower(), where, native)
+    environment = os.environ.get(AMP_ENVIRONMENT, "").strip().lower()
+    if requested == "auto" and environment:
+        return _auto_from_environment(environment, where, native)
     if requested == "bf16":
         if native:
             return Precision("bf16", f"bf16 autocast (native on this {where}: {native})")

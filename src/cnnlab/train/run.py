@@ -26,6 +26,7 @@ from torch import nn
 from cnnlab.data import make_batches
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model, get_entry
+from cnnlab.models.registry import ModelEntry
 from cnnlab.models.from_checkpoint import load_model
 from cnnlab.train import distributed
 from cnnlab.checkpoint import (
@@ -55,13 +56,13 @@ def fit(config: TrainConfig, log: Callable[[str], None] = print, progress: bool 
     With `config.transfer` set, the run starts from `config.init` with a new head and follows the
     transfer mode's phases."""
     started = time.perf_counter()
-    get_entry(config.model)  # an unknown name is refused before anything is written
+    entry = get_entry(config.model)  # an unknown name is refused before anything is written
     world = distributed.setup(config.device)
     finished, lock = False, None
     try:
         if world.is_main:  # one writer per run folder; under torchrun rank 0 writes for the job
             lock = RunFolderLock(run_folder(config))
-        result = _train(config, world, log if world.is_main else _quiet, progress and world.is_main, started)
+        result = _train(config, entry, world, log if world.is_main else _quiet, progress and world.is_main, started)
         finished = True
         return result
     finally:
@@ -74,8 +75,7 @@ def _quiet(_line: str) -> None:
     pass
 
 
-def _train(config: TrainConfig, world: World, log, progress: bool, started: float) -> RunResult:
-    entry = get_entry(config.model)
+def _train(config: TrainConfig, entry: ModelEntry, world: World, log, progress: bool, started: float) -> RunResult:
     resuming = prepare_run_folder(run_folder(config), config.resume, config.overwrite)  # 1. the folder
     world.barrier()
     if resuming:  # a save that a crash interrupted is completed or discarded before any rank reads
@@ -139,20 +139,24 @@ def check_memory(settings: Settings, data: RunData, world: World) -> None:
 
     config = settings.config
     with torch.device("meta"):
-        model = create_model(config.model, num_classes=data.num_classes, in_chans=data.channels,
-                             input_size=(data.channels, settings.size, settings.size), **model_options(config))
+        model = zoo_model(settings, data)
     optimizer = "adam" if config.optimizer in ("adam", "adamw") else "momentum" if config.momentum else "sgd"
     ensure_step_fits(model, (data.channels, settings.size, settings.size), config.batch_size, optimizer,
                      settings.precision.amp or "none", bool(config.channels_last), str(world.device),
                      processes=int(os.environ.get("LOCAL_WORLD_SIZE", world.size)))
 
 
+def zoo_model(settings: Settings, data: RunData) -> nn.Module:
+    """The run's zoo model, freshly initialized, for the data's channels and classes at its input size."""
+    return create_model(settings.config.model, num_classes=data.num_classes, in_chans=data.channels,
+                        input_size=(data.channels, settings.size, settings.size), **model_options(settings.config))
+
+
 def build_model(settings: Settings, data: RunData, world: World, log) -> nn.Module:
     """The model for the data's channels and classes at the run's input size: initialized from
     --init (with a new head for transfer), on the device, in its layout, BatchNorm synced if asked."""
     config = settings.config
-    model = create_model(config.model, num_classes=data.num_classes, in_chans=data.channels,
-                         input_size=(data.channels, settings.size, settings.size), **model_options(config))
+    model = zoo_model(settings, data)
     if config.init and not config.resume:
         from cnnlab.weights import initialize_from
 
