@@ -1,5 +1,7 @@
 """Data-parallel training with torchrun (gloo, 2 CPU processes): equal to one process with the same
-global batch, BatchNorm synchronized, evaluation gathered, a killed rank ends the job with a message."""
+global batch, BatchNorm synchronized, evaluation gathered, a killed rank ends the job with a message.
+The runs compared with one process share one torchrun job (the `launch` fixture); the killed-rank and
+restart tests start their own through `cnnlab train --nproc 2`."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,22 +31,96 @@ COMMON = ["--epochs", "2", "--subset", "640", "--augment", "none", "--optimizer"
           "--amp", "none"]
 
 
-# `cnnlab` as `-m cnnlab` runs it, then each rank lists the threads it still has once training returned
-THEN_LIST_THREADS = """import os, sys
+# Each rank runs `cnnlab` once per command, as `-m cnnlab` would, joining a new process group each
+# time; rank 0 marks where each command's output starts. Once every command has returned, each rank
+# lists the threads it still has.
+EVERY_COMMAND_THEN_LIST_THREADS = """import json, os, sys
 from cnnlab.cli import main
-code = main(sys.argv[1:])
+for name, arguments in json.loads(sys.argv[1]).items():
+    if os.environ['RANK'] == '0':
+        print('=== run', name, flush=True)
+    code = main(arguments)
+    if code:
+        sys.exit(code)
 names = [open(f'/proc/self/task/{t}/comm').read().strip() for t in os.listdir('/proc/self/task')]
 print('threads', os.environ['RANK'], sorted(names), flush=True)
-sys.exit(code)
 """
 
 
-def torchrun(out: Path, *extra: str, nproc: int = 2, entry: tuple[str, ...] = ("-m", "cnnlab")) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *entry,
-               "train", "lenet5_modern", *RELU_MAX, *COMMON, "--out", str(out), *extra]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=240)
+def train_command(out: Path, *extra: str) -> list[str]:
+    return ["train", "lenet5_modern", *RELU_MAX, *COMMON, "--out", str(out), *extra]
+
+
+def torchrun(commands: dict[str, list[str]], script: Path) -> subprocess.CompletedProcess:
+    script.write_text(EVERY_COMMAND_THEN_LIST_THREADS)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script),
+               json.dumps(commands)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return done
+
+
+LINEAR_PROBE = ["lenet5_modern", "--set", "batch_norm=true", *RELU_MAX, "--data", "mnist-embedded[5-9]", "--mode",
+                "linear-probe", "--epochs", "3", "--subset", "640", "--augment", "none", "--optimizer", "sgd", "--lr",
+                "0.05", "--amp", "none"]
+
+
+@dataclass
+class Launch:
+    """One torchrun job of two gloo ranks that ran every data-parallel command below in turn."""
+
+    root: Path
+    stdout: dict[str, str]  # rank 0's output, per command
+    threads: list[str]  # each rank's threads once all had returned
+    epoch_before_resume: int  # last.json's epoch in "resumed" before the job resumed it
+
+
+@pytest.fixture(scope="module")
+def launch(tmp_path_factory) -> Launch:
+    """Two interpreters that import PyTorch cost more than the runs they train, so the runs this file
+    compares with one process share one torchrun job."""
+    root = tmp_path_factory.mktemp("ddp")
+    epoch_before_resume = _a_save_crashed_after_its_commit(root / "resumed")
+    fit(TrainConfig(model="lenet5_modern", data="mnist-embedded[0-4]", epochs=1, subset=500, model_kwargs={
+        "activation": "relu", "pool": "max", "batch_norm": True}, out=str(root / "pre")), log=lambda line: None)
+    commands = {
+        "ddp": train_command(root / "ddp", "--batch-size", "32"),
+        # A few steps: BatchNorm nets amplify float rounding (summation order) step by step, so over
+        # many steps any two runs drift apart; after 4 they agree to float precision.
+        "sync": train_command(root / "sync", "--set", "batch_norm=true", "--sync-bn", "--batch-size", "32", "--epochs",
+                              "1", "--subset", "256"),
+        "accumulated": train_command(root / "accumulated", "--batch-size", "16", "--accumulate", "2"),
+        "local": train_command(root / "local", "--set", "batch_norm=true", "--batch-size", "32"),
+        "scaled": train_command(root / "scaled", "--batch-size", "32", "--scale-lr", "--warmup-epochs", "1"),
+        "resumed": train_command(root / "resumed", "--batch-size", "32", "--epochs", "3", "--resume"),
+        "probe": ["transfer", *LINEAR_PROBE, "--init", str(root / "pre"), "--batch-size", "32", "--out",
+                  str(root / "probe")],
+    }
+    done = torchrun(commands, root / "every_command_then_list_threads.py")
+    parts = done.stdout.split("=== run ")[1:]
+    stdout = {part.split("\n", 1)[0]: part.split("\n", 1)[1] for part in parts}
+    assert list(stdout) == list(commands), done.stdout[-3000:]
+    threads = sorted(line for line in done.stdout.splitlines() if line.startswith("threads"))
+    return Launch(root, stdout, threads, epoch_before_resume)
+
+
+def _a_save_crashed_after_its_commit(run: Path) -> int:
+    """One process trains 3 epochs; epoch 2's save of last crashes after its commit, before its JSON
+    is in place. Returns the epoch last.json then holds."""
+    real = os.replace
+
+    def crash_at_the_last_json(source, target):
+        if Path(target).name == "last.json" and json.loads(Path(source).read_text())["epoch"] == 2:
+            raise SystemExit("crash")
+        real(source, target)
+
+    os.replace = crash_at_the_last_json
+    try:
+        with pytest.raises(SystemExit):
+            single(run, epochs=3)
+    finally:
+        os.replace = real
+    return json.loads((run / "last.json").read_text())["epoch"]
 
 
 def single(out: Path, batch_norm: bool = False, **settings) -> None:
@@ -77,82 +154,62 @@ def test_shards_are_distributed_samplers():
         assert [one[i] for i in range(0, count, 2)] == shards[0][: len(range(0, count, 2))]
 
 
-def test_two_processes_equal_one_with_the_same_global_batch_and_leave_no_gloo_threads(tmp_path):
-    script = tmp_path / "cnnlab_then_list_threads.py"
-    script.write_text(THEN_LIST_THREADS)
-    done = torchrun(tmp_path / "ddp", "--batch-size", "32", entry=(str(script),))
+def test_two_processes_equal_one_with_the_same_global_batch_and_leave_no_gloo_threads(launch, tmp_path):
     # Once fit returns, the process group is freed and its threads joined, not left running into
     # interpreter shutdown (where CI once saw a rank abort). DDP's lazy import of torch.distributed.nn
-    # used to pin the group for the life of the process.
-    lines = sorted(line for line in done.stdout.splitlines() if line.startswith("threads"))
-    assert [line.split()[1] for line in lines] == ["0", "1"]
-    assert not any("gloo" in line for line in lines), lines
+    # used to pin the group for the life of the process. Each rank joined seven groups in turn.
+    assert [line.split()[1] for line in launch.threads] == ["0", "1"]
+    assert not any("gloo" in line for line in launch.threads), launch.threads
     single(tmp_path / "one", batch_size=64)
-    assert max_difference(tmp_path / "ddp", tmp_path / "one") < 1e-5
-    ddp, one = metrics(tmp_path / "ddp"), metrics(tmp_path / "one")
+    ddp = launch.root / "ddp"
+    assert max_difference(ddp, tmp_path / "one") < 1e-5
+    two, one = metrics(ddp), metrics(tmp_path / "one")
     # the gathered evaluation: the whole validation split (75 images) once, as one process sees it
-    assert [r["val_top1"] for r in ddp] == [r["val_top1"] for r in one]
-    assert [r["val_loss"] for r in ddp] == pytest.approx([r["val_loss"] for r in one], abs=1e-6)
-    config = json.loads((tmp_path / "ddp" / "config.json").read_text())
+    assert [r["val_top1"] for r in two] == [r["val_top1"] for r in one]
+    assert [r["val_loss"] for r in two] == pytest.approx([r["val_loss"] for r in one], abs=1e-6)
+    config = json.loads((ddp / "config.json").read_text())
     assert config["batch_size"] == 32
     # saved from the unwrapped module: loads into one process as it is
-    model, meta = load_model(tmp_path / "ddp")
+    model, meta = load_model(ddp)
     assert not any(key.startswith("module.") for key in model.state_dict())
 
 
-def test_sync_batchnorm_equals_one_process(tmp_path):
-    # A few steps: BatchNorm nets amplify float rounding (summation order) step by step, so over
-    # many steps any two runs drift apart; after 4 they agree to float precision.
-    torchrun(tmp_path / "sync", "--set", "batch_norm=true", "--sync-bn", "--batch-size", "32", "--epochs", "1",
-             "--subset", "256")
+def test_sync_batchnorm_equals_one_process(launch, tmp_path):
     single(tmp_path / "one", batch_norm=True, batch_size=64, epochs=1, subset=256)
-    assert max_difference(tmp_path / "sync", tmp_path / "one") < 1e-5  # running statistics included
+    assert max_difference(launch.root / "sync", tmp_path / "one") < 1e-5  # running statistics included
 
 
-def test_accumulation_equals_the_larger_batch(tmp_path):
+def test_accumulation_equals_the_larger_batch(launch, tmp_path):
     # 2 ranks x 16 images x 2 micro-steps (the first without all-reduce) = one process at 64
-    torchrun(tmp_path / "ddp", "--batch-size", "16", "--accumulate", "2")
     single(tmp_path / "one", batch_size=64)
-    assert max_difference(tmp_path / "ddp", tmp_path / "one") < 1e-5
+    assert max_difference(launch.root / "accumulated", tmp_path / "one") < 1e-5
     single(tmp_path / "accumulated", batch_size=32, accumulate=2)
     assert max_difference(tmp_path / "accumulated", tmp_path / "one") < 1e-5
 
 
-def test_without_sync_bn_each_rank_normalizes_its_own_half(tmp_path):
-    torchrun(tmp_path / "local", "--set", "batch_norm=true", "--batch-size", "32")
+def test_without_sync_bn_each_rank_normalizes_its_own_half(launch, tmp_path):
     single(tmp_path / "one", batch_norm=True, batch_size=64)
-    assert max_difference(tmp_path / "local", tmp_path / "one") > 1e-4  # what --sync-bn is for
+    assert max_difference(launch.root / "local", tmp_path / "one") > 1e-4  # what --sync-bn is for
 
 
-def test_resume_with_another_process_count_and_scale_lr(tmp_path, capsys):
-    done = torchrun(tmp_path / "run", "--batch-size", "32", "--scale-lr", "--warmup-epochs", "1")
-    assert "global batch 64; --scale-lr: lr 0.02 x 2 = 0.04 after 1 warm-up epochs" in done.stdout
-    assert done.stdout.count("run folder") == 1  # rank 0 reports for the job
+def test_resume_with_another_process_count_and_scale_lr(launch):
+    assert "global batch 64; --scale-lr: lr 0.02 x 2 = 0.04 after 1 warm-up epochs" in launch.stdout["scaled"]
+    assert launch.stdout["scaled"].count("run folder") == 1  # rank 0 reports for the job
+    run = launch.root / "scaled"
     code = main(["train", "lenet5_modern", *RELU_MAX, *COMMON[2:], "--epochs", "3", "--batch-size", "64", "--resume",
-                 "--out", str(tmp_path / "run")])
-    assert code == 0 and [r["epoch"] for r in metrics(tmp_path / "run")] == [1, 2, 3]
+                 "--out", str(run)])
+    assert code == 0 and [r["epoch"] for r in metrics(run)] == [1, 2, 3]
 
 
-def test_a_save_crashed_after_its_commit_is_completed_before_two_ranks_resume(tmp_path, monkeypatch):
-    """Epoch 2's save of last crashes after its commit, before its JSON is in place; torchrun's two
+def test_a_save_crashed_after_its_commit_is_completed_before_two_ranks_resume(launch):
+    """Epoch 2's save of last crashed after its commit, before its JSON was in place; torchrun's two
     ranks resume: rank 0 completes the save (and says so) before any rank reads the checkpoint."""
-    real = os.replace
-
-    def crash_at_the_last_json(source, target):
-        if Path(target).name == "last.json" and json.loads(Path(source).read_text())["epoch"] == 2:
-            raise SystemExit("crash")
-        real(source, target)
-
-    monkeypatch.setattr(os, "replace", crash_at_the_last_json)
-    with pytest.raises(SystemExit):
-        single(tmp_path / "run", epochs=3)
-    monkeypatch.setattr(os, "replace", real)
-    assert json.loads((tmp_path / "run" / "last.json").read_text())["epoch"] == 1  # epoch 2's is committed, pending
-    done = torchrun(tmp_path / "run", "--batch-size", "32", "--epochs", "3", "--resume")
-    assert f"resume: {tmp_path / 'run'}: a save of 'last' (epoch 2) was committed but not yet in place; completed" \
-        in done.stdout
-    assert [r["epoch"] for r in metrics(tmp_path / "run")] == [1, 2, 3]
-    assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".") and p.name != ".cnnlab.lock") == []
+    run = launch.root / "resumed"
+    assert launch.epoch_before_resume == 1  # epoch 2's is committed, pending
+    assert f"resume: {run}: a save of 'last' (epoch 2) was committed but not yet in place; completed" \
+        in launch.stdout["resumed"]
+    assert [r["epoch"] for r in metrics(run)] == [1, 2, 3]
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".") and p.name != ".cnnlab.lock") == []
 
 
 def _pid_of_rank(marker: str, rank: int) -> int | None:
@@ -173,7 +230,7 @@ def test_a_killed_rank_stops_the_job_with_a_message(tmp_path):
     marker = f"{os.getpid()}-{time.time()}"
     out = tmp_path / "run"
     command = [sys.executable, "-m", "cnnlab", "train", "lenet5_modern", *RELU_MAX, "--nproc", "2", "--epochs", "200",
-               "--subset", "2000", "--batch-size", "16", "--out", str(out)]
+               "--subset", "1000", "--batch-size", "16", "--out", str(out)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "CNNLAB_TEST_MARK": marker})
     deadline = time.time() + 120
@@ -198,7 +255,7 @@ def test_max_restarts_with_resume_continues_from_the_last_checkpoint(tmp_path):
     marker = f"restart-{os.getpid()}-{time.time()}"
     out = tmp_path / "run"
     command = [sys.executable, "-m", "cnnlab", "train", "lenet5_modern", *RELU_MAX, "--nproc", "2", "--max-restarts", "1",
-               "--resume", "--epochs", "8", "--subset", "2000", "--batch-size", "16", "--out", str(out)]
+               "--resume", "--epochs", "8", "--subset", "1000", "--batch-size", "16", "--out", str(out)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "CNNLAB_TEST_MARK": marker})
     deadline = time.time() + 120
@@ -216,18 +273,10 @@ def test_max_restarts_with_resume_continues_from_the_last_checkpoint(tmp_path):
     assert stdout.count("epoch   8/8") == 1
 
 
-def test_linear_probe_on_two_processes_equals_one(tmp_path):
+def test_linear_probe_on_two_processes_equals_one(launch, tmp_path):
     """The frozen backbone's features are computed by each rank on its shard and gathered; the head
     then trains data-parallel on cached features, as one process does at the doubled batch."""
-    fit(TrainConfig(model="lenet5_modern", data="mnist-embedded[0-4]", epochs=1, subset=500, model_kwargs={
-        "activation": "relu", "pool": "max", "batch_norm": True}, out=str(tmp_path / "pre")), log=lambda line: None)
-    common = ["lenet5_modern", "--set", "batch_norm=true", *RELU_MAX, "--init", str(tmp_path / "pre"), "--data",
-              "mnist-embedded[5-9]", "--mode", "linear-probe", "--epochs", "3", "--subset", "640", "--augment", "none",
-              "--optimizer", "sgd", "--lr", "0.05", "--amp", "none"]
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "cnnlab",
-               "transfer", *common, "--batch-size", "32", "--out", str(tmp_path / "ddp")]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    assert main(["transfer", *common, "--batch-size", "64", "--out", str(tmp_path / "one")]) == 0
-    assert max_difference(tmp_path / "ddp", tmp_path / "one") < 1e-5
-    assert [r["val_top1"] for r in metrics(tmp_path / "ddp")] == [r["val_top1"] for r in metrics(tmp_path / "one")]
+    assert main(["transfer", *LINEAR_PROBE, "--init", str(launch.root / "pre"), "--batch-size", "64", "--out",
+                 str(tmp_path / "one")]) == 0
+    assert max_difference(launch.root / "probe", tmp_path / "one") < 1e-5
+    assert [r["val_top1"] for r in metrics(launch.root / "probe")] == [r["val_top1"] for r in metrics(tmp_path / "one")]

@@ -167,26 +167,27 @@ def test_toml_config_and_flag_override(tmp_path, capsys):
     assert code == 2 and "unknown settings epochz" in capsys.readouterr().err
 
 
-TRAIN_SCRIPT = """
+RESUMABLE = dict(model="lenet5_modern", data="mnist-embedded", epochs=4, batch_size=32, subset=1600, optimizer="sgd",
+                 lr=0.05, momentum=0.9, model_kwargs={"activation": "relu", "pool": "max", "batch_norm": True}, seed=5,
+                 augment="digits", dropout=None)
+TRAIN_SCRIPT = f"""
 import sys
 from cnnlab.train import TrainConfig, fit
-settings = dict(model="lenet5_modern", data="mnist-embedded", epochs=4, batch_size=32, subset=1600, optimizer="sgd",
-                lr=0.05, momentum=0.9, model_kwargs={"activation": "relu", "pool": "max", "batch_norm": True}, seed=5,
-                augment="digits", dropout=None)
-fit(TrainConfig(**settings, out=sys.argv[1], resume=sys.argv[2] == "resume"), log=print)
+fit(TrainConfig(**{RESUMABLE!r}, out=sys.argv[1]), log=print)
 """
 
 
 def test_killed_run_resumes_to_bitwise_identical_weights(tmp_path):
-    """SIGKILL in the middle of epoch 3, resume: the final weights equal an uninterrupted run's."""
+    """SIGKILL in the middle of epoch 3, resume: the final weights equal an uninterrupted run's. The
+    killed run is a process of its own; the reference and the resumed run train in this one."""
     script = tmp_path / "train.py"
     script.write_text(TRAIN_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     reference = tmp_path / "reference"
-    subprocess.run([sys.executable, str(script), str(reference), "new"], check=True, env=env, capture_output=True)
+    fit(TrainConfig(**RESUMABLE, out=str(reference)), log=lambda line: None)
 
     interrupted = tmp_path / "interrupted"
-    process = subprocess.Popen([sys.executable, "-u", str(script), str(interrupted), "new"], env=env,
+    process = subprocess.Popen([sys.executable, "-u", str(script), str(interrupted)], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     # Epoch 2's line is printed after its checkpoint; an epoch of 50 steps lasts about half a second
     # here, so a kill 0.1 s later lands inside epoch 3 (or, on a slow machine, just after it).
@@ -198,7 +199,7 @@ def test_killed_run_resumes_to_bitwise_identical_weights(tmp_path):
     process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL
     assert json.loads((interrupted / "last.json").read_text())["epoch"] in (2, 3)
-    subprocess.run([sys.executable, str(script), str(interrupted), "resume"], check=True, env=env, capture_output=True)
+    fit(TrainConfig(**RESUMABLE, out=str(interrupted), resume=True), log=lambda line: None)
 
     expected = load_file(str(reference / "last.safetensors"))
     actual = load_file(str(interrupted / "last.safetensors"))

@@ -10,6 +10,7 @@ rank's predictions and drops the padding (train/metrics.py).
 from __future__ import annotations
 
 import gc
+import itertools
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -41,6 +42,11 @@ class World:
     def barrier(self) -> None:
         if self.distributed:
             dist.barrier()
+
+
+# How many process groups this process has joined: a script (or notebook) that trains twice under
+# torchrun joins a new group each time, under keys of its own in torchrun's store.
+_groups_joined = itertools.count()
 
 
 def launched_by_torchrun() -> bool:
@@ -77,14 +83,16 @@ def setup(requested_device: str) -> World:
         # A lost peer is noticed by torchrun's agent, which stops the job; the timeout only bounds a hang
         # that no process exit reveals.
         backend, timeout = ("nccl" if device.type == "cuda" else "gloo"), timedelta(minutes=10)
-        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
-        if attempt is not None and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
-            # torchrun --max-restarts keeps its store across attempts: the keys each rank publishes
-            # to connect are given the attempt's prefix, or a restarted rank reads the dead ones' and hangs.
+        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+        group = next(_groups_joined)
+        if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+            # torchrun keeps its store for the whole job: across --max-restarts attempts and across the
+            # groups one process joins in turn. The keys each rank publishes to connect are given the
+            # attempt's and the group's prefix, or a rank reads a dead or earlier group's and hangs.
             store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), size, is_master=False,
                                   timeout=timeout)
-            dist.init_process_group(backend, store=dist.PrefixStore(f"cnnlab/attempt_{attempt}", store), rank=rank,
-                                    world_size=size, timeout=timeout)
+            dist.init_process_group(backend, store=dist.PrefixStore(f"cnnlab/attempt_{attempt}/group_{group}", store),
+                                    rank=rank, world_size=size, timeout=timeout)
         else:
             dist.init_process_group(backend, timeout=timeout)
     return World(rank, size, local_rank, device)
