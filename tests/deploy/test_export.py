@@ -15,11 +15,31 @@ from cnnlab.deploy import ExportError, benchmark, export_onnx, export_program, e
 from tests.models.test_faithfulness import randomize_batchnorm_statistics
 
 
-@pytest.mark.parametrize("name, side", [("resnet20", 32), ("densenet_bc_100_12", 32), ("lenet5", 32),
-                                        ("shufflenet_v1_g8_x0_5", 64), ("nasnet_a_mobile", 64),
-                                        ("fractalnet34", 64)])
-def test_folded_onnx_matches_pytorch_at_any_batch(tmp_path, name, side):
-    model = cnnlab.create_model(name).eval()
+def dense_net_bc_2_layers_a_block() -> torch.nn.Module:
+    """densenet_bc_100_12's layers (BN-ReLU-1x1-BN-ReLU-3x3, concatenation, compression 0.5), 2 per block."""
+    from cnnlab.models.densenet import DenseNet
+
+    return DenseNet(12, (2, 2, 2), 24, num_classes=10, cifar_stem=True)
+
+
+def nasnet_a_mobile_2_cells_a_stage() -> torch.nn.Module:
+    """nasnet_a_mobile's stem, Normal and Reduction cells (a Normal cell after a Reduction cell and after a
+    Normal cell), 2 Normal cells per stage instead of 4."""
+    from cnnlab.models.nasnet import NASNET_CONFIGS, NASNetA
+
+    return NASNetA(**{**NASNET_CONFIGS["mobile"], "cells_per_stage": 2})
+
+
+# Every way the zoo joins layers (a sum, a concatenation, a channel shuffle, the searched cells, a
+# fractal's mean of columns); the deep ones at fewer repeats of the same blocks, as exporting takes
+# time per node: the full densenet_bc_100_12 and nasnet_a_mobile took 11 s and 15 s here.
+@pytest.mark.parametrize("build, side", [
+    (lambda: cnnlab.create_model("resnet20"), 32), (dense_net_bc_2_layers_a_block, 32),
+    (lambda: cnnlab.create_model("lenet5"), 32), (lambda: cnnlab.create_model("shufflenet_v1_g8_x0_5"), 64),
+    (nasnet_a_mobile_2_cells_a_stage, 64), (lambda: cnnlab.create_model("fractalnet34"), 64)],
+    ids=["resnet20", "densenet_bc_2_layers", "lenet5", "shufflenet_v1_g8_x0_5", "nasnet_a_mobile_2_cells", "fractalnet34"])
+def test_folded_onnx_matches_pytorch_at_any_batch(tmp_path, build, side):
+    model = build().eval()
     randomize_batchnorm_statistics(model)
     x = torch.randn(1, model.in_chans, side, side)
     folded, _ = fold_batchnorm(model, x)

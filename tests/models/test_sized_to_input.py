@@ -64,3 +64,21 @@ def test_a_run_at_another_size_saves_and_reloads(tmp_path):
                     optimizer="adam", lr=1e-3, out=str(tmp_path / "run")), log=lambda _: None)
     model, meta = load_model(tmp_path / "run")
     assert meta.input_size == (1, 32, 32) and model.pre_logits.fc1.in_features == 576
+
+
+def test_an_input_a_fixed_net_cannot_take_is_refused_when_it_is_built():
+    """A net that is not built for its input records the input it is given only if it takes it;
+    a fixed classifier (the original LeNet-5) is not told to be built for another size."""
+    with pytest.raises(InputShapeError, match=r"input 8x8 does not fit lenet5: it takes square inputs from 32x32 to "
+                                              r"35x35 \(its flattened classifier fixes the size; designed for 32x32\); "
+                                              r"resize the images to 32x32$"):
+        cnnlab.create_model("lenet5", input_size=8)
+    with pytest.raises(InputShapeError) as refused:
+        cnnlab.create_model("lenet5")(torch.randn(1, 1, 28, 28))
+    assert "input_size" not in str(refused.value)
+    with pytest.raises(InputShapeError, match="input 8x8 is too small for inception_v3: the smallest input it accepts "
+                                              "is 75x75"):
+        cnnlab.create_model("inception_v3", input_size=8)
+    with pytest.raises(InputShapeError, match="the smallest input it accepts is 12x12"):
+        cnnlab.create_model("lenet5_modern", input_size=8)
+    assert cnnlab.create_model("resnet18", input_size=(3, 8, 8)).default_input_size == (3, 8, 8)  # it takes 8x8

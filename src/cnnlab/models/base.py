@@ -173,11 +173,20 @@ def explain_input_size_error(model: CnnModel, x: torch.Tensor, error: RuntimeErr
     """
     if getattr(_probing, "active", False):
         return
-    height, width = int(x.shape[-2]), int(x.shape[-1])
+    refusal = size_refusal(model, int(x.shape[-2]), int(x.shape[-1]))
+    if refusal is not None:
+        raise refusal from None
+
+
+def size_refusal(model: CnnModel, height: int, width: int) -> InputShapeError | None:
+    """The InputShapeError for a height x width input that `model` cannot take, naming the sizes it
+    accepts and how to get there; None when it takes that input (or does not take its designed
+    size either, so the size is not the cause). A net whose builder sizes its flattened classifier
+    to the input (`model.sized_to_input`, set by create_model) is told to be built for it."""
     designed = model.default_input_size[-1]
     probe = _MetaProbe(model)
     if probe.runs(height, width) or not probe.runs(designed, designed):
-        return
+        return None
     smallest, largest = probe.smallest_side(designed), probe.largest_side(designed)
 
     name = _display_name(model)
@@ -187,16 +196,20 @@ def explain_input_size_error(model: CnnModel, x: torch.Tensor, error: RuntimeErr
             f"only {smallest}x{smallest}" if smallest == largest
             else f"square inputs from {smallest}x{smallest} to {largest}x{largest}"
         )
-        raise InputShapeError(
+        if not getattr(model, "sized_to_input", False):
+            return InputShapeError(
+                f"input {got} does not fit {name}: it takes {accepted} (its flattened classifier fixes the size; "
+                f"designed for {designed}x{designed}); resize the images to {designed}x{designed}")
+        return InputShapeError(
             f"input {got} does not fit {name}: it takes {accepted} (its flattened classifier "
             f"fixes the size; designed for {designed}x{designed}); resize the images to "
             f"{designed}x{designed}, or build the classifier for {got}: create_model({name!r}, "
             f"input_size=({model.in_chans}, {height}, {width})), --input {model.in_chans}x{height}x{width} on the command line"
-        ) from None
-    raise InputShapeError(
+        )
+    return InputShapeError(
         f"input {got} is too small for {name}: the smallest input it accepts is "
         f"{smallest}x{smallest} (designed for {designed}x{designed}); resize or pad the images"
-    ) from None
+    )
 
 
 def accepted_input_sizes(model: CnnModel) -> tuple[int, int | None]:

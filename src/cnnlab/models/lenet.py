@@ -15,7 +15,7 @@ from cnnlab.layers import ScaledTanh, make_activation
 from cnnlab.layers.lecun import EuclideanRBF, SparseConnectionConv2d, TrainableSubsampling, paper_uniform_
 from cnnlab.models.base import CnnModel, image_side, stage_info
 from cnnlab.models.registry import register_model
-from cnnlab.errors import ModelConfigError
+from cnnlab.errors import InputShapeError, ModelConfigError
 
 # LeCun et al. 1998 train with stochastic diagonal Levenberg-Marquardt, which PyTorch does not
 # have; Adam at 1e-3 with cosine decay is the usual stand-in.
@@ -104,7 +104,8 @@ class LeNet5Modern(CnnModel):
         # fc1 takes what conv2's pool leaves of the input: 5x5 at 28x28 (the seed's 16 x 5 x 5 = 400)
         side = lambda n: ((n // 2) - 4) // 2  # noqa: E731  pad-2 conv keeps n, pool /2, 5x5 conv -4, pool /2
         if min(side(height), side(width)) < 1:
-            raise ModelConfigError(f"lenet5_modern needs inputs of at least 12x12, got {height}x{width}")
+            raise InputShapeError(f"input {height}x{width} does not fit lenet5_modern: its maps shrink to nothing before "
+                                  "the classifier; the smallest input it accepts is 12x12 (designed for 28x28); resize the images")
 
         def conv_unit(index: int, conv: nn.Conv2d) -> list[tuple[str, nn.Module]]:
             unit = [(f"conv{index}", conv)]

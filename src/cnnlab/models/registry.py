@@ -18,6 +18,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from cnnlab.errors import ModelConfigError, UnknownModelError
+from cnnlab.models.init_once import InitOnce
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def create_model(
     if sized:
         variant_kwargs["input_size"] = input_size
     try:
-        with _skip_meta_init() if _building_on_meta() else contextlib.nullcontext():
+        with _skip_meta_init() if _building_on_meta() else InitOnce():
             model = entry.builder(num_classes=entry.num_classes if num_classes is None else num_classes,
                                   in_chans=in_chans, **variant_kwargs)
     except TypeError as error:
@@ -128,11 +129,18 @@ def create_model(
                                    + (f"; its options: {', '.join(options)}" if options else "; it takes no options"))
         refusal.option = unknown  # for callers that explain where the option came from (a checkpoint's file)
         raise refusal from None
-    if input_size is not None and not sized and hasattr(model, "default_input_size"):
-        from cnnlab.models.base import image_side
-
-        model.default_input_size = (in_chans, *image_side(input_size))
     model.model_name = name
+    model.sized_to_input = "input_size" in inspect.signature(entry.builder).parameters
+    if input_size is not None and not sized and hasattr(model, "default_input_size"):
+        from cnnlab.models.base import image_side, size_refusal
+
+        # The net takes any input it can (or only its designed size): it records the input it is
+        # given, once it is sure the net takes it.
+        height, width = image_side(input_size)
+        refusal = size_refusal(model, height, width)
+        if refusal is not None:
+            raise refusal
+        model.default_input_size = (in_chans, height, width)
     if pretrained is not None:
         from cnnlab.weights import initialize_from
 
