@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from cnnlab.checkpoint import CheckpointError, load_checkpoint, resolve
-from cnnlab.errors import CnnlabError, ModelConfigError
+from cnnlab.errors import CnnlabError, InputShapeError, ModelConfigError
 from cnnlab.models.registry import create_model
 
 
@@ -23,6 +23,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
             raise
         raise CheckpointError(f"{json_path} gives {meta.model} options it does not take "
                               f"({error.option}); the file was edited or is from another model") from None
+    except InputShapeError as error:
+        raise CheckpointError(f"{json_path}'s input does not fit {meta.model} ({error}); the file was edited or is "
+                              "from another model") from None
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as error:
