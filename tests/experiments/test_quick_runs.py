@@ -93,14 +93,14 @@ def test_degradation_from_the_command_line(tmp_path, capsys):
     assert [r["model"] for r in record["rows"]] == ["plain20", "plain56", "resnet20", "resnet56"]
     for arm in record["figures"]["arms"].values():
         run_ = arm["runs"][0]
-        history, steps = run_["history"], 3 * (512 // 128)
+        history, steps = run_["history"], 3 * (256 // 128)
         probes = [round(steps * k / 6) for k in range(1, 7)]  # six probes, the last at the last step
         if run_["diverged"]:  # a legitimate outcome on some CPUs' rounding: the probes before it, then its record
             assert [p["iteration"] for p in history[:-1]] == probes[: len(history) - 1]
             assert history[-1]["iteration"] == run_["diverged_at"] < steps and history[-1]["test_error"] == run_["chance_error"]
         else:
             assert [p["iteration"] for p in history] == probes
-    assert "budget (quick, seeds 0): 512" in out and "expected under a minute" in out
+    assert "budget (quick, seeds 0): 256" in out and "expected under a minute" in out
     assert f"verdict: {record['verdict'].upper()}: plain-56's training error is" in out
     assert (tmp_path / "degradation.png").stat().st_size > 10_000
 

@@ -4,8 +4,6 @@ report checked in a real headless Chromium."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -82,61 +80,53 @@ def test_filters_and_feature_maps(run, tmp_path, capsys):
     assert "does not output feature maps" in capsys.readouterr().err
 
 
-def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
-@pytest.mark.skipif(chromium() is None, reason="needs Chromium (.ci/run installs Debian's chromium)")
 @pytest.mark.parametrize("kind", ["model", "run"])
-def test_report_renders_in_headless_chromium(run, tmp_path, kind):
+def test_report_renders_in_headless_chromium(run, tmp_path, kind, open_page):
     page = tmp_path / "report.html"
     assert main(["report", "resnet18" if kind == "model" else str(run), "--html", str(page)]) == 0
     text = page.read_text()
     assert "http://" not in text and "https://" not in text  # self-contained: nothing to fetch
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--enable-logging=stderr", "--v=0"]
-    dom = subprocess.run([chromium(), *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    loaded = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom.stdout)
+    opened = open_page(page.as_uri())
+    loaded = re.fullmatch(r"(\d+)/(\d+)", opened.body_data("imagesLoaded"))
     # the diagram and 4 per-layer plots; a run adds its curves, confusion matrix, per-class bars (and mistakes)
     assert loaded and loaded[1] == loaded[2] and int(loaded[2]) in ((5,) if kind == "model" else (8, 9))
-    assert "the network, as `cnnlab draw` draws it" in dom.stdout
+    assert "the network, as `cnnlab draw` draws it" in opened.page.content()
     layers = len(summary("resnet18" if kind == "model" else "lenet5_modern", batch=1,
                          **({} if kind == "model" else {"activation": "relu", "pool": "max", "batch_norm": True})).rows)
-    assert re.search(r'data-layer-rows="(\d+)"', dom.stdout)[1] == str(layers)  # every layer is in the tree
-    console_errors = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
-    assert not console_errors, console_errors
+    assert opened.body_data("layerRows") == str(layers)  # every layer is in the tree
+    assert not opened.errors, opened.errors
     shot = tmp_path / "shot.png"
-    subprocess.run([chromium(), *flags[:3], f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()],
-                   capture_output=True, timeout=120, check=True)
+    opened.page.screenshot(path=str(shot))
     assert image_size(shot) == (1200, 1600)
     with Image.open(shot) as image:  # something was drawn: not a blank page
         assert sum(count > 0 for count in image.convert("L").histogram()) > 10
 
 
-@pytest.mark.skipif(chromium() is None, reason="needs Chromium (.ci/run installs Debian's chromium)")
-def test_report_tree_folds_and_unfolds_by_stage(tmp_path):
+def test_report_tree_folds_and_unfolds_by_stage(tmp_path, open_page):
     page = tmp_path / "report.html"
     assert main(["report", "resnet50", "--html", str(page)]) == 0
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--enable-logging=stderr", "--v=0"]
 
-    def visible(fragment: str) -> int:
-        dom = subprocess.run([chromium(), *flags, "--dump-dom", page.as_uri() + fragment], capture_output=True,
-                             text=True, timeout=120)
-        assert not [line for line in dom.stderr.splitlines() if "Uncaught" in line or "CONSOLE" in line]
-        return int(re.search(r'data-visible-rows="(\d+)"', dom.stdout)[1])
+    def visible(fragment: str) -> int:  # a link opens the page unfolded or filtered
+        opened = open_page(page.as_uri() + fragment)
+        assert not opened.errors, opened.errors
+        return int(opened.body_data("visibleRows"))
 
     # folded: input, conv1, bn1, relu, maxpool, layer1-4, avgpool, flatten, fc
     assert visible("") == 12
     assert visible("#expand=layer2") == 12 + 4  # stage 2's four bottlenecks, each still folded
     assert visible("#expand=layer2,layer2.0") == 16 + 12  # the first block: its layers and its projection shortcut
     assert visible("#filter=downsample") == 4 + 4 + 4 * 3  # each stage, its first block, the projection and its 2 layers
-    shots = {}
-    for name, fragment in (("folded", ""), ("open", "#expand=layer1,layer1.0,layer1.1")):
-        shot = tmp_path / f"{name}.png"
-        subprocess.run([chromium(), *flags[:3], f"--screenshot={shot}", "--window-size=1200,2400",
-                        page.as_uri() + fragment], capture_output=True, timeout=120, check=True)
-        shots[name] = shot.read_bytes()
-    assert shots["folded"] != shots["open"]
+    # a click on a stage's or a block's triangle unfolds it, a second click folds it again
+    opened = open_page(page.as_uri(), height=2400)
+    folded = opened.page.screenshot()
+    for name in ("layer1", "layer1.0", "layer1.1"):
+        opened.page.click(f'tr[data-id="{name}"] span.toggle')
+    # layer1's 3 blocks; block 0's 12 rows (as layer2.0's above), block 1's 11 (no projection row)
+    assert int(opened.body_data("visibleRows")) == 12 + 3 + 12 + 11
+    assert opened.page.screenshot() != folded
+    opened.page.click('tr[data-id="layer1"] span.toggle')
+    assert int(opened.body_data("visibleRows")) == 12 and opened.page.screenshot() == folded
+    assert not opened.errors, opened.errors
 
 
 def test_vgg_layers_carry_the_papers_names():

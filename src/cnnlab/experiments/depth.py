@@ -24,7 +24,7 @@ def plan(ctx: Context) -> Plan:
     # arm), on 28x28 Fashion-MNIST, compressed to what 2 CPU cores do in about 12 minutes.
     # docs/experiments.md keeps the figures of the first design, without the warm-up.
     return ctx.pick(
-        quick=Plan(images=512, epochs=3, lr=0.1, weight_decay=1e-4, schedule="step", warmup=0.15, probes=6,
+        quick=Plan(images=256, epochs=3, lr=0.1, weight_decay=1e-4, schedule="step", warmup=0.15, probes=6,
                    probe_images=250, test_images=500, channels_last=True),
         standard=Plan(images=12_000, epochs=6, lr=0.1, weight_decay=1e-4, schedule="step", warmup=0.15, probes=24,
                       channels_last=True),

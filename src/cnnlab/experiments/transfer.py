@@ -55,7 +55,7 @@ def _source_model(ctx: Context, source: str, plan: Plan, seed: int):
 
 
 def _adapt(mode: str, source_state: dict | None, ctx: Context, target: str, train, steps: int, seed: int,
-           test_images: int) -> dict:
+           test_images: int, probe_images: int) -> dict:
     """One target run of `mode`: `steps` optimizer steps in all (a fifth on the head alone first
     for finetune and progressive)."""
     from cnnlab.models import create_model
@@ -69,7 +69,7 @@ def _adapt(mode: str, source_state: dict | None, ctx: Context, target: str, trai
     def plan(count: int, lr: float = LR) -> Plan:
         epochs = max(1, round(count / per_epoch))
         return Plan(images=len(train), epochs=epochs, batch_size=batch, lr=lr, weight_decay=5e-4, test_images=test_images,
-                    channels_last=True, probes=10, probe_images=500)
+                    channels_last=True, probes=10, probe_images=probe_images)
 
     if mode == "scratch":
         return train_once(model, plan(steps), target, seed, label=mode, progress=ctx.progress, train_set=train)
@@ -117,6 +117,7 @@ def transfer(ctx: Context) -> Result:
     sizes = ctx.pick(quick=(10,), standard=(10, 50, 250), full=(10, 50, 250, 1000, 6000))
     steps = ctx.pick(quick=20, standard=200, full=2000)
     test_images = ctx.pick(quick=500, standard=5000, full=5000)
+    probe_images = ctx.pick(quick=250, standard=500, full=500)
     source_steps = source_plan.epochs * (min(source_plan.images, len(split_of(source).train)) // source_plan.batch_size)
     total = len(ctx.seeds) * (source_steps + len(sizes) * len(MODES) * steps)
     ctx.announce(f"source: resnet20 on {source}, {source_plan.describe(source)}; targets: {', '.join(map(str, sizes))} "
@@ -130,7 +131,7 @@ def transfer(ctx: Context) -> Result:
         for per_class in sizes:
             train = _target_subset(split.train, per_class)
             for mode in MODES:
-                run = _adapt(mode, state, ctx, target, train, steps, seed, test_images)
+                run = _adapt(mode, state, ctx, target, train, steps, seed, test_images, probe_images)
                 run.pop("model", None)
                 runs.setdefault((per_class, mode), []).append(run)
     arms = {key: Arm(f"{key[1]}, {key[0]} per class", value) for key, value in runs.items()}
