@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cnnlab-installed
 PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -c constraints.txt
+# The suite in two pytest-xdist workers of one thread each (tests/conftest.py): on CI's 2 cores the
+# Python-bound tests (shape walks, exports, tracing) run side by side. PARALLEL= runs it in one process.
+PARALLEL ?= -n 2 --dist loadgroup
 
 .PHONY: install demo test test-fp32 data browser graphviz bench clean
 
@@ -21,12 +24,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(MAKE) graphviz || echo "warning: could not install Graphviz; the drawing tests will be skipped"
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PARALLEL)
 
 # The suite as on a CPU without native bf16 (a student's laptop): PyTorch's and oneDNN's kernels
 # capped at AVX2, and cnnlab's `--amp auto` resolved to float32. Not part of CI (up to 25 minutes).
 test-fp32: $(STAMP)
-	ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 CNNLAB_AMP=none $(BIN)/python -m pytest
+	ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 CNNLAB_AMP=none $(BIN)/python -m pytest $(PARALLEL)
 
 # The full Fashion-MNIST (60,000 + 10,000 images) from Debian, into /usr/share/datasets/fashion-mnist.
 data:

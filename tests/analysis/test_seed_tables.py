@@ -11,6 +11,9 @@ import pytest
 from cnnlab.analysis import summary
 from cnnlab.analysis.formulas import MB, one_decimal
 
+# its module-scoped fixture is made once: the tests that share it run in one xdist worker
+pytestmark = pytest.mark.xdist_group("seed tables")
+
 
 def mb(value: int) -> str:
     return one_decimal(value / MB)

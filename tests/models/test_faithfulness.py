@@ -18,6 +18,7 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 import cnnlab
+from cnnlab.models.init_once import InitOnce
 
 WEIGHTED_KINDS = ("conv", "linear", "matmul", "attention", "recurrent", "rbf")
 
@@ -108,7 +109,8 @@ def randomize_batchnorm_statistics(model: torch.nn.Module) -> None:
 @pytest.mark.parametrize("twin", TORCHVISION_TWINS, ids=lambda twin: f"{twin[0]}-{twin[3] if len(twin) > 3 else ''}")
 def test_torchvision_state_dict_loads_strictly_and_outputs_match(twin):
     ours, theirs, size, our_options, their_options = (*twin, {}, {})[:5]
-    reference = getattr(torchvision.models, theirs)(weights=None, **their_options).eval()
+    with InitOnce():  # torchvision's own initialization, without the draws it replaces (as create_model builds)
+        reference = getattr(torchvision.models, theirs)(weights=None, **their_options).eval()
     randomize_batchnorm_statistics(reference)
     with torch.device("meta"):
         model = cnnlab.create_model(ours, **our_options)

@@ -23,6 +23,9 @@ from cnnlab.data.loader import shard_order
 from cnnlab.train import TrainConfig, fit, load_model
 from cnnlab.checkpoint import load_weights
 
+# its module-scoped fixture is made once: the tests that share it run in one xdist worker
+pytestmark = pytest.mark.xdist_group("torchrun job")
+
 RELU_MAX = ["--set", "activation=relu", "--set", "pool=max"]
 # 75 val images (0.117 of the 640 trained on): 38 + 37 across two ranks, so the gathered evaluation
 # must drop one padded image. Equality to 1e-5 is a float32 property: --amp none (bf16 rounds
@@ -124,10 +127,17 @@ def _a_save_crashed_after_its_commit(run: Path) -> int:
 
 
 def single(out: Path, batch_norm: bool = False, **settings) -> None:
+    """The one-process run, on 2 threads as the equalities below were measured (the pytest-xdist
+    worker's one thread sums in another order: sync-BN's 4 steps then differ by 1.4e-5, not < 1e-5)."""
     options = {"activation": "relu", "pool": "max", **({"batch_norm": True} if batch_norm else {})}
     settings = {"epochs": 2, "subset": 640, **settings}
-    fit(TrainConfig(model="lenet5_modern", augment="none", optimizer="sgd", lr=0.02, val_fraction=0.117, amp="none",
-                    model_kwargs=options, out=str(out), **settings), log=lambda line: None)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        fit(TrainConfig(model="lenet5_modern", augment="none", optimizer="sgd", lr=0.02, val_fraction=0.117, amp="none",
+                        model_kwargs=options, out=str(out), **settings), log=lambda line: None)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def max_difference(a: Path, b: Path) -> float:

@@ -15,6 +15,9 @@ from cnnlab.train import TrainConfig, fit
 from cnnlab.checkpoint import load_weights
 from cnnlab.train.transfer import parameter_stages, plan
 
+# its module-scoped fixture is made once: the tests that share it run in one xdist worker
+pytestmark = pytest.mark.xdist_group("transfer pretrained")
+
 LENET_BN = {"activation": "relu", "pool": "max", "batch_norm": True}
 TARGET = dict(model="lenet5_modern", data="mnist-embedded[5-9]", batch_size=64, subset=640, optimizer="adam", lr=3e-3,
               model_kwargs=LENET_BN, seed=1, epochs=2)

@@ -14,6 +14,9 @@ from cnnlab.cli import main
 from cnnlab.train import TrainConfig, fit
 from cnnlab.viz.plots import share_by_kind
 
+# its module-scoped fixture is made once: the tests that share it run in one xdist worker
+pytestmark = pytest.mark.xdist_group("report run")
+
 
 def image_size(path: Path) -> tuple[int, int]:
     with Image.open(path) as image:
