@@ -50,9 +50,21 @@ def in_mb(value_bytes: float) -> str:
 def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1, ceil_mode: bool = False,
                 axis: str = "H") -> Worked:
     value = window_output_size(size, kernel, stride, padding, dilation, ceil_mode)
-    k = f"{dilation}*({kernel} - 1) + 1" if dilation != 1 else f"{kernel}"
+    k = f"({dilation}*({kernel} - 1) + 1)" if dilation != 1 else f"{kernel}"
     rounding = "ceil" if ceil_mode else "floor"
     return Worked(value, f"{axis}_out = {rounding}(({size} - {k} + 2*{padding}) / {stride}) + 1 = {value}")
+
+
+def torch_padded_output_size(size: int, kernel: int, stride: int, before: int, after: int, dilation: int, mode: str,
+                             axis: str = "H") -> Worked:
+    """A convolution's output size under PyTorch's string padding: "valid" pads nothing; "same" pads
+    D(K-1) pixels in all, half before and the rest (the odd pixel) after, and keeps the size."""
+    value = window_output_size(size + before + after, kernel, stride, 0, dilation)
+    k = f"({dilation}*({kernel} - 1) + 1)" if dilation != 1 else f"{kernel}"
+    padded = f" + {before} + {after}" if before != after else f" + 2*{before}"
+    note = "nothing" if mode == "valid" else f"{before + after} pixels, {before} before and {after} after"
+    return Worked(value, f"{axis}_out = floor(({size} - {k}{padded}) / {stride}) + 1 = {value} "
+                         f"(padding=\"{mode}\": {note})")
 
 
 def same_output_size(size: int, kernel: int, stride: int, before: int, after: int, axis: str = "H") -> Worked:

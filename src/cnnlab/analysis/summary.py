@@ -249,6 +249,7 @@ def summary(
     peak: bool = False,
     amp: str = "none",
     channels_last: bool = False,
+    dtypes: torch.dtype | list[torch.dtype] | None = None,
     **model_kwargs,
 ) -> Summary:
     """The per-layer table of `model` (a zoo name or any nn.Module) for a minibatch of `batch`.
@@ -260,6 +261,8 @@ def summary(
     `peak=True` also simulates one training step (forward, backward and the `optimizer`'s step, with
     `amp` autocast and `channels_last` as training would run them) and records its real peak and
     what it is made of as `training_peak` (see cnnlab.analysis.memory).
+    `dtypes` gives the input's element type (one, or one per input): `[torch.long]` for the token
+    indices an embedding takes; float32 by default.
     """
     from cnnlab.models.base import CnnModel, check_input_rank_and_channels, explain_input_size_error
 
@@ -290,16 +293,28 @@ def summary(
         except (CnnlabError, RuntimeError, NotImplementedError) as error:
             step_error = str(error).splitlines()[0]
     try:
-        rows, tracer, output = trace(model, input_size, settings, copy_model=not owned)
-    except RuntimeError as error:
-        if isinstance(model, CnnModel) and not several:
+        input_dtypes = _input_dtypes(dtypes, len(input_size) if several else 1)
+        rows, tracer, output = trace(model, input_size, settings, copy_model=not owned, dtypes=input_dtypes)
+    except CnnlabError:
+        raise
+    except Exception as error:  # noqa: BLE001 - the module's own error, said in one line and chained
+        if isinstance(error, RuntimeError) and isinstance(model, CnnModel) and not several:
             explain_input_size_error(model, torch.empty(1, *input_size, device="meta"), error)
         shapes = " + ".join("x".join(map(str, shape)) for shape in (input_size if several else [input_size]))
-        raise InputShapeError(f"{name} cannot take a {shapes} input: {str(error).splitlines()[0]}") from None
+        kinds = " + ".join(str(dtype).removeprefix("torch.") for dtype in input_dtypes)
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if _names_a_dtype(first):
+            raise CnnlabError(f"{name} cannot take a {shapes} {kinds} input: {first}; give the input's type with "
+                              "dtypes=[torch.long] (e.g. for an embedding's indices)") from error
+        if isinstance(error, RuntimeError) and _names_a_shape(first):
+            raise InputShapeError(f"{name} cannot take a {shapes} input: {first}") from None
+        raise CnnlabError(f"{name}'s forward raised {type(error).__name__} on a {shapes} {kinds} input (on the meta "
+                          f"device, shapes only): {first}") from error
 
     input_rows = [_input_row(shape, settings, name)
                   for name, shape in zip(_input_names(model, len(input_size) if several else 1), input_size if several else [input_size])]
-    all_params = {id(p): p for p in model.parameters()}
+    # the walked copy's parameters: a lazy module's are materialized there, from the input
+    all_params = {id(p): p for p in tracer.model.parameters()}
     totals = Totals(
         params=sum(p.numel() for p in all_params.values()),
         trainable_params=sum(p.numel() for p in all_params.values() if p.requires_grad),
@@ -310,9 +325,29 @@ def summary(
         parameter_memory=int(formulas.parameter_memory(sum(p.numel() for p in all_params.values() if p.requires_grad),
                                                        optimizer, settings.bytes_per_element).value),
         activations=sum(r.activations for r in input_rows) + sum(r.activations for r in rows if r.new_tensor),
-        output_shape=tuple(output.shape[1:]),
+        output_shape=tuple(output.shape[1:]) if output is not None else (),
     )
     notes, not_counted = [], list(tracer.not_counted)
+    returned = tracer.returned
+    if output is None:
+        what = "None" if returned is None else type(returned).__name__
+        notes.append(f"the forward returned {what}, no tensor: the work of every layer that ran is "
+                     "counted, the output has no size")
+    elif isinstance(returned, torch.distributions.Distribution):
+        notes.append(f"the forward returned a {type(returned).__name__} distribution: its size is that of its first "
+                     "parameter")
+    masked = {f"{name + '.' if name else ''}{buffer[:-len('_mask')]}": int((mask == 0).sum())
+              for name, module in model.named_modules() for buffer, mask in module.named_buffers(recurse=False)
+              if buffer.endswith("_mask") and hasattr(module, buffer[:-len("_mask")] + "_orig") and not mask.is_meta}
+    if masked:
+        zeros = sum(masked.values())
+        notes.append(f"pruning masks hold {zeros:,} weights at zero ({', '.join(f'{k}: {v:,}' for k, v in masked.items())}): "
+                     f"{totals.params - zeros:,} effective parameters of the {totals.params:,} counted")
+    lazy = [name or type(module).__name__ for name, module in model.named_modules()
+            if any(isinstance(p, nn.parameter.UninitializedParameter) for p in module.parameters(recurse=False))]
+    if lazy:
+        notes.append(f"lazy modules ({', '.join(lazy)}) sized here from the {'x'.join(map(str, input_size))} input on the meta "
+                     "device (the module itself stays uninitialized until its first real forward)")
     idle, uncounted = _unassigned_parameters(tracer)
     if idle:
         notes.append(f"{sum(idle.values()):,} parameters belong to modules the forward pass did not run "
@@ -366,6 +401,26 @@ def _input_names(model: nn.Module, count: int) -> list[str]:
     if len(parameters) >= count:
         return [p.name for p in parameters[:count]]
     return [f"input{index}" for index in range(1, count + 1)]
+
+
+def _input_dtypes(dtypes, count: int) -> list[torch.dtype]:
+    """One element type per input: float32 unless `dtypes` says (one for all, or one each)."""
+    if dtypes is None:
+        return [torch.float32] * count
+    given = list(dtypes) if isinstance(dtypes, (list, tuple)) else [dtypes] * count
+    if len(given) != count or not all(isinstance(d, torch.dtype) for d in given):
+        raise CnnlabError(f"dtypes must be {count} torch dtype(s), one per input (e.g. [torch.long]), got {dtypes!r}")
+    return given
+
+
+def _names_a_dtype(message: str) -> bool:
+    return any(words in message for words in ("scalar type", "dtype", "Long, Int", "must be Long"))
+
+
+def _names_a_shape(message: str) -> bool:
+    return any(word in message.lower() for word in ("shape", "size", "dimension", "mat1 and mat2", "expected input",
+                                                    "channels", "too small", "out of bounds", "dims", "reduction dim",
+                                                    "must match", "kernel size"))
 
 
 def _input_row(input_size: tuple[int, ...], settings: TraceSettings, name: str = "input") -> LayerRow:

@@ -18,7 +18,6 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from cnnlab.analysis import formulas
-from cnnlab.errors import CnnlabError
 from cnnlab.layers import ScaledTanh
 from cnnlab.layers.drop_path import DropPath, ScheduledDropPath
 from cnnlab.layers.same_padding import SamePadded
@@ -132,15 +131,34 @@ HANDLED_LEAVES = (nn.Conv2d, SparseConnectionConv2d, nn.Linear, EuclideanRBF, *P
 
 
 def first_tensor(value) -> torch.Tensor | None:
-    """The first tensor in a module's output: itself, or the first of a tuple, list or dict."""
+    """The first tensor in a module's output: itself, or the first of a tuple, list or dict; a
+    distribution's first parameter (a Categorical's logits or probs)."""
     if isinstance(value, torch.Tensor):
         return value
+    if isinstance(value, torch.distributions.Distribution):
+        return next((v for v in vars(value).values() if isinstance(v, torch.Tensor)), None)
     items = value.values() if isinstance(value, dict) else value if isinstance(value, (tuple, list)) else ()
     for item in items:
         found = first_tensor(item)
         if found is not None:
             return found
     return None
+
+
+def string_padding(mode: str, kernel: tuple[int, ...], dilation: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(before, after) per axis for PyTorch's padding="valid" (none) or "same" (D(K-1) in all, the
+    odd pixel after, as torch.nn.Conv*d pads it)."""
+    if mode == "valid":
+        return [(0, 0) for _ in kernel]
+    return [(d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in zip(kernel, dilation)]
+
+
+def padding_before(module: nn.Module) -> tuple[int, ...]:
+    """The padding before each axis, string paddings resolved."""
+    if isinstance(module.padding, str):
+        return tuple(before for before, _ in string_padding(module.padding, tuple(module.kernel_size),
+                                                            tuple(module.dilation)))
+    return tuple(module.padding)
 
 
 def _pair(value) -> tuple[int, int]:
@@ -342,11 +360,18 @@ class Tracer:
         batch = self.settings.batch
         kh, kw = _pair(module.kernel_size)
         sh, sw = _pair(getattr(module, "stride", 1))
-        ph, pw = _pair(getattr(module, "padding", 0))
         dh, dw = _pair(getattr(module, "dilation", 1))
+        padding = getattr(module, "padding", 0)
+        if isinstance(padding, str):  # PyTorch's "same" / "valid"
+            (ph, _), (pw, _) = pads = string_padding(padding, (kh, kw), (dh, dw))
+            explain = [formulas.torch_padded_output_size(x.shape[2 + axis], (kh, kw)[axis], (sh, sw)[axis], *pads[axis],
+                                                          (dh, dw)[axis], padding, axis="HW"[axis]).text for axis in (0, 1)]
+            explain = explain[:1] if (x.shape[3], kw, pads[1]) == (x.shape[2], kh, pads[0]) else explain
+        else:
+            ph, pw = _pair(padding)
+            explain = self.size_texts(module, x, (kh, kw), (sh, sw), (ph, pw), (dh, dw))
         groups = getattr(module, "groups", 1)
         c_in = x.shape[1]
-        explain = self.size_texts(module, x, (kh, kw), (sh, sw), (ph, pw), (dh, dw))
         if isinstance(module, SamePadded):
             ph, pw = (before for before, _ in module.padding_for(x.shape[2], x.shape[3]))
         acts = formulas.activations(output.shape[2], output.shape[3], output.shape[1])
@@ -401,12 +426,27 @@ class Tracer:
         macs = formulas.multiply_adds(worked.value)
         params = self.own_params(module)
         explain = [f"params = {params:,} ({'x'.join(map(str, kernel))} kernels)", worked.text, macs.text]
+        if not isinstance(module, TRANSPOSED_CONVS):
+            explain[:0] = self.nd_size_texts(module, x)
         spatial = len(kernel) == 2  # a 2-D transposed conv keeps its input's field; 1-D and 3-D have none here
         self.set_field(output, self.field_of(x) if spatial else _Field(1, 1, 0.5, False))
         row = self.new_row(name, "conv", op, output, path, params=params, flops=worked.value, macs=macs.value, kernels=c_out,
                            kernel_size=kernel if spatial else None, stride=tuple(module.stride) if spatial else None,
-                           padding=tuple(module.padding) if spatial else None, groups=groups, explain=explain)
+                           padding=padding_before(module) if spatial else None, groups=groups, explain=explain)
         return self.with_field(row, output)
+
+    @staticmethod
+    def nd_size_texts(module, x) -> list[str]:
+        """The output-size formula for each axis of a 1-D or 3-D convolution ("L"; "D", "H", "W")."""
+        kernel, dilation, stride = tuple(module.kernel_size), tuple(module.dilation), tuple(module.stride)
+        axes = "L" if len(kernel) == 1 else "DHW"
+        spatial = x.shape[2:]
+        if isinstance(module.padding, str):
+            pads = string_padding(module.padding, kernel, dilation)
+            return [formulas.torch_padded_output_size(spatial[i], kernel[i], stride[i], *pads[i], dilation[i], module.padding,
+                                                      axis=f"{axes[i]}").text for i in range(len(kernel))]
+        return [formulas.output_size(spatial[i], kernel[i], stride[i], module.padding[i], dilation[i], axis=axes[i]).text
+                for i in range(len(kernel))]
 
     def recurrent_row(self, name, path, op, module, x, output) -> LayerRow:
         steps, batch_size = (x.shape[1], x.shape[0]) if module.batch_first else (x.shape[0], x.shape[1])
@@ -660,7 +700,7 @@ def _is_attribute(func) -> bool:
 
 
 def trace(model: nn.Module, input_shape: tuple[int, ...] | list[tuple[int, ...]], settings: TraceSettings,
-          copy_model: bool = True) -> tuple[list[LayerRow], Tracer, torch.Tensor]:
+          copy_model: bool = True, dtypes: list[torch.dtype] | None = None) -> tuple[list[LayerRow], Tracer, torch.Tensor]:
     """Run `model` (a meta copy of it, unless `copy_model` is False) on a (batch, *input_shape)
     meta tensor, in eval mode; a list of shapes passes one tensor per shape, as several arguments."""
     shapes = input_shape if isinstance(input_shape, list) else [input_shape]
@@ -672,16 +712,21 @@ def trace(model: nn.Module, input_shape: tuple[int, ...] | list[tuple[int, ...]]
     for module in meta_model.modules():
         handles.append(module.register_forward_pre_hook(tracer.pre_hook))
         handles.append(module.register_forward_hook(tracer.post_hook))
-    inputs = [torch.empty((settings.batch, *shape), device="meta") for shape in shapes]
+    dtypes = dtypes or [torch.float32] * len(shapes)
+    inputs = [torch.empty((settings.batch, *shape), device="meta", dtype=dtype) for shape, dtype in zip(shapes, dtypes)]
     for k, x in enumerate(inputs):
         tracer.set_field(x, _Field(1, 1, 0.5))
         tracer.producers[id(x)] = ("input", k)
     sides = [side for shape in shapes if len(shape) == 3 for side in shape[1:]]
     tracer.input_side = min(sides) if sides else 0
+    # a distribution checks its arguments' values when built (Tensor.item()), which meta tensors have not
+    validating = torch.distributions.Distribution._validate_args
+    torch.distributions.Distribution.set_default_validate_args(False)
     try:
         with torch.no_grad(), _FunctionalRecorder(tracer):
             output = meta_model(*inputs)
     finally:
+        torch.distributions.Distribution.set_default_validate_args(validating)
         for handle in handles:
             handle.remove()
     rows = [row for row in tracer.rows if row is not None]
@@ -693,7 +738,5 @@ def trace(model: nn.Module, input_shape: tuple[int, ...] | list[tuple[int, ...]]
         else:
             row.inputs = tuple(-1 - p[1] if isinstance(p, tuple) else index[id(p)] for p in sources
                                if isinstance(p, tuple) or id(p) in index) or ((i - 1,) if i else (-1,))
-    main = first_tensor(output)
-    if main is None:
-        raise CnnlabError(f"{type(model).__name__}'s forward returned no tensor (it returned {type(output).__name__})")
-    return rows, tracer, main
+    tracer.returned = output
+    return rows, tracer, first_tensor(output)

@@ -1,0 +1,135 @@
+"""`summary` on the modules people write (issue 43, part 1): PyTorch's string paddings, pruned and
+parametrized layers, lazy layers, embeddings fed indices, outputs that are not a tensor, and
+refusals that name the real reason. Each count is written out by hand."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn.utils.prune  # noqa: F401 - torch.nn.utils.prune is a submodule to import
+from torch import nn
+from torch.nn.utils import parametrizations
+
+import cnnlab
+from cnnlab.errors import CnnlabError, InputShapeError
+
+
+def unique_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+@pytest.mark.parametrize("layer, input_size, output_shape, macs, first_formula", [
+    # "same": D(K-1) pixels in all, the odd one after; the size is kept
+    (nn.Conv2d(3, 8, 5, padding="same"), (3, 32, 32), (8, 32, 32), 32 * 32 * 8 * 5 * 5 * 3,
+     'H_out = floor((32 - 5 + 2*2) / 1) + 1 = 32 (padding="same": 4 pixels, 2 before and 2 after)'),
+    (nn.Conv2d(3, 8, 4, padding="same"), (3, 32, 32), (8, 32, 32), 32 * 32 * 8 * 4 * 4 * 3,
+     'H_out = floor((32 - 4 + 1 + 2) / 1) + 1 = 32 (padding="same": 3 pixels, 1 before and 2 after)'),
+    (nn.Conv2d(3, 8, 3, padding="same", dilation=2), (3, 31, 32), (8, 31, 32), 31 * 32 * 8 * 9 * 3,
+     'H_out = floor((31 - (2*(3 - 1) + 1) + 2*2) / 1) + 1 = 31 (padding="same": 4 pixels, 2 before and 2 after)'),
+    (nn.Conv2d(3, 8, 3, padding="valid"), (3, 32, 32), (8, 30, 30), 30 * 30 * 8 * 9 * 3,
+     'H_out = floor((32 - 3 + 2*0) / 1) + 1 = 30 (padding="valid": nothing)'),
+    (nn.Conv1d(3, 8, 4, padding="same"), (3, 50), (8, 50), 50 * 8 * 4 * 3,
+     'L_out = floor((50 - 4 + 1 + 2) / 1) + 1 = 50 (padding="same": 3 pixels, 1 before and 2 after)'),
+    (nn.Conv3d(3, 8, 3, padding="same"), (3, 8, 16, 16), (8, 8, 16, 16), 8 * 16 * 16 * 8 * 27 * 3,
+     'D_out = floor((8 - 3 + 2*1) / 1) + 1 = 8 (padding="same": 2 pixels, 1 before and 1 after)'),
+    (nn.Conv3d(3, 8, 3, padding=1, stride=2), (3, 8, 16, 16), (8, 4, 8, 8), 4 * 8 * 8 * 8 * 27 * 3,
+     "D_out = floor((8 - 3 + 2*1) / 2) + 1 = 4"),
+], ids=["same-5", "same-4-odd-pixel-after", "same-dilated", "valid", "conv1d-same", "conv3d-same", "conv3d-stride"])
+def test_string_paddings_are_resolved_as_pytorch_pads(layer, input_size, output_shape, macs, first_formula):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyTorch's note on even kernels with "same"
+        result = cnnlab.summary(layer, input_size=input_size)
+        assert tuple(layer(torch.randn(1, *input_size)).shape[1:]) == output_shape  # what PyTorch computes
+    row = result.rows[-1]
+    assert row.output_shape == output_shape and row.macs == macs and row.params == unique_parameters(layer)
+    assert row.explain[0] == first_formula
+
+
+def test_pruned_and_parametrized_layers_count_the_parameters_the_module_holds():
+    pruned = nn.Linear(4, 4)
+    torch.nn.utils.prune.l1_unstructured(pruned, "weight", 0.5)  # weight_orig and a mask; weight is computed
+    normed = parametrizations.weight_norm(nn.Linear(4, 3))  # original0 (g, 3) and original1 (v, 12)
+    spectral = parametrizations.spectral_norm(nn.Linear(4, 3))  # original (12); u and v are buffers
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.nn.utils.weight_norm is deprecated
+        old_style = nn.utils.weight_norm(nn.Conv2d(3, 8, 3))  # weight_g (8) and weight_v (216)
+    for module, input_size, params, macs in ((pruned, (4,), 16 + 4, 16), (normed, (4,), 3 + 12 + 3, 12),
+                                             (spectral, (4,), 12 + 3, 12), (old_style, (3, 8, 8), 8 + 216 + 8, 6 * 6 * 8 * 27)):
+        result = cnnlab.summary(module, input_size=input_size)
+        assert result.totals.params == params == unique_parameters(module)
+        assert result.totals.macs == macs
+    notes = cnnlab.summary(pruned, input_size=(4,)).notes
+    assert "pruning masks hold 8 weights at zero (weight: 8): 12 effective parameters of the 20 counted" in notes
+
+
+def test_lazy_layers_are_sized_from_the_input_on_the_meta_device_and_stay_lazy():
+    model = nn.Sequential(nn.LazyConv2d(8, 3), nn.LazyBatchNorm2d(), nn.Flatten(), nn.LazyLinear(5))
+    result = cnnlab.summary(model, input_size=(3, 10, 10))
+    assert result.totals.params == (8 * 3 * 9 + 8) + 2 * 8 + (8 * 8 * 8 * 5 + 5)
+    assert result.totals.macs == 8 * 8 * 8 * 27 + 8 * 8 * 8 * 5
+    assert any(note.startswith("lazy modules (0, 1, 3) sized here from the 3x10x10 input") for note in result.notes)
+    assert isinstance(model[0].weight, nn.parameter.UninitializedParameter)  # the user's module is untouched
+
+
+class Embedder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.fc = nn.Embedding(100, 16), nn.Linear(16, 2)
+
+    def forward(self, tokens):
+        return self.fc(self.embed(tokens).mean(1))
+
+
+def test_an_embedding_summarizes_with_integer_indices_and_says_so_without():
+    result = cnnlab.summary(Embedder(), input_size=(5,), dtypes=[torch.long])
+    assert result.totals.params == 100 * 16 + 16 * 2 + 2 and result.totals.macs == 16 * 2
+    with pytest.raises(CnnlabError, match=r"^Embedder cannot take a 5 float32 input: .*Long, Int.*; give the input's "
+                                          r"type with dtypes=\[torch.long\]") as refused:
+        cnnlab.summary(Embedder(), input_size=(5,))
+    assert not isinstance(refused.value, InputShapeError)  # the type is the cause, not the shape
+    with pytest.raises(CnnlabError, match=r"dtypes must be 1 torch dtype\(s\), one per input \(e.g. \[torch.long\]\), "
+                                          r"got \['long'\]"):
+        cnnlab.summary(Embedder(), input_size=(5,), dtypes=["long"])
+
+
+class Policy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return torch.distributions.Categorical(logits=self.fc(x))
+
+
+class ReturnsNothing(Policy):
+    def forward(self, x):
+        self.fc(x)
+
+
+def test_outputs_that_are_not_a_tensor_count_what_ran():
+    policy = cnnlab.summary(Policy(), input_size=(4,))
+    assert policy.totals.output_shape == (3,) and policy.totals.macs == 12
+    assert "the forward returned a Categorical distribution: its size is that of its first parameter" in policy.notes
+    nothing = cnnlab.summary(ReturnsNothing(), input_size=(4,))
+    assert nothing.totals.output_shape == () and nothing.totals.macs == 12 and nothing.totals.params == 15
+    assert nothing.notes[0].startswith("the forward returned None, no tensor: the work of every layer that ran")
+
+
+class Buggy(nn.Module):
+    def forward(self, x):
+        raise ValueError("my own bug")
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+def test_refusals_name_the_real_reason():
+    with pytest.raises(CnnlabError, match=r"^RecursiveScriptModule is a TorchScript module: PyTorch runs no forward "
+                                          r"hooks on one, .* summarize the nn.Module it was scripted or traced from$"):
+        cnnlab.summary(torch.jit.script(nn.Linear(4, 4)), input_size=(4,))
+    with pytest.raises(CnnlabError, match=r"^Buggy's forward raised ValueError on a 4 float32 input \(on the meta "
+                                          r"device, shapes only\): my own bug$") as raised:
+        cnnlab.summary(Buggy(), input_size=(4,))
+    assert isinstance(raised.value.__cause__, ValueError) and raised.value.__cause__.__traceback__ is not None
+    with pytest.raises(InputShapeError, match=r"^Linear cannot take a 5 input: "):  # here the shape is the cause
+        cnnlab.summary(nn.Linear(4, 4), input_size=(5,))
