@@ -133,3 +133,40 @@ def test_refusals_name_the_real_reason():
     assert isinstance(raised.value.__cause__, ValueError) and raised.value.__cause__.__traceback__ is not None
     with pytest.raises(InputShapeError, match=r"^Linear cannot take a 5 input: "):  # here the shape is the cause
         cnnlab.summary(nn.Linear(4, 4), input_size=(5,))
+
+
+class TextAndImage(nn.Module):
+    """Two inputs of two types, one by keyword, and a non-tensor argument."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.image, self.embed = nn.Linear(4, 3), nn.Embedding(10, 3)
+
+    def forward(self, x, tokens=None, scale: float = 1.0):
+        return self.image(x) * scale + self.embed(tokens).mean(1)
+
+
+def test_an_example_input_of_any_form_gives_the_shapes_types_and_batch():
+    model = TextAndImage()
+    keywords = cnnlab.summary(model, input_data={"x": torch.zeros(8, 4), "tokens": torch.zeros(8, 5, dtype=torch.long),
+                                                 "scale": 2.0})
+    assert (keywords.batch, keywords.input_size) == (8, [(4,), (5,)])
+    assert keywords.totals.params == 4 * 3 + 3 + 10 * 3 and keywords.totals.macs == 8 * 4 * 3
+    assert keywords.totals.output_shape == (3,)
+    positional = cnnlab.summary(model, input_data=(torch.zeros(1, 4), torch.zeros(1, 5, dtype=torch.long)))
+    assert positional.batch == 1 and positional.totals.macs == 4 * 3
+    conv = cnnlab.summary(nn.Conv2d(3, 8, 3), input_data=torch.zeros(2, 3, 10, 10))
+    assert conv.input_size == (3, 10, 10) and conv.totals.macs == 2 * 8 * 8 * 8 * 27
+
+
+@pytest.mark.parametrize("input_data, message", [
+    ("x", "input_data must be a tensor, a tuple or list of the forward's arguments, or a dict of its keyword "
+          "arguments; got str"),
+    ({"x": 3}, "input_data needs at least one tensor, each with a batch dimension first"),
+    (torch.tensor(1.0), "input_data needs at least one tensor, each with a batch dimension first"),
+])
+def test_an_example_input_of_the_wrong_kind_is_one_line(input_data, message):
+    with pytest.raises(CnnlabError, match=f"^{message}"):
+        cnnlab.summary(TextAndImage(), input_data=input_data)
+    with pytest.raises(CnnlabError, match="^give input_data alone: its tensors carry their own shapes and types"):
+        cnnlab.summary(TextAndImage(), input_size=(4,), input_data=torch.zeros(1, 4))

@@ -7,15 +7,17 @@ import inspect
 import io
 import json
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import torch
 from torch import nn
+from torch.utils._pytree import tree_leaves
 
 from cnnlab.analysis import formulas
 from cnnlab.analysis.formulas import one_decimal
 from cnnlab.analysis.memory import AMP_NAMES, TrainingPeak, TrainingStep
 from cnnlab.analysis.inputs import meta_model, parse_input_size
-from cnnlab.analysis.trace import LayerRow, TraceSettings, trace
+from cnnlab.analysis.trace import LayerRow, TraceSettings, meta_example, trace
 from cnnlab.errors import CnnlabError, InputShapeError
 
 MB = formulas.MB
@@ -250,6 +252,7 @@ def summary(
     amp: str = "none",
     channels_last: bool = False,
     dtypes: torch.dtype | list[torch.dtype] | None = None,
+    input_data=None,
     **model_kwargs,
 ) -> Summary:
     """The per-layer table of `model` (a zoo name or any nn.Module) for a minibatch of `batch`.
@@ -263,6 +266,9 @@ def summary(
     what it is made of as `training_peak` (see cnnlab.analysis.memory).
     `dtypes` gives the input's element type (one, or one per input): `[torch.long]` for the token
     indices an embedding takes; float32 by default.
+    `input_data` instead of `input_size`: an example input as the forward takes it (a tensor, a tuple
+    or list of arguments, or a dict of keyword arguments), batch dimension included; only its shapes
+    and types are used (on the meta device), and its batch is the summary's.
     """
     from cnnlab.models.base import CnnModel, check_input_rank_and_channels, explain_input_size_error
 
@@ -270,6 +276,9 @@ def summary(
         raise CnnlabError(f"unknown dtype {dtype!r}; choose one of {', '.join(formulas.DTYPE_BYTES)}")
     if optimizer not in formulas.OPTIMIZER_COPIES:
         raise CnnlabError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(formulas.OPTIMIZER_COPIES)}")
+    call = None
+    if input_data is not None:
+        call, input_size, batch, dtypes = _from_example(input_data, input_size, dtypes)
     if batch < 1:
         raise CnnlabError(f"batch must be at least 1, got {batch}")
     owned = isinstance(model, str)  # built here on meta: the walk may use it without copying
@@ -294,7 +303,7 @@ def summary(
             step_error = str(error).splitlines()[0]
     try:
         input_dtypes = _input_dtypes(dtypes, len(input_size) if several else 1)
-        rows, tracer, output = trace(model, input_size, settings, copy_model=not owned, dtypes=input_dtypes)
+        rows, tracer, output = trace(model, input_size, settings, copy_model=not owned, dtypes=input_dtypes, call=call)
     except CnnlabError:
         raise
     except Exception as error:  # noqa: BLE001 - the module's own error, said in one line and chained
@@ -401,6 +410,24 @@ def _input_names(model: nn.Module, count: int) -> list[str]:
     if len(parameters) >= count:
         return [p.name for p in parameters[:count]]
     return [f"input{index}" for index in range(1, count + 1)]
+
+
+def _from_example(input_data, input_size, dtypes) -> tuple[tuple[tuple, dict], Any, int, list[torch.dtype]]:
+    """The meta call, the per-sample shapes, the batch and the types of an example input."""
+    if input_size is not None or dtypes is not None:
+        raise CnnlabError("give input_data alone: its tensors carry their own shapes and types (input_size and dtypes "
+                          "are for a summary without an example)")
+    try:
+        call = meta_example(input_data)
+    except TypeError:
+        raise CnnlabError(f"input_data must be a tensor, a tuple or list of the forward's arguments, or a dict of its "
+                          f"keyword arguments; got {type(input_data).__name__}") from None
+    tensors = [leaf for leaf in tree_leaves(call) if isinstance(leaf, torch.Tensor)]
+    if not tensors or any(t.dim() == 0 for t in tensors):
+        raise CnnlabError("input_data needs at least one tensor, each with a batch dimension first (e.g. "
+                          "torch.zeros(1, 3, 224, 224))")
+    shapes = [tuple(t.shape[1:]) for t in tensors]
+    return call, (shapes if len(shapes) > 1 else shapes[0]), int(tensors[0].shape[0]), [t.dtype for t in tensors]
 
 
 def _input_dtypes(dtypes, count: int) -> list[torch.dtype]:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_leaves, tree_map
 
 from cnnlab.analysis import formulas
 from cnnlab.layers import ScaledTanh
@@ -143,6 +144,22 @@ def first_tensor(value) -> torch.Tensor | None:
         if found is not None:
             return found
     return None
+
+
+def meta_example(input_data) -> tuple[tuple, dict]:
+    """(args, kwargs) for a forward, from an example input: a tensor, a tuple or list of them (one
+    argument each), or a dict (keyword arguments); every tensor in it replaced by an empty one of its
+    shape and type on the meta device (nothing is read)."""
+    if isinstance(input_data, torch.Tensor):
+        args, kwargs = (input_data,), {}
+    elif isinstance(input_data, (tuple, list)):
+        args, kwargs = tuple(input_data), {}
+    elif isinstance(input_data, dict):
+        args, kwargs = (), dict(input_data)
+    else:
+        raise TypeError(type(input_data).__name__)
+    to_meta = lambda leaf: torch.empty_like(leaf, device="meta") if isinstance(leaf, torch.Tensor) else leaf  # noqa: E731
+    return tree_map(to_meta, args), tree_map(to_meta, kwargs)
 
 
 def string_padding(mode: str, kernel: tuple[int, ...], dilation: tuple[int, ...]) -> list[tuple[int, int]]:
@@ -700,7 +717,8 @@ def _is_attribute(func) -> bool:
 
 
 def trace(model: nn.Module, input_shape: tuple[int, ...] | list[tuple[int, ...]], settings: TraceSettings,
-          copy_model: bool = True, dtypes: list[torch.dtype] | None = None) -> tuple[list[LayerRow], Tracer, torch.Tensor]:
+          copy_model: bool = True, dtypes: list[torch.dtype] | None = None,
+          call: tuple[tuple, dict] | None = None) -> tuple[list[LayerRow], Tracer, torch.Tensor]:
     """Run `model` (a meta copy of it, unless `copy_model` is False) on a (batch, *input_shape)
     meta tensor, in eval mode; a list of shapes passes one tensor per shape, as several arguments."""
     shapes = input_shape if isinstance(input_shape, list) else [input_shape]
@@ -713,7 +731,11 @@ def trace(model: nn.Module, input_shape: tuple[int, ...] | list[tuple[int, ...]]
         handles.append(module.register_forward_pre_hook(tracer.pre_hook))
         handles.append(module.register_forward_hook(tracer.post_hook))
     dtypes = dtypes or [torch.float32] * len(shapes)
-    inputs = [torch.empty((settings.batch, *shape), device="meta", dtype=dtype) for shape, dtype in zip(shapes, dtypes)]
+    if call is None:
+        inputs = [torch.empty((settings.batch, *shape), device="meta", dtype=dtype) for shape, dtype in zip(shapes, dtypes)]
+        call = (tuple(inputs), {})
+    else:  # example inputs, already on meta: the forward is called with them as they were given
+        inputs = [leaf for leaf in tree_leaves(call) if isinstance(leaf, torch.Tensor)]
     for k, x in enumerate(inputs):
         tracer.set_field(x, _Field(1, 1, 0.5))
         tracer.producers[id(x)] = ("input", k)
@@ -724,7 +746,7 @@ def trace(model: nn.Module, input_shape: tuple[int, ...] | list[tuple[int, ...]]
     torch.distributions.Distribution.set_default_validate_args(False)
     try:
         with torch.no_grad(), _FunctionalRecorder(tracer):
-            output = meta_model(*inputs)
+            output = meta_model(*call[0], **call[1])
     finally:
         torch.distributions.Distribution.set_default_validate_args(validating)
         for handle in handles:
