@@ -170,3 +170,23 @@ def test_an_example_input_of_the_wrong_kind_is_one_line(input_data, message):
         cnnlab.summary(TextAndImage(), input_data=input_data)
     with pytest.raises(CnnlabError, match="^give input_data alone: its tensors carry their own shapes and types"):
         cnnlab.summary(TextAndImage(), input_size=(4,), input_data=torch.zeros(1, 4))
+
+
+@pytest.mark.parametrize("cell, gates", [(nn.LSTMCell(4, 8), 4), (nn.GRUCell(4, 8), 3), (nn.RNNCell(4, 8), 1)])
+def test_a_recurrent_cell_is_one_time_step_of_its_layer(cell, gates):
+    result = cnnlab.summary(cell, input_size=(4,), batch=3)
+    row = result.rows[-1]
+    assert (row.kind, row.params) == ("recurrent", unique_parameters(cell))
+    assert row.flops == 3 * 2 * gates * 8 * (4 + 8) and row.macs == row.flops // 2  # 3 sequences, one step each
+    assert result.not_counted == [] and result.notes == []
+
+
+@pytest.mark.parametrize("activation", [nn.PReLU(), nn.RReLU(), nn.SELU(), nn.CELU(), nn.Mish(), nn.Hardtanh(),
+                                        nn.LogSigmoid(), nn.Softplus(), nn.Softsign(), nn.Tanhshrink(),
+                                        nn.Threshold(0.1, 0.0), nn.Hardshrink(), nn.Softshrink()],
+                         ids=lambda module: type(module).__name__)
+def test_every_element_wise_activation_is_one_operation_per_element(activation):
+    result = cnnlab.summary(nn.Sequential(nn.Linear(4, 6), activation), input_size=(4,), batch=2)
+    row = result.rows[-1]
+    assert (row.kind, row.elementwise_ops, row.params) == ("activation", 2 * 6, unique_parameters(activation))
+    assert result.not_counted == [] and result.notes == []

@@ -91,6 +91,10 @@ class TraceSettings:
 ACTIVATION_OPS: dict[type, int] = {
     nn.ReLU: 1, nn.ReLU6: 1, nn.LeakyReLU: 1, nn.Sigmoid: 1, nn.Tanh: 1, nn.GELU: 1, nn.SiLU: 1,
     nn.Hardswish: 1, nn.Hardsigmoid: 1, nn.ELU: 1, ScaledTanh: 3,
+    # the rest of torch.nn's element-wise activations, one operation per element as the ones above
+    # (PReLU's learned slopes are its parameters)
+    nn.PReLU: 1, nn.RReLU: 1, nn.SELU: 1, nn.CELU: 1, nn.Mish: 1, nn.Hardtanh: 1, nn.LogSigmoid: 1, nn.Softplus: 1,
+    nn.Softsign: 1, nn.Tanhshrink: 1, nn.Threshold: 1, nn.Hardshrink: 1, nn.Softshrink: 1,
 }
 FUNCTIONAL_ACTIVATIONS = {F.relu: 1, torch.relu: 1, torch.relu_: 1, F.relu_: 1, torch.sigmoid: 1, torch.tanh: 1,
                           F.gelu: 1, F.silu: 1, F.leaky_relu: 1, torch.Tensor.relu: 1, torch.Tensor.relu_: 1,
@@ -126,9 +130,10 @@ VIEW_MODULES = (nn.Flatten, nn.Unflatten, nn.Identity)
 OTHER_CONVS = (nn.Conv1d, nn.Conv3d)
 TRANSPOSED_CONVS = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 RECURRENT_MODULES = (nn.LSTM, nn.GRU, nn.RNN)
+RECURRENT_CELLS = {nn.LSTMCell: "LSTM", nn.GRUCell: "GRU", nn.RNNCell: "RNN"}  # one time step of the layer
 HANDLED_LEAVES = (nn.Conv2d, SparseConnectionConv2d, nn.Linear, EuclideanRBF, *POOL_MODULES, *NORM_MODULES,
                   nn.Dropout, nn.Dropout2d, DropPath, ScheduledDropPath, *VIEW_MODULES, *ACTIVATION_OPS, *OTHER_CONVS, *TRANSPOSED_CONVS,
-                  *RECURRENT_MODULES, nn.Embedding, nn.MultiheadAttention, nn.Upsample, nn.Softmax, nn.LogSoftmax)
+                  *RECURRENT_MODULES, *RECURRENT_CELLS, nn.Embedding, nn.MultiheadAttention, nn.Upsample, nn.Softmax, nn.LogSoftmax)
 
 
 def first_tensor(value) -> torch.Tensor | None:
@@ -318,6 +323,8 @@ class Tracer:
             return self.other_conv_row(name, path, op, module, x, output)
         if isinstance(module, RECURRENT_MODULES):
             return self.recurrent_row(name, path, op, module, x, output)
+        if type(module) in RECURRENT_CELLS:
+            return self.cell_row(name, path, op, module, x, output)
         if isinstance(module, nn.MultiheadAttention):
             return self.attention_row(name, path, op, module, inputs, output)
         if isinstance(module, nn.Embedding):  # a table look-up: no arithmetic
@@ -473,6 +480,17 @@ class Tracer:
         worked = formulas.recurrent_flops(op if op in formulas.RECURRENT_GATES else "RNN", batch_size, steps,
                                           module.input_size, module.hidden_size, module.num_layers,
                                           2 if module.bidirectional else 1, getattr(module, "proj_size", 0))
+        macs = formulas.multiply_adds(worked.value)
+        row = self.new_row(name, "recurrent", op, output, path, params=self.own_params(module), flops=worked.value,
+                           macs=macs.value, kernels=module.hidden_size, explain=[worked.text, macs.text])
+        self.set_field(output, _Field(1, 1, 0.5, False))
+        return self.with_field(row, output)
+
+    def cell_row(self, name, path, op, module, x, output) -> LayerRow:
+        """An LSTMCell, GRUCell or RNNCell: one time step of its layer, for each sequence in the batch."""
+        batch_size = x.shape[0] if x.dim() == 2 else 1
+        worked = formulas.recurrent_flops(RECURRENT_CELLS[type(module)], batch_size, 1, module.input_size,
+                                          module.hidden_size)
         macs = formulas.multiply_adds(worked.value)
         row = self.new_row(name, "recurrent", op, output, path, params=self.own_params(module), flops=worked.value,
                            macs=macs.value, kernels=module.hidden_size, explain=[worked.text, macs.text])
