@@ -190,3 +190,53 @@ def test_every_element_wise_activation_is_one_operation_per_element(activation):
     row = result.rows[-1]
     assert (row.kind, row.elementwise_ops, row.params) == ("activation", 2 * 6, unique_parameters(activation))
     assert result.not_counted == [] and result.notes == []
+
+
+USER_FILE = '''
+import torch
+from torch import nn
+
+
+class Tokens(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed, self.fc = nn.Embedding(100, 16), nn.Linear(16, 2)
+
+    def forward(self, tokens, image):
+        return self.fc(self.embed(tokens).mean(1)) + image.flatten(1)[:, :2]
+
+
+def needs_a_width(width):
+    return nn.Linear(width, 2)
+
+
+padded = nn.Conv2d(3, 8, 4, padding="same")
+'''
+
+
+def test_the_command_line_summarizes_a_module_of_ones_own_with_typed_inputs(tmp_path, capsys):
+    import json
+
+    from cnnlab.cli import main
+
+    source = tmp_path / "my_nets.py"
+    source.write_text(USER_FILE)
+    assert main(["summary", f"{source}:Tokens", "--input", "12:long+3x2x2", "--batch", "2", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["input_size"] == [[12], [3, 2, 2]] and data["totals"]["params"] == 100 * 16 + 16 * 2 + 2
+    assert data["totals"]["macs"] == 2 * 16 * 2
+    assert main(["summary", f"{source}:padded", "--input", "3x32x32", "--explain"]) == 0
+    assert 'H_out = floor((32 - 4 + 1 + 2) / 1) + 1 = 32 (padding="same": 3 pixels, 1 before and 2 after)' \
+        in capsys.readouterr().out
+    refusals = {
+        f"{source}:Tokens": "is a module of your own: give its input, e.g. --input 3x32x32, or --input 1x128:long",
+        f"{source}:needs_a_width --input 4": "needs_a_width() cannot be called without arguments",
+        f"{source}:Nope --input 4": "has no Nope; its modules: Tokens, padded",
+        f"{tmp_path / 'none.py'}:X --input 4": "there is no file",
+        f"{source}:Tokens --input 12:longer": "unknown type 'longer'; choose one of float32",
+        f"{source}:Tokens --input 12:long+3x2x2 --set width=3": "--num-classes, --in-chans and --set are for zoo models",
+    }
+    for arguments, message in refusals.items():
+        assert main(["summary", *arguments.split()]) == 2
+        error = capsys.readouterr().err.strip()
+        assert message in error and len(error.splitlines()) == 1, error

@@ -193,13 +193,14 @@ class TrainingStep:
     """
 
     def __init__(self, model: nn.Module, input_size, optimizer: str = "momentum", amp: str = "none",
-                 channels_last: bool = False):
+                 channels_last: bool = False, dtypes: list[torch.dtype] | None = None):
         from torch._subclasses.fake_tensor import FakeTensorMode
 
         if amp not in AMP_DTYPES:
             raise CnnlabError(f"unknown amp {amp!r}; choose one of {', '.join(AMP_DTYPES)}")
         self.optimizer_name, self.amp, self.channels_last = optimizer, amp, channels_last
         self.input_sizes = _input_shapes(input_size)
+        self.input_dtypes = dtypes or [torch.float32] * len(self.input_sizes)  # token indices: torch.long
         self.fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
         self.model = meta_copy(model).train()
         if channels_last:  # on meta, before the fake tensors: to_empty keeps each tensor's strides
@@ -237,7 +238,7 @@ class TrainingStep:
 
     def _batch(self, batch: int) -> tuple[list[torch.Tensor], torch.Tensor]:
         with self.fake_mode:
-            inputs = [torch.empty(batch, *shape) for shape in self.input_sizes]
+            inputs = [torch.empty(batch, *shape, dtype=dtype) for shape, dtype in zip(self.input_sizes, self.input_dtypes)]
             if self.channels_last:
                 inputs = _channels_last(inputs)
             return inputs, torch.zeros(batch, dtype=torch.long)

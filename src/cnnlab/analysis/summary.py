@@ -296,13 +296,13 @@ def summary(
         check_input_rank_and_channels(model, torch.empty(1, *input_size, device="meta"))
     # copied before the walk, which may change a model it owns (shape-only BatchNorm)
     step, step_error = None, None
+    input_dtypes = _input_dtypes(dtypes, len(input_size) if several else 1)
     if peak:
         try:
-            step = TrainingStep(model, input_size, optimizer, amp, channels_last)
+            step = TrainingStep(model, input_size, optimizer, amp, channels_last, dtypes=input_dtypes)
         except (CnnlabError, RuntimeError, NotImplementedError) as error:
             step_error = str(error).splitlines()[0]
     try:
-        input_dtypes = _input_dtypes(dtypes, len(input_size) if several else 1)
         rows, tracer, output = trace(model, input_size, settings, copy_model=not owned, dtypes=input_dtypes, call=call)
     except CnnlabError:
         raise

@@ -14,6 +14,7 @@ from cnnlab.analysis import formulas, summary
 from cnnlab.analysis.formulas import MB, one_decimal
 from cnnlab.analysis.memory import AMP_NAMES
 from cnnlab.analysis.inputs import parse_input_size
+from cnnlab.analysis.user_module import load_user_module, names_a_user_module, parse_typed_inputs
 from cnnlab.cli.options import add_model_options, console, variant_kwargs
 from cnnlab.errors import CnnlabError
 
@@ -24,7 +25,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         description="One row per layer with seed 003's columns (for a whole minibatch), plus MACs, element-wise "
                     "ops and the receptive field; computed on the meta device, so any batch is instant.",
     )
-    add_model_options(parser)
+    add_model_options(parser, user_modules=True)
     add_cost_options(parser)
     parser.add_argument("--depth", type=int, default=None, help="fold modules deeper than N levels into one row each")
     parser.add_argument("--explain", nargs="?", const="", default=None, metavar="LAYER",
@@ -118,10 +119,21 @@ def _model_kwargs(args: argparse.Namespace) -> dict:
 def _summary_for(args: argparse.Namespace, model: str | nn.Module | None = None, depth: int | None = None,
                  peak: bool = False, input_size=None):
     kwargs = {} if isinstance(model, nn.Module) else _model_kwargs(args)
+    dtypes = None
+    if model is None and names_a_user_module(args.model):  # FILE.py:NAME, a module of the user's own
+        if kwargs:
+            raise CnnlabError(f"--num-classes, --in-chans and --set are for zoo models; {args.model} is built as its "
+                              "file builds it")
+        if not args.input:
+            raise CnnlabError(f"{args.model} is a module of your own: give its input, e.g. --input 3x32x32, or "
+                              "--input 1x128:long for token indices (several inputs joined by +)")
+        model = load_user_module(args.model)
+        shapes, dtypes = parse_typed_inputs(args.input)
+        input_size = shapes if len(shapes) > 1 else shapes[0]
     return summary(model or args.model, input_size=input_size or args.input, batch=getattr(args, "batch", 1),
                    dtype=getattr(args, "dtype", "float32"), optimizer=getattr(args, "optimizer", "momentum"),
                    depth=depth, peak=peak, amp=getattr(args, "amp", "none"),
-                   channels_last=getattr(args, "channels_last", False), **kwargs)
+                   channels_last=getattr(args, "channels_last", False), dtypes=dtypes, **kwargs)
 
 
 def run_summary(args: argparse.Namespace) -> int:
@@ -157,6 +169,10 @@ def measured_peak(args: argparse.Namespace, result) -> int:
     """Run one real training step of the model (random weights) and measure its peak."""
     from cnnlab.analysis.memory import measure_peak
     from cnnlab.models import create_model
+
+    if names_a_user_module(args.model):
+        raise CnnlabError("--measured runs a zoo model's training step; for a module of your own, measure it with "
+                          "cnnlab.analysis.memory.measure_peak(model, input_size, batch) from Python")
 
     from cnnlab.resources import ensure_fits
 

@@ -18,8 +18,10 @@ def console(width: int = 120):
     return Console(soft_wrap=True) if sys.stdout.isatty() else Console(width=width, soft_wrap=True)
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="a model name (see `cnnlab models`)")
+def add_model_options(parser: argparse.ArgumentParser, user_modules: bool = False) -> None:
+    parser.add_argument("model", metavar="MODEL", help="a model name (see `cnnlab models`)" + (
+        ", or a module of your own as FILE.py:NAME or package.module:NAME (a class built without arguments, a "
+        "function that returns a module, or a module object; give its --input)" if user_modules else ""))
     parser.add_argument("--num-classes", type=int, default=None, help="output classes (default: the paper's)")
     parser.add_argument("--in-chans", type=int, default=None, help="input channels (default: the paper's)")
     parser.add_argument(
