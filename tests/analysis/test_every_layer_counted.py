@@ -119,20 +119,20 @@ def test_a_layer_without_a_formula_is_named_not_blamed_on_modules_that_did_not_r
     class Custom(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.bilinear = nn.Bilinear(8, 8, 4)
+            self.bag = nn.EmbeddingBag(100, 4)  # a look-up and a mean per bag: no formula yet
             self.unused = nn.Linear(8, 8)
 
         def forward(self, x):
-            return self.bilinear(x, x)
+            return self.bag(x)
 
-    result = cnnlab.summary(Custom(), input_size=(8,))
-    assert result.not_counted == ["bilinear (Bilinear)"]
+    result = cnnlab.summary(Custom(), input_size=(8,), dtypes=[torch.long])
+    assert result.not_counted == ["bag (EmbeddingBag)"]
     assert result.notes == [
         "72 parameters belong to modules the forward pass did not run (unused; e.g. auxiliary heads in eval mode)",
-        "260 parameters belong to modules that ran but that no formula covers (bilinear (Bilinear)): their work is in no column",
+        "400 parameters belong to modules that ran but that no formula covers (bag (EmbeddingBag)): their work is in no column",
     ]
-    assert json.loads(result.to_json())["not_counted"] == ["bilinear (Bilinear)"]
-    assert "not counted (no formula; their work is in no column): bilinear (Bilinear)" in result.headline()
+    assert json.loads(result.to_json())["not_counted"] == ["bag (EmbeddingBag)"]
+    assert "not counted (no formula; their work is in no column): bag (EmbeddingBag)" in result.headline()
 
 
 def test_a_functional_op_without_a_formula_is_listed():

@@ -95,6 +95,7 @@ ACTIVATION_OPS: dict[type, int] = {
     # (PReLU's learned slopes are its parameters)
     nn.PReLU: 1, nn.RReLU: 1, nn.SELU: 1, nn.CELU: 1, nn.Mish: 1, nn.Hardtanh: 1, nn.LogSigmoid: 1, nn.Softplus: 1,
     nn.Softsign: 1, nn.Tanhshrink: 1, nn.Threshold: 1, nn.Hardshrink: 1, nn.Softshrink: 1,
+    nn.GLU: 2,  # a x sigmoid(b) per output
 }
 FUNCTIONAL_ACTIVATIONS = {F.relu: 1, torch.relu: 1, torch.relu_: 1, F.relu_: 1, torch.sigmoid: 1, torch.tanh: 1,
                           F.gelu: 1, F.silu: 1, F.leaky_relu: 1, torch.Tensor.relu: 1, torch.Tensor.relu_: 1,
@@ -125,15 +126,27 @@ SOFTMAXES = {F.softmax, torch.softmax, torch.Tensor.softmax, F.log_softmax, torc
 RESIZES = {F.interpolate, F.upsample}
 
 POOL_MODULES = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.LPPool2d, TrainableSubsampling)
-NORM_MODULES = (nn.modules.batchnorm._BatchNorm, nn.LocalResponseNorm, nn.GroupNorm, nn.LayerNorm)
+NORM_MODULES = (nn.modules.batchnorm._BatchNorm, nn.LocalResponseNorm, nn.GroupNorm, nn.LayerNorm,
+                nn.modules.instancenorm._InstanceNorm, nn.RMSNorm, nn.CrossMapLRN2d)
 VIEW_MODULES = (nn.Flatten, nn.Unflatten, nn.Identity)
+# layers that move values and compute none: a copy row each, no arithmetic
+MOVEMENT_MODULES = (nn.PixelShuffle, nn.PixelUnshuffle, nn.ChannelShuffle, nn.Fold, nn.Unfold,
+                    nn.modules.padding._ConstantPadNd, nn.modules.padding._ReflectionPadNd,
+                    nn.modules.padding._ReplicationPadNd, nn.modules.padding._CircularPadNd,
+                    nn.MaxUnpool1d, nn.MaxUnpool2d, nn.MaxUnpool3d)
+# 1-D and 3-D pooling: K per pooled output as the 2-D ones (seed 003), over every window dimension
+ND_POOL_MODULES = (nn.MaxPool1d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool3d,
+                   nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool3d, nn.LPPool1d, nn.LPPool3d)
+DROPOUT_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+SOFTMAX_MODULES = (nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.Softmax2d)
 OTHER_CONVS = (nn.Conv1d, nn.Conv3d)
 TRANSPOSED_CONVS = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 RECURRENT_MODULES = (nn.LSTM, nn.GRU, nn.RNN)
 RECURRENT_CELLS = {nn.LSTMCell: "LSTM", nn.GRUCell: "GRU", nn.RNNCell: "RNN"}  # one time step of the layer
 HANDLED_LEAVES = (nn.Conv2d, SparseConnectionConv2d, nn.Linear, EuclideanRBF, *POOL_MODULES, *NORM_MODULES,
-                  nn.Dropout, nn.Dropout2d, DropPath, ScheduledDropPath, *VIEW_MODULES, *ACTIVATION_OPS, *OTHER_CONVS, *TRANSPOSED_CONVS,
-                  *RECURRENT_MODULES, *RECURRENT_CELLS, nn.Embedding, nn.MultiheadAttention, nn.Upsample, nn.Softmax, nn.LogSoftmax)
+                  *DROPOUT_MODULES, DropPath, ScheduledDropPath, *VIEW_MODULES, *ACTIVATION_OPS, *OTHER_CONVS, *TRANSPOSED_CONVS,
+                  *RECURRENT_MODULES, *RECURRENT_CELLS, nn.Embedding, nn.MultiheadAttention, nn.Upsample, *SOFTMAX_MODULES,
+                  *MOVEMENT_MODULES, *ND_POOL_MODULES, nn.Bilinear)
 
 
 def first_tensor(value) -> torch.Tensor | None:
@@ -334,8 +347,14 @@ class Tracer:
             return self.with_field(row, output)
         if isinstance(module, nn.Upsample):
             return self.elementwise_row(name, path, op, x, output, self.resize_ops(module.mode, output), "resize")
-        if isinstance(module, (nn.Softmax, nn.LogSoftmax)):
+        if isinstance(module, SOFTMAX_MODULES):
             return self.elementwise_row(name, path, op, x, output, 3, "activation")
+        if isinstance(module, MOVEMENT_MODULES):
+            return self.elementwise_row(name, path, op, x, output, 0, "copy")
+        if isinstance(module, ND_POOL_MODULES):
+            return self.nd_pool_row(name, path, op, module, x, output)
+        if isinstance(module, nn.Bilinear):
+            return self.bilinear_row(name, path, op, module, inputs, output)
         if isinstance(module, (nn.Linear, EuclideanRBF)):
             return self.linear_row(name, path, op, module, x, output)
         if isinstance(module, POOL_MODULES):
@@ -362,7 +381,7 @@ class Tracer:
             self.set_field(output, _Field(in_field.r + (x.shape[-1] - 1) * in_field.j, in_field.j, in_field.start, False)
                            if isinstance(module, nn.Flatten) and x.dim() == 4 else in_field)
             return self.with_field(row, output)
-        kind = "dropout" if isinstance(module, (nn.Dropout, nn.Dropout2d, DropPath, ScheduledDropPath)) else "activation"
+        kind = "dropout" if isinstance(module, (*DROPOUT_MODULES, DropPath, ScheduledDropPath)) else "activation"
         per_element = ACTIVATION_OPS.get(type(module), 1)
         ops = formulas.elementwise_ops(batch, _count(_per_image_shape(output, batch)), per_element, op)
         # The walk runs in eval mode, where dropout passes its input through; the table models
@@ -576,6 +595,33 @@ class Tracer:
             stride.append(size_in // size_out)
             kernel.append(size_in - (size_out - 1) * (size_in // size_out))
         return tuple(kernel), tuple(stride), (0, 0)
+
+    def nd_pool_row(self, name, path, op, module, x, output) -> LayerRow:
+        """A 1-D or 3-D pool: the window's elements per pooled output (an adaptive pool's fixed window)."""
+        dims = 1 if op.endswith("1d") else 3
+        if "Adaptive" in op:
+            window = [size_in - (size_out - 1) * (size_in // size_out)
+                      for size_in, size_out in zip(x.shape[-dims:], output.shape[-dims:])]
+        else:
+            kernel = module.kernel_size
+            window = list(kernel) if isinstance(kernel, (tuple, list)) else [kernel] * dims
+        outputs = _count(_per_image_shape(output, self.settings.batch))
+        flops = self.settings.batch * outputs * _count(tuple(window))
+        text = f"FLOPs = {self.settings.batch} x {outputs:,} x {' x '.join(map(str, window))} = {formulas.mflops(flops)}"
+        row = self.new_row(name, "pool", op, output, path, flops=flops, kernels=1, explain=[text])
+        self.set_field(output, _Field(1, 1, 0.5, False))
+        return self.with_field(row, output)
+
+    def bilinear_row(self, name, path, op, module, inputs, output) -> LayerRow:
+        """y = x1^T A x2 + b: each output a sum over in1 x in2 products, 2 FLOPs a multiply-add."""
+        positions = _count(_per_image_shape(output, self.settings.batch)) // module.out_features
+        macs = self.settings.batch * positions * module.out_features * module.in1_features * module.in2_features
+        text = (f"FLOPs = 2 x {self.settings.batch} x {positions} x {module.out_features} outputs x "
+                f"{module.in1_features} x {module.in2_features} = {formulas.mflops(2 * macs)}")
+        row = self.new_row(name, "linear", op, output, path, params=self.own_params(module), flops=2 * macs, macs=macs,
+                           kernels=module.out_features, explain=[text, f"MACs = FLOPs / 2 = {macs:,}"])
+        self.set_field(output, _Field(1, 1, 0.5, False))
+        return self.with_field(row, output)
 
     def pool_row(self, name, path, op, x, output, kernel, stride, padding, ceil_mode, module=None) -> LayerRow:
         batch = self.settings.batch
