@@ -291,3 +291,26 @@ def test_a_bilinear_layer_is_a_sum_of_products_of_its_two_inputs():
     result = cnnlab.summary(nn.Bilinear(3, 4, 5), input_size=[(3,), (4,)], batch=2)
     row = result.rows[-1]
     assert (row.params, row.macs, row.flops) == (5 * 3 * 4 + 5, 2 * 5 * 3 * 4, 2 * 2 * 5 * 3 * 4)
+
+
+class Tied(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.second = nn.Linear(16, 16), nn.Linear(16, 16)
+        self.second.weight = self.first.weight  # one tensor, used twice
+
+    def forward(self, x):
+        return self.second(self.first(x))
+
+
+def test_cnnlabs_column_of_the_table_beside_torchinfo():
+    """docs/analysis.md, "Beside torchinfo's numbers": cnnlab's side of each row."""
+    pruned = nn.Linear(4, 4)
+    torch.nn.utils.prune.l1_unstructured(pruned, "weight", 0.5)
+    rows = [(nn.Linear(4, 3), (4,), 15, 12), (nn.Conv2d(3, 8, 3), (3, 8, 8), 224, 7_776),
+            (nn.ConvTranspose2d(8, 3, 4, stride=2, padding=1), (8, 8, 8), 387, 24_576), (Tied(), (16,), 288, 512),
+            (pruned, (4,), 20, 16)]
+    for module, input_size, params, macs in rows:
+        totals = cnnlab.summary(module, input_size=input_size).totals
+        assert (totals.params, totals.macs) == (params, macs), module
+        assert params == unique_parameters(module)
