@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from cnnlab.checkpoint import CheckpointError, load_checkpoint, resolve
-from cnnlab.errors import CnnlabError, InputShapeError, ModelConfigError
+from cnnlab.errors import InputShapeError, ModelConfigError
 from cnnlab.models.registry import create_model
 
 

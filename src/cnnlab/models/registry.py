@@ -6,7 +6,6 @@ and the input it was designed for. `create_model` is the only way models are bui
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import fnmatch
 import inspect
@@ -113,7 +112,8 @@ def create_model(
     """
     entry = get_entry(name)
     in_chans = entry.input_size[0] if in_chans is None else in_chans
-    sized = input_size is not None and "input_size" in inspect.signature(entry.builder).parameters
+    takes_input_size = "input_size" in inspect.signature(entry.builder).parameters
+    sized = input_size is not None and takes_input_size
     if sized:
         variant_kwargs["input_size"] = input_size
     try:
@@ -130,7 +130,7 @@ def create_model(
         refusal.option = unknown  # for callers that explain where the option came from (a checkpoint's file)
         raise refusal from None
     model.model_name = name
-    model.sized_to_input = "input_size" in inspect.signature(entry.builder).parameters
+    model.sized_to_input = takes_input_size
     if input_size is not None and not sized and hasattr(model, "default_input_size"):
         from cnnlab.models.base import image_side, size_refusal
 
