@@ -252,9 +252,6 @@ NO_FORMULA = {
     "TransformerEncoder": "a composite, as Transformer", "TransformerDecoder": "a composite, as Transformer",
     "TransformerEncoderLayer": "a composite, as Transformer", "TransformerDecoderLayer": "a composite, as Transformer",
     "AdaptiveLogSoftmaxWithLoss": "a loss (its forward takes the targets)",
-    # named on the "not counted" line until they have formulas (issue 43 goes on)
-    "CosineSimilarity": "not counted yet", "PairwiseDistance": "not counted yet", "EmbeddingBag": "not counted yet",
-    "FractionalMaxPool2d": "not counted yet (random windows)", "FractionalMaxPool3d": "not counted yet (random windows)",
 }
 
 
@@ -279,12 +276,21 @@ def test_every_layer_class_in_torch_nn_has_a_formula_or_a_reason():
     (nn.GLU(), (8,), "activation", 0, 2 * 4 * 2),  # a x sigmoid(b) per output
     (nn.PixelShuffle(2), (4, 2, 2), "copy", 0, 0),
     (nn.ZeroPad2d(1), (3, 4, 4), "copy", 0, 0),
+    (nn.FractionalMaxPool2d(2, output_size=3), (3, 8, 8), "pool", 2 * 27 * 4, 0),  # the 2x2 window per output
+    (nn.PairwiseDistance(), [(6,), (6,)], "reduce", 0, 2 * 6 * 3),  # a difference, a power and a sum per element
+    (nn.CosineSimilarity(), [(6,), (6,)], "matmul", 2 * 2 * 3 * 6, 0),  # 3 dot products of 6 per output
 ], ids=lambda value: type(value).__name__ if isinstance(value, nn.Module) else None)
 def test_the_other_layers_formulas(layer, input_size, kind, flops, elementwise_ops):
     result = cnnlab.summary(layer, input_size=input_size, batch=2)
     row = result.rows[-1]
     assert (row.kind, row.flops, row.elementwise_ops, row.params) == (kind, flops, elementwise_ops, unique_parameters(layer))
     assert result.not_counted == []
+
+
+def test_an_embedding_bag_adds_each_bags_rows():
+    result = cnnlab.summary(nn.EmbeddingBag(10, 4), input_size=(5,), dtypes=[torch.long], batch=2)
+    row = result.rows[-1]
+    assert (row.kind, row.params, row.elementwise_ops) == ("reduce", 40, 2 * 5 * 4) and result.not_counted == []
 
 
 def test_a_bilinear_layer_is_a_sum_of_products_of_its_two_inputs():

@@ -136,7 +136,10 @@ MOVEMENT_MODULES = (nn.PixelShuffle, nn.PixelUnshuffle, nn.ChannelShuffle, nn.Fo
                     nn.MaxUnpool1d, nn.MaxUnpool2d, nn.MaxUnpool3d)
 # 1-D and 3-D pooling: K per pooled output as the 2-D ones (seed 003), over every window dimension
 ND_POOL_MODULES = (nn.MaxPool1d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool3d,
-                   nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool3d, nn.LPPool1d, nn.LPPool3d)
+                   nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool3d, nn.LPPool1d, nn.LPPool3d, nn.FractionalMaxPool2d,
+                   nn.FractionalMaxPool3d)
+# two inputs compared along a dimension, and an embedding's bags
+COMPARISON_MODULES = (nn.CosineSimilarity, nn.PairwiseDistance, nn.EmbeddingBag)
 DROPOUT_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 SOFTMAX_MODULES = (nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.Softmax2d)
 OTHER_CONVS = (nn.Conv1d, nn.Conv3d)
@@ -146,7 +149,7 @@ RECURRENT_CELLS = {nn.LSTMCell: "LSTM", nn.GRUCell: "GRU", nn.RNNCell: "RNN"}  #
 HANDLED_LEAVES = (nn.Conv2d, SparseConnectionConv2d, nn.Linear, EuclideanRBF, *POOL_MODULES, *NORM_MODULES,
                   *DROPOUT_MODULES, DropPath, ScheduledDropPath, *VIEW_MODULES, *ACTIVATION_OPS, *OTHER_CONVS, *TRANSPOSED_CONVS,
                   *RECURRENT_MODULES, *RECURRENT_CELLS, nn.Embedding, nn.MultiheadAttention, nn.Upsample, *SOFTMAX_MODULES,
-                  *MOVEMENT_MODULES, *ND_POOL_MODULES, nn.Bilinear)
+                  *MOVEMENT_MODULES, *ND_POOL_MODULES, nn.Bilinear, *COMPARISON_MODULES)
 
 
 def first_tensor(value) -> torch.Tensor | None:
@@ -355,6 +358,8 @@ class Tracer:
             return self.nd_pool_row(name, path, op, module, x, output)
         if isinstance(module, nn.Bilinear):
             return self.bilinear_row(name, path, op, module, inputs, output)
+        if isinstance(module, COMPARISON_MODULES):
+            return self.comparison_row(name, path, op, module, inputs, output)
         if isinstance(module, (nn.Linear, EuclideanRBF)):
             return self.linear_row(name, path, op, module, x, output)
         if isinstance(module, POOL_MODULES):
@@ -598,7 +603,7 @@ class Tracer:
 
     def nd_pool_row(self, name, path, op, module, x, output) -> LayerRow:
         """A 1-D or 3-D pool: the window's elements per pooled output (an adaptive pool's fixed window)."""
-        dims = 1 if op.endswith("1d") else 3
+        dims = int(op[-2])  # MaxPool1d, FractionalMaxPool2d, AvgPool3d, ...
         if "Adaptive" in op:
             window = [size_in - (size_out - 1) * (size_in // size_out)
                       for size_in, size_out in zip(x.shape[-dims:], output.shape[-dims:])]
@@ -609,6 +614,31 @@ class Tracer:
         flops = self.settings.batch * outputs * _count(tuple(window))
         text = f"FLOPs = {self.settings.batch} x {outputs:,} x {' x '.join(map(str, window))} = {formulas.mflops(flops)}"
         row = self.new_row(name, "pool", op, output, path, flops=flops, kernels=1, explain=[text])
+        self.set_field(output, _Field(1, 1, 0.5, False))
+        return self.with_field(row, output)
+
+    def comparison_row(self, name, path, op, module, inputs, output) -> LayerRow:
+        """CosineSimilarity: three dot products of length D per output (x1.x2, |x1|^2, |x2|^2);
+        PairwiseDistance: a difference, a power and a sum per element, 3 x D ops per output;
+        EmbeddingBag: each of a bag's L looked-up rows added into its sum, L x dim ops per bag."""
+        batch, outputs = self.settings.batch, _count(_per_image_shape(output, self.settings.batch))
+        x = inputs[0]
+        if isinstance(module, nn.EmbeddingBag):
+            length = x.shape[-1] if x.dim() == 2 else x.shape[0]
+            bags = x.shape[0] if x.dim() == 2 else 1
+            ops = formulas.elementwise_ops(bags, length, module.embedding_dim, f"{op} ({module.mode} of each bag)")
+            row = self.new_row(name, "reduce", op, output, path, params=self.own_params(module), elementwise_ops=ops.value,
+                               explain=[ops.text])
+        else:
+            length = x.shape[getattr(module, "dim", -1)]
+            if isinstance(module, nn.CosineSimilarity):
+                macs = batch * outputs * 3 * length
+                explain = [f"MACs = {batch} x {outputs} outputs x 3 dot products x {length} = {macs:,}",
+                           f"FLOPs = 2 x MACs = {formulas.mflops(2 * macs)}"]
+                row = self.new_row(name, "matmul", op, output, path, flops=2 * macs, macs=macs, explain=explain)
+            else:
+                ops = formulas.elementwise_ops(batch, outputs * length, 3, f"{op} (difference, power, sum)")
+                row = self.new_row(name, "reduce", op, output, path, elementwise_ops=ops.value, explain=[ops.text])
         self.set_field(output, _Field(1, 1, 0.5, False))
         return self.with_field(row, output)
 
