@@ -4,6 +4,7 @@ refusals that name the real reason. Each count is written out by hand."""
 
 from __future__ import annotations
 
+import collections
 import warnings
 
 import pytest
@@ -320,3 +321,67 @@ def test_cnnlabs_column_of_the_table_beside_torchinfo():
         totals = cnnlab.summary(module, input_size=input_size).totals
         assert (totals.params, totals.macs) == (params, macs), module
         assert params == unique_parameters(module)
+
+
+Pair = collections.namedtuple("Pair", "logits features")
+
+
+class NamedTupleOut(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return Pair(self.fc(x), x)
+
+
+class DictOut(NamedTupleOut):
+    def forward(self, x):
+        return {"out": self.fc(x), "aux": x}
+
+
+class SharedTwice(nn.Module):
+    """One layer called twice: its parameters once, its work twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.fc(self.fc(x))
+
+
+class LoopOverList(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(4, 4) for _ in range(3)])
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = torch.relu(layer(x))
+        return x
+
+
+@pytest.mark.parametrize("module, input_size, output_shape, macs", [
+    (nn.Conv2d(3, 8, 3, padding=1, padding_mode="reflect"), (3, 8, 8), (8, 8, 8), 8 * 8 * 8 * 27),
+    (nn.Conv2d(3, 8, 3, padding=2, padding_mode="circular"), (3, 8, 8), (8, 10, 10), 10 * 10 * 8 * 27),
+    (nn.Conv2d(4, 8, 3, groups=2, dilation=2), (4, 9, 9), (8, 5, 5), 5 * 5 * 8 * 9 * 2),
+    (nn.MaxPool2d(3, 2, ceil_mode=True), (3, 8, 8), (3, 4, 4), 0),
+    (nn.AvgPool2d(3, 2, padding=1, ceil_mode=True), (3, 7, 7), (3, 4, 4), 0),
+    (nn.AdaptiveAvgPool2d((2, 3)), (3, 8, 9), (3, 2, 3), 0),
+    (nn.AdaptiveMaxPool2d((3, 1)), (3, 7, 5), (3, 3, 1), 0),
+    (NamedTupleOut(), (4,), (3,), 12),
+    (DictOut(), (4,), (3,), 12),
+    (SharedTwice(), (4,), (4,), 2 * 16),
+    (LoopOverList(), (4,), (4,), 3 * 16),
+], ids=["reflect-padding", "circular-padding", "groups-dilation", "ceil-max-pool", "ceil-avg-pool-padded",
+        "adaptive-2x3", "adaptive-3x1", "namedtuple-output", "dict-output", "one-layer-twice", "module-list-loop"])
+def test_a_zoo_of_modules_as_users_write_them(module, input_size, output_shape, macs):
+    result = cnnlab.summary(module, input_size=input_size)
+    with torch.no_grad():
+        returned = module(torch.randn(1, *input_size))
+    first = returned if isinstance(returned, torch.Tensor) else (
+        next(iter(returned.values())) if isinstance(returned, dict) else returned[0])
+    assert result.totals.output_shape == output_shape == tuple(first.shape[1:])  # as PyTorch computes it
+    assert result.totals.params == unique_parameters(module) and result.totals.macs == macs
+    assert result.not_counted == []
