@@ -15,7 +15,9 @@ from cnnlab.errors import CnnlabError
 def meta_copy(model: nn.Module, shapes_only_batchnorm: bool = False) -> nn.Module:
     """A copy of `model` on the `meta` device that shares no memory and copies no data.
 
-    Pre-filling deepcopy's memo maps every parameter and buffer to an empty meta tensor. With
+    Pre-filling deepcopy's memo maps every parameter and buffer (and every tensor a module keeps as
+    an attribute) to an empty meta tensor; an attribute deepcopy cannot copy (a lock, an open file)
+    is shared with the original instead, and named if the copy still fails. With
     `shapes_only_batchnorm`, BatchNorm layers return a fresh tensor of their input's shape instead
     of running: BatchNorm never changes a shape and its meta kernel is slow (Python
     decompositions), so shape walks (input probes, summaries) skip it, ~10x faster on DenseNet-264.
@@ -33,10 +35,15 @@ def meta_copy(model: nn.Module, shapes_only_batchnorm: bool = False) -> nn.Modul
             if isinstance(value, torch.Tensor) and id(value) not in memo:
                 memo[id(value)] = _meta_like(value)
     try:
-        copied = copy.deepcopy(model, memo)
-    except Exception as error:  # noqa: BLE001 - whatever deepcopy met, said in one line
-        raise CnnlabError(f"{type(model).__name__} cannot be copied to the meta device to be walked: "
-                          f"{str(error).splitlines()[0]} ({_uncopyable(model, memo)})") from error
+        copied = copy.deepcopy(model, dict(memo))
+    except Exception:  # noqa: BLE001 - an attribute deepcopy cannot copy (a lock, a file, a C++ handle): shared
+        shared = _uncopyable(model, memo)
+        try:
+            copied = copy.deepcopy(model, {**memo, **{id(value): value for _, value in shared}})
+        except Exception as error:  # noqa: BLE001 - whatever deepcopy met, said in one line
+            named = ", ".join(name for name, _ in shared) or "the module tree"
+            raise CnnlabError(f"{type(model).__name__} cannot be copied to the meta device to be walked: "
+                              f"{str(error).splitlines()[0]} ({named} could not be copied)") from error
     if shapes_only_batchnorm:
         skip_batchnorm_(copied)
     return copied
@@ -53,8 +60,10 @@ def _meta_like(tensor: torch.Tensor) -> torch.Tensor:
     return nn.Parameter(meta, tensor.requires_grad) if isinstance(tensor, nn.Parameter) else meta
 
 
-def _uncopyable(model: nn.Module, memo: dict) -> str:
-    """Which module attribute deepcopy fails on, as "name.attribute (type)"."""
+def _uncopyable(model: nn.Module, memo: dict) -> list[tuple[str, object]]:
+    """The module attributes deepcopy cannot copy, as ("name.attribute (type)", value): the copy
+    shares them with the original (a shape walk reads none of them)."""
+    found = []
     for name, module in model.named_modules():
         for attribute, value in vars(module).items():
             if attribute in ("_modules", "_parameters", "_buffers") or id(value) in memo:
@@ -62,8 +71,8 @@ def _uncopyable(model: nn.Module, memo: dict) -> str:
             try:
                 copy.deepcopy(value, dict(memo))
             except Exception:  # noqa: BLE001
-                return f"{name + '.' if name else ''}{attribute} ({type(value).__name__}) could not be copied"
-    return "the module tree could not be copied"
+                found.append((f"{name + '.' if name else ''}{attribute} ({type(value).__name__})", value))
+    return found
 
 
 def skip_batchnorm_(model: nn.Module) -> None:

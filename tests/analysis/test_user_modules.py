@@ -5,6 +5,7 @@ refusals that name the real reason. Each count is written out by hand."""
 from __future__ import annotations
 
 import collections
+import threading
 import warnings
 
 import pytest
@@ -385,3 +386,24 @@ def test_a_zoo_of_modules_as_users_write_them(module, input_size, output_shape, 
     assert result.totals.output_shape == output_shape == tuple(first.shape[1:])  # as PyTorch computes it
     assert result.totals.params == unique_parameters(module) and result.totals.macs == macs
     assert result.not_counted == []
+
+
+class Guarded(nn.Module):
+    """Attributes deepcopy cannot copy: the meta copy shares them with the original."""
+
+    def __init__(self, log_path) -> None:
+        super().__init__()
+        self.fc, self.lock, self.log = nn.Linear(4, 3), threading.Lock(), open(log_path, "w")  # noqa: SIM115
+
+    def forward(self, x):
+        with self.lock:
+            return self.fc(x)
+
+
+def test_a_module_holding_a_lock_and_an_open_file_is_summarized(tmp_path):
+    module = Guarded(tmp_path / "log.txt")
+    try:
+        totals = cnnlab.summary(module, input_size=(4,)).totals
+    finally:
+        module.log.close()
+    assert (totals.params, totals.macs) == (15, 12)

@@ -8,6 +8,7 @@ shapes are computed: no memory is allocated and no arithmetic is done, whatever 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any, Callable
@@ -839,7 +840,9 @@ def trace(model: nn.Module, input_shape: tuple[int, ...] | list[tuple[int, ...]]
     validating = torch.distributions.Distribution._validate_args
     torch.distributions.Distribution.set_default_validate_args(False)
     try:
-        with torch.no_grad(), _FunctionalRecorder(tracer):
+        with torch.no_grad(), _FunctionalRecorder(tracer), warnings.catch_warnings():
+            # PyTorch's note that an even "same" kernel copies its input: about speed, not shapes
+            warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
             output = meta_model(*call[0], **call[1])
     finally:
         torch.distributions.Distribution.set_default_validate_args(validating)
