@@ -73,6 +73,9 @@ def test_lazy_layers_are_sized_from_the_input_on_the_meta_device_and_stay_lazy()
     assert result.totals.macs == 8 * 8 * 8 * 27 + 8 * 8 * 8 * 5
     assert any(note.startswith("lazy modules (0, 1, 3) sized here from the 3x10x10 input") for note in result.notes)
     assert isinstance(model[0].weight, nn.parameter.UninitializedParameter)  # the user's module is untouched
+    assert result.not_counted == []  # their initialization, run as they are sized, is no work of the net
+    stepped = cnnlab.summary(model, input_size=(3, 10, 10), peak=True)
+    assert "the training step was not simulated: its lazy modules have no parameters yet" in stepped.notes[-1]
 
 
 class Embedder(nn.Module):

@@ -297,7 +297,10 @@ def summary(
     # copied before the walk, which may change a model it owns (shape-only BatchNorm)
     step, step_error = None, None
     input_dtypes = _input_dtypes(dtypes, len(input_size) if several else 1)
-    if peak:
+    if peak and any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
+        step_error = ("its lazy modules have no parameters yet (they are made by the module's first real forward; "
+                      "run one, then summarize it)")
+    elif peak:
         try:
             step = TrainingStep(model, input_size, optimizer, amp, channels_last, dtypes=input_dtypes)
         except (CnnlabError, RuntimeError, NotImplementedError) as error:

@@ -795,9 +795,19 @@ class _FunctionalRecorder(TorchFunctionMode):
         kwargs = kwargs or {}
         output = func(*args, **kwargs)
         tracer = self.tracer
-        if tracer.leaf_depth == 0 and tracer.stack and _produces_tensor(output) and not _is_attribute(func):
+        if (tracer.leaf_depth == 0 and tracer.stack and _produces_tensor(output) and not _is_attribute(func)
+                and not _keeps_state(func, args, tracer)):
             tracer.functional_row(func, args, kwargs, output)
         return output
+
+
+def _keeps_state(func, args, tracer) -> bool:
+    """An initializer, or an in-place write to the model's own parameters or buffers (a lazy layer
+    filling itself as it is sized): upkeep of the model's state, not work of the net."""
+    if getattr(func, "__module__", "") == "torch.nn.init":
+        return True
+    name = getattr(func, "__name__", "")
+    return name.endswith("_") and bool(args) and id(args[0]) in tracer.state_ids
 
 
 def _produces_tensor(output) -> bool:
@@ -821,6 +831,7 @@ def trace(model: nn.Module, input_shape: tuple[int, ...] | list[tuple[int, ...]]
     meta_model = (meta_copy(model) if copy_model else model).eval()
     skip_batchnorm_(meta_model)
     tracer = Tracer(meta_model, settings)
+    tracer.state_ids = {id(t) for t in chain(meta_model.parameters(), meta_model.buffers())}
     handles = []
     for module in meta_model.modules():
         handles.append(module.register_forward_pre_hook(tracer.pre_hook))
