@@ -297,7 +297,9 @@ def summary(
     # copied before the walk, which may change a model it owns (shape-only BatchNorm)
     step, step_error = None, None
     input_dtypes = _input_dtypes(dtypes, len(input_size) if several else 1)
-    if peak and any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
+    lazy = [name or type(module).__name__ for name, module in model.named_modules()
+            if any(isinstance(p, nn.parameter.UninitializedParameter) for p in module.parameters(recurse=False))]
+    if peak and lazy:
         step_error = ("its lazy modules have no parameters yet (they are made by the module's first real forward; "
                       "run one, then summarize it)")
     elif peak:
@@ -355,8 +357,6 @@ def summary(
         zeros = sum(masked.values())
         notes.append(f"pruning masks hold {zeros:,} weights at zero ({', '.join(f'{k}: {v:,}' for k, v in masked.items())}): "
                      f"{totals.params - zeros:,} effective parameters of the {totals.params:,} counted")
-    lazy = [name or type(module).__name__ for name, module in model.named_modules()
-            if any(isinstance(p, nn.parameter.UninitializedParameter) for p in module.parameters(recurse=False))]
     if lazy:
         notes.append(f"lazy modules ({', '.join(lazy)}) sized here from the {'x'.join(map(str, input_size))} input on the meta "
                      "device (the module itself stays uninitialized until its first real forward)")

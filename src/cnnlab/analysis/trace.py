@@ -340,7 +340,7 @@ class Tracer:
             return self.other_conv_row(name, path, op, module, x, output)
         if isinstance(module, RECURRENT_MODULES):
             return self.recurrent_row(name, path, op, module, x, output)
-        if type(module) in RECURRENT_CELLS:
+        if isinstance(module, tuple(RECURRENT_CELLS)):
             return self.cell_row(name, path, op, module, x, output)
         if isinstance(module, nn.MultiheadAttention):
             return self.attention_row(name, path, op, module, inputs, output)
@@ -412,10 +412,9 @@ class Tracer:
         dh, dw = _pair(getattr(module, "dilation", 1))
         padding = getattr(module, "padding", 0)
         if isinstance(padding, str):  # PyTorch's "same" / "valid"
-            (ph, _), (pw, _) = pads = string_padding(padding, (kh, kw), (dh, dw))
-            explain = [formulas.torch_padded_output_size(x.shape[2 + axis], (kh, kw)[axis], (sh, sw)[axis], *pads[axis],
-                                                          (dh, dw)[axis], padding, axis="HW"[axis]).text for axis in (0, 1)]
-            explain = explain[:1] if (x.shape[3], kw, pads[1]) == (x.shape[2], kh, pads[0]) else explain
+            ph, pw = padding_before(module)
+            explain = self.nd_size_texts(module, x)
+            explain = explain[:1] if explain[1].split(" = ", 1)[1] == explain[0].split(" = ", 1)[1] else explain
         else:
             ph, pw = _pair(padding)
             explain = self.size_texts(module, x, (kh, kw), (sh, sw), (ph, pw), (dh, dw))
@@ -486,9 +485,9 @@ class Tracer:
 
     @staticmethod
     def nd_size_texts(module, x) -> list[str]:
-        """The output-size formula for each axis of a 1-D or 3-D convolution ("L"; "D", "H", "W")."""
+        """The output-size formula for each axis of a convolution ("L"; "H", "W"; "D", "H", "W")."""
         kernel, dilation, stride = tuple(module.kernel_size), tuple(module.dilation), tuple(module.stride)
-        axes = "L" if len(kernel) == 1 else "DHW"
+        axes = {1: "L", 2: "HW", 3: "DHW"}[len(kernel)]
         spatial = x.shape[2:]
         if isinstance(module.padding, str):
             pads = string_padding(module.padding, kernel, dilation)
@@ -514,8 +513,8 @@ class Tracer:
     def cell_row(self, name, path, op, module, x, output) -> LayerRow:
         """An LSTMCell, GRUCell or RNNCell: one time step of its layer, for each sequence in the batch."""
         batch_size = x.shape[0] if x.dim() == 2 else 1
-        worked = formulas.recurrent_flops(RECURRENT_CELLS[type(module)], batch_size, 1, module.input_size,
-                                          module.hidden_size)
+        layer = next(kind for cell, kind in RECURRENT_CELLS.items() if isinstance(module, cell))
+        worked = formulas.recurrent_flops(layer, batch_size, 1, module.input_size, module.hidden_size)
         macs = formulas.multiply_adds(worked.value)
         row = self.new_row(name, "recurrent", op, output, path, params=self.own_params(module), flops=worked.value,
                            macs=macs.value, kernels=module.hidden_size, explain=[worked.text, macs.text])
