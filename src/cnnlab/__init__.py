@@ -19,8 +19,8 @@ def summary(model, input_size=None, batch: int = 1, **options):
 
 
 def draw(model, input_size=None, out=None, **options):
-    """A block diagram of a model (a zoo name or any nn.Module), as a graphviz.Digraph; writes `out`
-    (.svg, .png or .pdf) when given. See cnnlab.viz.diagram.draw."""
+    """A block diagram of a model (a zoo name or any nn.Module): a Diagram, shown inline in a
+    notebook, `.save("net.svg")`; writes `out` (.svg, .png or .pdf) when given. See cnnlab.viz.diagram.draw."""
     from cnnlab.viz.diagram import draw as _draw
 
     return _draw(model, input_size=input_size, out=out, **options)

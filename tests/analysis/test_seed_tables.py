@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from cnnlab.analysis import summary
+from cnnlab.analysis import seed_tables, summary
 from cnnlab.analysis.formulas import MB, one_decimal
 
 # its module-scoped fixture is made once: the tests that share it run in one xdist worker
@@ -207,3 +207,34 @@ def test_resnet_rows_are_resnet34s():
     assert (mflops(result.row("avgpool").flops), mb(result.row("avgpool").activation_memory)) == ("3.2", "0.5")
     fc = result.row("fc")
     assert (fc.params, mflops(fc.flops), mb(fc.activation_memory), mb(fc.parameter_memory)) == (513_000, "131.1", "1.0", "5.9")
+
+
+@pytest.mark.parametrize("model", sorted(seed_tables.TABLES))
+def test_every_printed_value_equals_cnnlabs_or_is_a_slip_explained(model):
+    """The values a notebook shows beside cnnlab's (cnnlab.analysis.seed_tables): each is cnnlab's
+    figure at the printed precision, or a slip whose explanation is shown; no slip is equal."""
+    table = seed_tables.TABLES[model]
+    result = summary(model, batch=128, input_size=table.input_size)
+    assert seed_tables.seed_table(model, result.input_size, 128, "float32", "momentum") is table
+    for seed in table.rows:
+        if seed.layer == "Totals":
+            t = result.totals
+            values = seed_tables.cnnlab_values(0, t.params, t.flops, t.activation_memory, t.parameter_memory)
+        else:
+            row = result.row(seed.layer)
+            assert row.name == seed.layer
+            values = seed_tables.cnnlab_values(row.activations, row.params, row.flops, row.activation_memory,
+                                               row.parameter_memory)
+        differs = {column for column, equal in seed_tables.compare(seed, values).items() if not equal}
+        assert differs == set(seed.slips), (seed.name, differs)
+
+
+def test_printed_values_are_rounded_as_the_spreadsheet_rounds():
+    assert seed_tables.at_printed_precision(26_986.34, "26986.3") == "26986.3"
+    assert seed_tables.at_printed_precision(0.05, "0.1") == "0.1"  # halves up
+    assert seed_tables.at_printed_precision(713.86, "714") == "714"
+    assert seed_tables.printed_text("params_k", "37758") == "37,758K"
+    assert seed_tables.printed_text("mflops", "114661.8") == "114,661.8"
+    # other settings than the slides': no table to show beside cnnlab's
+    assert seed_tables.seed_table("alexnet", (3, 227, 227), 64, "float32", "momentum") is None
+    assert seed_tables.seed_table("alexnet", (3, 227, 227), 128, "float32", "adam") is None

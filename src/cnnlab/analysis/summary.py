@@ -13,7 +13,8 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_leaves
 
-from cnnlab.analysis import formulas
+from cnnlab import rendering
+from cnnlab.analysis import formulas, seed_tables
 from cnnlab.analysis.formulas import one_decimal
 from cnnlab.analysis.memory import AMP_NAMES, TrainingPeak, TrainingStep
 from cnnlab.analysis.inputs import meta_model, parse_input_size
@@ -41,6 +42,46 @@ class Totals:
 
 
 @dataclass
+class TreeNode:
+    """A line of the layer tree: one layer (`row`), or a module that holds several layers (a stage,
+    a block) with their sums: parameters, FLOPs, MACs, element-wise work and memory added up, the
+    output and receptive field of its last layer."""
+
+    name: str
+    parent: str  # the enclosing module's name; "" at the top
+    depth: int
+    row: LayerRow | None = None
+    children: list[TreeNode] = field(default_factory=list)
+    layers: int = 0
+    params: int = 0
+    flops: int = 0
+    macs: int = 0
+    elementwise_ops: int = 0
+    activation_memory: int = 0
+    parameter_memory: int = 0
+    output_shape: tuple[int, ...] = ()
+    rf: int | None = None
+
+    SUMMED = ("params", "flops", "macs", "elementwise_ops", "activation_memory", "parameter_memory")
+
+    @property
+    def is_group(self) -> bool:
+        return self.row is None
+
+    def add(self, row: LayerRow) -> None:
+        self.layers += 1
+        for key in self.SUMMED:
+            setattr(self, key, getattr(self, key) + getattr(row, key))
+        self.output_shape, self.rf = row.output_shape, row.rf
+
+    def walk(self):
+        """This node and everything under it, in reading order."""
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+
+@dataclass
 class Summary:
     """The rows of a network's per-layer table and their totals (a whole minibatch's costs)."""
 
@@ -56,6 +97,7 @@ class Summary:
     not_counted: list[str] = field(default_factory=list)  # operations whose work no formula covers
     training_peak: TrainingPeak | None = None  # a simulated training step's real peak (summary(..., peak=True))
     paper_names: dict[str, str] = field(default_factory=dict)  # row name -> the paper's name (VGG's conv3_2)
+    module_types: dict[str, str] = field(default_factory=dict)  # module name -> its class ("layer1.0": "BasicBlock")
 
     # -- lookups ----------------------------------------------------------------------------
     def row(self, name: str) -> LayerRow:
@@ -91,6 +133,40 @@ class Summary:
         prefix = row.name + "."
         values = [value for name, value in live.items() if name == row.name or name.startswith(prefix)]
         return max(values) if values else None
+
+    def tree(self) -> list[TreeNode]:
+        """The rows as a tree of the modules that hold several of them (stage, block, layer), in
+        reading order; the top-level nodes are returned, each holding its children."""
+        parts_of = [tuple(row.name.split(".")) if row.kind != "input" else (row.name,) for row in self.rows]
+        counts: dict[tuple[str, ...], int] = {}
+        for parts in parts_of:
+            for cut in range(1, len(parts)):
+                counts[parts[:cut]] = counts.get(parts[:cut], 0) + 1
+        top: list[TreeNode] = []
+        made: dict[tuple[str, ...], TreeNode] = {}
+
+        def enclosing(parts: tuple[str, ...]) -> TreeNode | None:
+            for cut in range(len(parts) - 1, 0, -1):
+                if parts[:cut] in made:
+                    return made[parts[:cut]]
+            return None
+
+        for row, parts in zip(self.rows, parts_of):
+            for cut in range(1, len(parts)):
+                prefix = parts[:cut]
+                if counts[prefix] >= 2 and prefix not in made:
+                    parent = enclosing(prefix)
+                    node = TreeNode(".".join(prefix), parent.name if parent else "", parent.depth + 1 if parent else 0)
+                    (parent.children if parent else top).append(node)
+                    made[prefix] = node
+            parent = enclosing(parts)
+            leaf = TreeNode(row.name, parent.name if parent else "", parent.depth + 1 if parent else 0, row=row)
+            leaf.add(row)
+            (parent.children if parent else top).append(leaf)
+            for cut in range(1, len(parts)):
+                if parts[:cut] in made:
+                    made[parts[:cut]].add(row)
+        return top
 
     # -- renderers --------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -227,12 +303,182 @@ class Summary:
         return (f"a real training step ({p.optimizer}, {precision}{layout}; simulated, step by step): peak "
                 f"{p.breakdown()}")
 
-    def explain(self, layer: str | None = None) -> str:
+    def explain(self, layer: str | None = None) -> Explanation:
+        """The formulas of one layer (or of every layer) filled in with its numbers; text that a
+        notebook shows as a table of worked lines."""
         rows = [self.row(layer)] if layer else [r for r in self.rows if r.kind not in ("view",) or r.explain]
         blocks = []
         for row in rows:
             blocks.append(f"{row.name} ({row.op}):\n" + "\n".join(f"  {line}" for line in row.explain))
-        return "\n".join(blocks)
+        explanation = Explanation("\n".join(blocks))
+        explanation.rows = rows
+        explanation.title = f"{self.model_name}, minibatch {self.batch}, {self.dtype}, {self.optimizer}"
+        return explanation
+
+    # -- shown in a terminal and in a notebook ---------------------------------------------------
+    FOLD_ABOVE = 40  # a table of more rows starts with its modules folded
+
+    def __repr__(self) -> str:  # the table, not the dataclass's fields (a notebook shows _repr_html_)
+        return self.to_text()
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def to_text(self, width: int = 180) -> str:
+        """The table as `cnnlab summary` prints it, with its notes."""
+        from rich.console import Console
+
+        out = Console(file=io.StringIO(), width=width, color_system=None, soft_wrap=True, force_jupyter=False)
+        out.print(self.rich_table())
+        for note in self.notes:
+            out.print(f"note: {note}", highlight=False)
+        return out.file.getvalue().rstrip("\n")
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def to_html(self, folded: bool | None = None) -> str:
+        """The table for a notebook: each module that holds several layers (a stage, a block) folds
+        under one line with its sums; folded at first when the table is long (`folded` overrides).
+        Where seed 003 works this model out at these settings, the slide's values sit under
+        cnnlab's rows, each that differs marked and explained."""
+        columns = list(self.SHORT_COLUMNS) + (["Step MB"] if self.training_peak else [])
+        peak_row = self._peak_row()
+        cells_of, class_of = {}, {}
+        for row, values in zip(self.rows, self.table_rows()):
+            cells = [rendering.Cell(values[0], title=f"{row.name}: {row.op}"), *values[1:]]
+            if self.training_peak:
+                live = self.step_live(row)
+                cells.append("" if live is None else one_decimal(live / MB) + (" ◀ peak" if row is peak_row else ""))
+            cells_of[id(row)] = cells
+            class_of[id(row)] = ("mark" if row is peak_row and self.training_peak else
+                                 "dim" if row.kind in ("activation", "view", "dropout") else "")
+        table = seed_tables.seed_table(self.model_name, self.input_size, self.batch, self.dtype, self.optimizer)
+        seed_rows: dict[str, list[list]] = {}
+        slips = []
+        for seed in table.rows if table else ():
+            if seed.layer == "Totals":
+                t = self.totals
+                values = seed_tables.cnnlab_values(0, t.params, t.flops, t.activation_memory, t.parameter_memory)
+            else:
+                found = [row for row in self.rows if row.name == seed.layer]
+                if not found:  # folded away (depth=...)
+                    continue
+                row = found[0]
+                values = seed_tables.cnnlab_values(row.activations, row.params, row.flops, row.activation_memory,
+                                                   row.parameter_memory)
+            seed_rows.setdefault(seed.layer, []).append(self._seed_cells(seed, values, len(columns)))
+            slips += [f"{seed.name} {self._SEED_HEADERS[column]}: printed {seed_tables.printed_text(column, getattr(seed, column))}; "
+                      f"{why}" for column, why in seed.slips.items()]
+        widths = rendering.column_widths(columns, [*cells_of.values(), self.totals_row(),
+                                                   *(cells for rows in seed_rows.values() for cells in rows)])
+        open_modules = len(self.rows) <= self.FOLD_ABOVE if folded is None else not folded
+
+        def body(nodes: list[TreeNode]) -> str:
+            parts, pending, classes = [], [], []
+
+            def flush() -> None:
+                if pending:
+                    parts.append(rendering.table(columns, list(pending), row_classes=list(classes), widths=widths,
+                                                 head=False, scroll=False))
+                    pending.clear()
+                    classes.clear()
+
+            for node in nodes:
+                if node.is_group:
+                    flush()
+                    parts.append(rendering.fold(node.name, self._group_detail(node), body(node.children),
+                                                open=open_modules))
+                    continue
+                pending.append(cells_of[id(node.row)])
+                classes.append(class_of[id(node.row)])
+                for cells in seed_rows.get(node.row.name, ()):
+                    pending.append(cells)
+                    classes.append("aside")
+            flush()
+            return "".join(parts)
+
+        totals = [self.totals_row() + ([one_decimal(self.training_peak.peak / MB)] if self.training_peak else [])]
+        totals += seed_rows.get("Totals", [])
+        layers = (rendering.table(columns, [], widths=widths, scroll=False) + body(self.tree())
+                  + rendering.table(columns, totals, row_classes=["total"] + ["aside"] * (len(totals) - 1),
+                                    widths=widths, head=False, scroll=False))
+        notes = list(self.notes)
+        if table is None and self.model_name in seed_tables.TABLES:
+            seeds = seed_tables.TABLES[self.model_name]
+            notes.append(f"seed 003 works {self.model_name} out for a minibatch of 128 in float32 with momentum "
+                         f"({'x'.join(map(str, seeds.input_size))}): summary({self.model_name!r}, batch=128) shows "
+                         "the slide's values beside cnnlab's")
+        return rendering.frame(
+            rendering.facts(self._facts()),
+            rendering.scrolled(layers),
+            rendering.notes(slips, "seed 003"),
+            rendering.notes(notes),
+            rendering.notes([", ".join(self.not_counted)], "not counted (no formula; their work is in no column)")
+            if self.not_counted else "",
+            title=self.title(),
+        )
+
+    _SEED_HEADERS = {"activations": "#activations", "params_k": "#params", "mflops": "MFLOPs",
+                     "activation_mb": "activation memory", "parameter_mb": "parameter memory"}
+    _SEED_COLUMNS = {"activations": 7, "params_k": 8, "mflops": 9, "activation_mb": 12, "parameter_mb": 13}
+
+    def _seed_cells(self, seed, values: dict, width: int) -> list:
+        """A row of seed 003's values, in the columns where cnnlab's stand; those that differ marked."""
+        cells: list = [rendering.Cell(f"seed 003: {seed.name}", title="as the slide prints it")] + [""] * (width - 1)
+        equal = seed_tables.compare(seed, values)
+        for column, index in self._SEED_COLUMNS.items():
+            printed = getattr(seed, column)
+            if not printed:
+                continue
+            text = seed_tables.printed_text(column, printed)
+            if equal[column]:
+                cells[index] = rendering.Cell(text, title="equal to cnnlab's at the printed precision")
+            else:
+                why = seed.slips.get(column, "differs from cnnlab's figure")
+                cells[index] = rendering.Cell(text + " *", title=why, differs=True)
+        return cells
+
+    def _group_detail(self, node: TreeNode) -> str:
+        kind = self.module_types.get(node.name, "")
+        blocks = [child for child in node.children if child.is_group]
+        block_types = {self.module_types.get(child.name, "") for child in blocks}
+        if len(blocks) > 1 and len(blocks) == len(node.children) and len(block_types) == 1:
+            kind = f"{len(blocks)} × {block_types.pop()}"
+        shape = "x".join(map(str, node.output_shape))
+        return (f"{kind + ' · ' if kind else ''}{node.layers} layers · output {shape} · {node.params:,} params · "
+                f"{one_decimal(node.flops / 1e6)} MFLOPs · {one_decimal(node.activation_memory / MB)} MB activations")
+
+    def _facts(self) -> list[tuple[str, str]]:
+        t = self.totals
+        facts = [
+            ("parameters", f"{t.params:,} ({t.trainable_params:,} trainable)"),
+            ("FLOPs", f"{t.flops / 1e9:,.2f} G per minibatch; {t.flops / self.batch / 1e9:,.3f} G per image "
+                      f"({t.macs / self.batch / 1e9:,.3f} GMACs)"),
+            ("element-wise", f"{t.elementwise_ops / 1e9:,.2f} G operations (BatchNorm, activations, adds...)"),
+            ("training memory", f"{t.activation_memory / MB:,.1f} MB activations + {t.parameter_memory / MB:,.1f} MB "
+                                f"parameters = {t.training_memory / MB:,.1f} MB (the seeds' convention)"),
+        ]
+        if self.training_peak:
+            facts.append(("a real training step", self.peak_line().split(": ", 1)[1]))
+        if t.output_shape:
+            facts.append(("output", "x".join(map(str, t.output_shape))))
+        return facts
+
+
+class Explanation(str):
+    """What `Summary.explain` returns: the worked formulas as text (printed as `--explain` prints
+    them), shown in a notebook as a table per layer."""
+
+    rows: list[LayerRow] = []
+    title: str = ""
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:
+        parts = [rendering.fold(row.name, row.op, rendering.formulas(row.explain), open=True) for row in self.rows]
+        return rendering.frame(*parts, title=f"formulas: {self.title}")
 
 
 def _pair_text(value) -> str:
@@ -374,8 +620,9 @@ def summary(
     shift = len(input_rows)  # the trace counts its rows from 0 and its inputs as -1, -2, ...
     for row in rows:
         row.inputs = tuple(i + shift if i >= 0 else -1 - i for i in row.inputs)
+    module_types = {module_name: type(module).__name__ for module_name, module in model.named_modules() if module_name}
     result = Summary(name, input_size, batch, dtype, optimizer, input_rows + rows, totals, notes=notes,
-                     not_counted=not_counted, paper_names=paper_names)
+                     not_counted=not_counted, paper_names=paper_names, module_types=module_types)
     if depth is not None:
         result.rows = fold_rows(result.rows, depth, tracer, model, settings)
         result.folded_depth = depth

@@ -33,6 +33,8 @@ class CnnModel(nn.Module):
     default_input_size: tuple[int, int, int]
     feature_info: list[dict]
     model_name: str = ""
+    paper: str = ""  # create_model sets these three from the registry
+    description: str = ""
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -57,6 +59,13 @@ class CnnModel(nn.Module):
     def _forward(self, x: torch.Tensor):
         """The computation; nets with auxiliary heads (GoogLeNet, Inception v3) override it."""
         return self.forward_head(self.forward_features(x))
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the model's card (paper, input, parameters, stages), its module tree
+        folded below; the terminal keeps PyTorch's repr."""
+        from cnnlab.models.card import card_html
+
+        return card_html(self, self.paper, self.description)
 
 
 class PooledLinearNet(CnnModel):

@@ -130,6 +130,7 @@ def create_model(
         refusal.option = unknown  # for callers that explain where the option came from (a checkpoint's file)
         raise refusal from None
     model.model_name = name
+    model.paper, model.description = entry.paper, entry.description
     model.sized_to_input = takes_input_size
     if input_size is not None and not sized and hasattr(model, "default_input_size"):
         from cnnlab.models.base import image_side, size_refusal

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from torch import nn
 
+from cnnlab import rendering
 from cnnlab.analysis.formulas import MB, one_decimal
 from cnnlab.errors import CnnlabError
 
@@ -43,10 +44,53 @@ class _Box:
     rows: list[int] = field(default_factory=list)  # every row the box stands for
 
 
+class Diagram:
+    """A drawn network: shown inline in a notebook as SVG (scaled down to the cell's width,
+    scrolled when tall, never cropped), saved with `.save("net.svg")` (.png, .pdf), its Graphviz
+    source in `.source`, the graphviz.Digraph itself in `.graph`."""
+
+    def __init__(self, graph, title: str) -> None:
+        self.graph = graph
+        self.title = title
+        self._svg: str | None = None
+
+    @property
+    def source(self) -> str:
+        """The DOT text Graphviz lays out."""
+        return self.graph.source
+
+    def pipe(self, format: str = "svg") -> bytes:  # noqa: A002 - graphviz's own keyword
+        """The laid-out drawing as bytes, in `format` (svg, png or pdf)."""
+        return _laid_out(self.graph, format)
+
+    def svg(self) -> str:
+        if self._svg is None:
+            self._svg = self.pipe("svg").decode("utf-8")
+        return self._svg
+
+    def save(self, out: str | Path) -> Path:
+        """Write the drawing in the format its suffix names (.svg, .png or .pdf)."""
+        return render(self.graph, out)
+
+    def __repr__(self) -> str:
+        return f"<Diagram of {self.title}: {self.source.count(' [label=')} boxes; .save('net.svg') writes it>"
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        try:
+            svg = self.svg()
+        except CnnlabError as error:  # no Graphviz: say how to get it, in the cell
+            return rendering.mimebundle(str(error), rendering.frame(rendering.notes([str(error)])))
+        return rendering.mimebundle(repr(self), rendering.frame(rendering.svg_figure(svg)), rendering.inline_svg(svg))
+
+    def _repr_svg_(self) -> str:
+        return rendering.inline_svg(self.svg())
+
+
 def draw(model: nn.Module | str, input_size=None, out: str | Path | None = None, depth: int | None = None,
-         annotate: tuple[str, ...] | list[str] = (), batch: int = 1, title: str | None = None, **model_kwargs):
-    """Draw `model` (a zoo name or any nn.Module); returns the graphviz.Digraph, and writes `out`
-    (.svg, .png or .pdf) when given."""
+         annotate: tuple[str, ...] | list[str] = (), batch: int = 1, title: str | None = None,
+         **model_kwargs) -> Diagram:
+    """Draw `model` (a zoo name or any nn.Module); returns a Diagram (shown inline in a notebook;
+    `.save(path)`, `.source`), and writes `out` (.svg, .png or .pdf) when given."""
     from cnnlab.analysis import summary
 
     if depth is not None and depth < 0:
@@ -65,27 +109,33 @@ def draw(model: nn.Module | str, input_size=None, out: str | Path | None = None,
         depth = getattr(model, "figure_depth", None)
     # depth N: the modules N levels down as boxes; 0 or None: every layer (None folds repeated blocks)
     result = summary(model, input_size=input_size, batch=batch, depth=depth or None)
-    graph = _Diagram(result, dict(model.named_modules()), fold_repeats=depth is None, frames=not depth,
-                     annotate=annotate).digraph(title)
+    drawing = _Diagram(result, dict(model.named_modules()), fold_repeats=depth is None, frames=not depth,
+                       annotate=annotate)
+    diagram = Diagram(drawing.digraph(title), title or drawing.default_title())
     if out is not None:
-        render(graph, out)
-    return graph
+        diagram.save(out)
+    return diagram
 
 
 def render(graph, out: str | Path) -> Path:
     """Lay `graph` out with Graphviz's dot and write it in the format its suffix names."""
-    import graphviz
-
     path = Path(out)
-    fmt = _check_format(path)
-    try:
-        data = graph.pipe(format=fmt)
-    except graphviz.ExecutableNotFound:
-        raise CnnlabError("Graphviz's `dot` program is not installed: run `make graphviz` (or `apt-get install graphviz`, "
-                          "`brew install graphviz`), then draw again") from None
+    data = _laid_out(graph, _check_format(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
+
+
+def _laid_out(graph, fmt: str) -> bytes:
+    import graphviz
+
+    if fmt not in FORMATS:
+        raise CnnlabError(f"cannot lay a drawing out as {fmt!r}: choose svg, png or pdf")
+    try:
+        return graph.pipe(format=fmt)
+    except graphviz.ExecutableNotFound:
+        raise CnnlabError("Graphviz's `dot` program is not installed: run `make graphviz` (or `apt-get install graphviz`, "
+                          "`brew install graphviz`), then draw again") from None
 
 
 def _check_format(out) -> str:
@@ -237,7 +287,7 @@ class _Diagram:
 
         graph = graphviz.Digraph(name=self.result.model_name or "model")
         graph.attr(rankdir="TB", nodesep="0.25", ranksep="0.3", fontname="Helvetica", fontsize="11",
-                   label=title or self._title(), labelloc="t")
+                   label=title or self.default_title(), labelloc="t")
         graph.attr("node", shape="box", style="rounded,filled", fontname="Helvetica", fontsize="10", margin="0.12,0.04",
                    height="0.3")
         graph.attr("edge", fontname="Helvetica", fontsize="8", color="#555555", arrowsize="0.6")
@@ -311,7 +361,7 @@ class _Diagram:
                 lines.append("RF whole image" if rows[-1].whole_image else f"RF {rows[-1].rf}")
         return lines
 
-    def _title(self) -> str:
+    def default_title(self) -> str:
         result = self.result
         shapes = result.input_size if isinstance(result.input_size, list) else [result.input_size]
         inputs = " + ".join(_shape(s) for s in shapes)

@@ -205,48 +205,15 @@ window.addEventListener("load", function () {{
 
 
 def _tree_nodes(result) -> list[dict]:
-    """Rows of the layer tree in reading order: each module holding several layers as a group row
-    (its totals: parameters, FLOPs and memory summed, the output and receptive field of its last
-    layer) followed by what it holds."""
-    names = [row.name.split(".") if row.kind != "input" else [row.name] for row in result.rows]
-    counts: dict[tuple[str, ...], int] = {}
-    for parts in names:
-        for cut in range(1, len(parts)):
-            counts[tuple(parts[:cut])] = counts.get(tuple(parts[:cut]), 0) + 1
-    groups = {prefix for prefix, count in counts.items() if count >= 2}
-    nodes, made = [], {}
-
-    def parent_of(parts: tuple[str, ...]) -> str:
-        for cut in range(len(parts) - 1, 0, -1):
-            if parts[:cut] in groups:
-                return ".".join(parts[:cut])
-        return ""
-
-    for row, parts in zip(result.rows, names):
-        parts = tuple(parts)
-        for cut in range(1, len(parts)):
-            prefix = parts[:cut]
-            if prefix in groups and prefix not in made:
-                node = {"id": ".".join(prefix), "name": ".".join(prefix), "parent": parent_of(prefix), "group": True,
-                        "kind": "", "output": "", "params": 0, "flops": 0, "memory": 0, "rf": 0, "layers": 0}
-                node["depth"] = 0 if not node["parent"] else made[tuple(node["parent"].split("."))]["depth"] + 1
-                made[prefix] = node
-                nodes.append(node)
-        parent = parent_of(parts)
-        node = {"id": row.name, "name": row.name, "parent": parent, "group": False, "kind": row.kind,
-                "output": "x".join(map(str, row.output_shape)), "params": row.params, "flops": row.flops,
-                "memory": row.activation_memory, "rf": row.rf or 0,
-                "depth": 0 if not parent else made[tuple(parent.split("."))]["depth"] + 1}
-        nodes.append(node)
-        for cut in range(1, len(parts)):
-            group = made.get(parts[:cut])
-            if group is not None:
-                for key in ("params", "flops", "memory"):
-                    group[key] += node[key]
-                group["output"], group["rf"], group["layers"] = node["output"], node["rf"], group["layers"] + 1
-    for node in nodes:
-        if node["group"]:
-            node["kind"] = f"{node['layers']} layers"
+    """The summary's layer tree (Summary.tree) in reading order, one dict per line of the page."""
+    nodes = []
+    for top in result.tree():
+        for node in top.walk():
+            nodes.append({"id": node.name, "name": node.name, "parent": node.parent, "group": node.is_group,
+                          "kind": f"{node.layers} layers" if node.is_group else node.row.kind,
+                          "output": "x".join(map(str, node.output_shape)), "params": node.params, "flops": node.flops,
+                          "memory": node.activation_memory, "rf": node.rf or 0, "depth": node.depth,
+                          "layers": node.layers})
     return nodes
 
 

@@ -1,0 +1,199 @@
+"""Rows into HTML and SVG: the one place where cnnlab's results are drawn for Jupyter.
+
+A result object (a summary, a diagram, a model, and after them operators, comparisons, runs)
+hands its rows over and calls these small pieces (tables, folds, fact lists, figures) downward;
+no object builds HTML of its own. Like xarray's `formatting_html`: folding is `<details>`, with no
+script, so a notebook shows the same thing in JupyterLab, classic Notebook, VS Code and an
+exported HTML file; one style sheet, scoped to `.cnnlab` and written with the theme's colour
+variables so dark themes work; every text passes `html.escape`.
+
+This module stands on the ground floor beside `errors.py`: it imports nothing of cnnlab and knows
+tables, folds, grids and SVG, not models, so every floor above may call it.
+
+The JSON view of an object is its `to_dict()`; it is not put in the display bundle, because
+JupyterLab ranks its JSON viewer above HTML and would show that instead of the table.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+STYLE = """
+.cnnlab { --cn-fg: var(--jp-content-font-color0, var(--vscode-editor-foreground, #1f1f1f));
+  --cn-muted: var(--jp-content-font-color2, var(--vscode-descriptionForeground, #666));
+  --cn-border: var(--jp-border-color2, var(--vscode-editorWidget-border, #d0d0d0));
+  --cn-head: rgba(127, 127, 127, 0.12); --cn-band: rgba(127, 127, 127, 0.05);
+  --cn-accent: #2f6fb0; --cn-warn: #b3261e;
+  color: var(--cn-fg); font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: 13px;
+  line-height: 1.4; max-width: 100%; }
+.cnnlab .cn-title { font-weight: 600; font-size: 14px; margin: 0 0 2px 0; }
+.cnnlab .cn-subtitle { color: var(--cn-muted); margin: 0 0 6px 0; }
+.cnnlab dl.cn-facts { display: grid; grid-template-columns: max-content auto; gap: 1px 14px; margin: 4px 0 8px 0; }
+.cnnlab dl.cn-facts dt { color: var(--cn-muted); }
+.cnnlab dl.cn-facts dd { margin: 0; font-variant-numeric: tabular-nums; }
+.cnnlab .cn-scroll { overflow-x: auto; max-width: 100%; }
+.cnnlab table.cn-table { border-collapse: collapse; table-layout: fixed; margin: 0; font-size: 12px; }
+.cnnlab table.cn-table th, .cnnlab table.cn-table td { border-bottom: 1px solid var(--cn-border); padding: 1px 4px;
+  text-align: right; white-space: nowrap; overflow: hidden; text-overflow: ellipsis;
+  font-variant-numeric: tabular-nums; }
+.cnnlab table.cn-table th { background: var(--cn-head); font-weight: 600; }
+.cnnlab table.cn-table th:first-child, .cnnlab table.cn-table td:first-child,
+.cnnlab table.cn-table .cn-l { text-align: left; }
+.cnnlab table.cn-table tr.cn-dim td { color: var(--cn-muted); }
+.cnnlab table.cn-table tr.cn-total td { font-weight: 600; border-top: 2px solid var(--cn-border); }
+.cnnlab table.cn-table tr.cn-mark td { color: var(--cn-warn); font-weight: 600; }
+.cnnlab table.cn-table tr.cn-aside td { color: var(--cn-accent); font-style: italic; background: var(--cn-band); }
+.cnnlab table.cn-table td.cn-differs { color: var(--cn-warn); font-weight: 600; font-style: normal; }
+.cnnlab details { margin: 0; }
+.cnnlab details > summary { cursor: pointer; padding: 2px 4px; border-bottom: 1px solid var(--cn-border);
+  background: var(--cn-band); white-space: nowrap; }
+.cnnlab details > summary .cn-name { font-weight: 600; }
+.cnnlab details > summary .cn-detail { color: var(--cn-muted); margin-left: 8px; }
+.cnnlab details details > summary { padding-left: 18px; }
+.cnnlab details details details > summary { padding-left: 32px; }
+.cnnlab details details details details > summary { padding-left: 46px; }
+.cnnlab ul.cn-notes { margin: 6px 0; padding-left: 18px; color: var(--cn-muted); }
+.cnnlab pre.cn-pre { font-size: 12px; margin: 4px 0; padding: 6px; background: var(--cn-band); overflow-x: auto; }
+.cnnlab table.cn-formulas td { text-align: left; font-family: var(--jp-code-font-family, monospace); }
+.cnnlab table.cn-formulas td:first-child { color: var(--cn-muted); }
+.cnnlab .cn-figure { overflow: auto; max-width: 100%; }
+.cnnlab .cn-figure svg { display: block; height: auto; }
+"""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A table cell with more than its text: a tooltip, or a mark that it differs from the row above."""
+
+    text: str
+    title: str = ""
+    differs: bool = False
+
+
+def escape(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def frame(*parts: str, title: str = "", subtitle: str = "") -> str:
+    """The outer block every display is drawn in, with the style sheet."""
+    head = (f'<div class="cn-title">{escape(title)}</div>' if title else "") + \
+           (f'<div class="cn-subtitle">{escape(subtitle)}</div>' if subtitle else "")
+    return f'<div class="cnnlab"><style>{STYLE}</style>{head}{"".join(parts)}</div>'
+
+
+def facts(items: Iterable[tuple[str, object]]) -> str:
+    """Label-value pairs, one per line (a model's card, a summary's totals)."""
+    body = "".join(f"<dt>{escape(label)}</dt><dd>{escape(value)}</dd>" for label, value in items)
+    return f'<dl class="cn-facts">{body}</dl>'
+
+
+def table(columns: Sequence[str], rows: Sequence[Sequence[str | Cell]], *, row_classes: Sequence[str] = (),
+          widths: Sequence[float] = (), head: bool = True, css: str = "cn-table", scroll: bool = True,
+          text_columns: int = 1) -> str:
+    """A table; the first column is left-aligned, the others are figures. `row_classes` names a
+    style per row ("dim", "total", "mark", "aside"); `widths` in ch fixes the columns so that
+    several tables (one per fold) line up; `scroll=False` leaves the sideways scrolling to one
+    `scrolled` block around them all; the first `text_columns` columns are text, left-aligned."""
+    left = ' class="cn-l"'
+    cells_of = (lambda row: "".join(_cell(value, left if 0 < i < text_columns else "") for i, value in enumerate(row)))
+    colgroup = ("<colgroup>" + "".join(f'<col style="width:{w}ch">' for w in widths) + "</colgroup>") if widths else ""
+    thead = ("<thead><tr>" + "".join(f"<th{left if 0 < i < text_columns else ''}>{escape(c)}</th>"
+                                     for i, c in enumerate(columns)) + "</tr></thead>") if head else ""
+    body = []
+    for i, row in enumerate(rows):
+        kind = row_classes[i] if i < len(row_classes) else ""
+        attributes = f' class="cn-{kind}"' if kind else ""
+        body.append(f"<tr{attributes}>" + cells_of(row) + "</tr>")
+    total = sum(widths)
+    style = f' style="width:{total}ch"' if widths else ""
+    tag = f'<table class="{css}"{style}>{colgroup}{thead}<tbody>{"".join(body)}</tbody></table>'
+    return scrolled(tag) if scroll else tag
+
+
+def scrolled(body: str) -> str:
+    """A block that scrolls sideways when wider than the cell, instead of being cut."""
+    return f'<div class="cn-scroll">{body}</div>'
+
+
+def _cell(value: str | Cell, css: str = "") -> str:
+    if isinstance(value, Cell):
+        title = f' title="{escape(value.title)}"' if value.title else ""
+        css = ' class="cn-differs"' if value.differs else css
+        return f"<td{title}{css}>{escape(value.text)}</td>"
+    return f"<td{css}>{escape(value)}</td>"
+
+
+def column_widths(columns: Sequence[str], rows: Iterable[Sequence[str | Cell]], *, first_min: int = 8,
+                  first_max: int = 40) -> list[float]:
+    """Widths in ch that fit every cell of these rows (the first column capped: long names are cut
+    with an ellipsis and keep their full text in a tooltip)."""
+    widest = [len(c) * 1.1 for c in columns]  # headers are bold
+    for row in rows:
+        for i, value in enumerate(row):
+            widest[i] = max(widest[i], len(value.text if isinstance(value, Cell) else value))
+    widest[0] = min(max(widest[0], first_min), first_max)
+    return [round(w + 1.5, 1) for w in widest]
+
+
+def fold(name: str, detail: str, body: str, *, open: bool = False) -> str:
+    """A section that folds: `name` and a one-line `detail` always shown, `body` (HTML) under it."""
+    flag = " open" if open else ""
+    return (f'<details{flag}><summary><span class="cn-name">{escape(name)}</span>'
+            f'<span class="cn-detail">{escape(detail)}</span></summary><div class="cn-body">{body}</div></details>')
+
+
+def notes(lines: Iterable[str], label: str = "") -> str:
+    items = "".join(f"<li>{escape((label + ': ' if label else '') + line)}</li>" for line in lines)
+    return f'<ul class="cn-notes">{items}</ul>' if items else ""
+
+
+def preformatted(text: str) -> str:
+    return f'<pre class="cn-pre">{escape(text)}</pre>'
+
+
+def formulas(lines: Iterable[str]) -> str:
+    """Worked lines "name = formula = value" as two columns: what is computed, and how."""
+    rows = []
+    for line in lines:
+        name, sep, rest = line.partition(" = ")
+        rows.append([name, rest] if sep else ["", line])
+    return table(("", ""), rows, head=False, css="cn-table cn-formulas")
+
+
+_SVG_SIZE = re.compile(r'\s(width|height)="([\d.]+)(pt|px)?"')
+
+
+def svg_figure(svg: str, *, max_height_px: int = 720) -> str:
+    """An SVG drawn inline: at most its natural width, scaled down to the cell's width, and
+    scrolled (never cropped) when taller than `max_height_px`."""
+    svg = inline_svg(svg)
+    start = svg.find("<svg")
+    end = svg.find(">", start)
+    tag = svg[start:end]
+    sizes = {name: (float(value), unit or "px") for name, value, unit in _SVG_SIZE.findall(tag)}
+    width = sizes.get("width")
+    natural = f"max-width:{width[0]:g}{width[1]};" if width else ""
+    if "viewBox" in tag:  # the drawing scales with its box once the fixed size is gone
+        tag = _SVG_SIZE.sub("", tag)
+    tag += f' style="width:100%;{natural}"'
+    svg = svg[:start] + tag + svg[end:]
+    return f'<div class="cn-figure" style="max-height:{max_height_px}px">{svg}</div>'
+
+
+def inline_svg(svg: str) -> str:
+    """The `<svg>` element alone: an XML declaration or DOCTYPE may not stand inside HTML."""
+    start = svg.find("<svg")
+    return svg[start:] if start >= 0 else svg
+
+
+def mimebundle(text: str, html_text: str | None = None, svg: str | None = None) -> dict[str, str]:
+    """What `_repr_mimebundle_` returns: the text always, HTML and SVG where the object has them."""
+    bundle = {"text/plain": text}
+    if html_text is not None:
+        bundle["text/html"] = html_text
+    if svg is not None:
+        bundle["image/svg+xml"] = svg
+    return bundle

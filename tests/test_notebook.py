@@ -1,0 +1,81 @@
+"""cnnlab in Jupyter: a notebook as a student writes one, executed in a real kernel (nbclient, the
+`notebook` extra), each output's MIME types asserted; then its HTML opened in Chromium and folded."""
+
+from __future__ import annotations
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat", reason="needs the notebook extra (pip install -e '.[notebook]')")
+nbclient = pytest.importorskip("nbclient", reason="needs the notebook extra (pip install -e '.[notebook]')")
+pytest.importorskip("ipykernel", reason="needs the notebook extra (pip install -e '.[notebook]')")
+
+# its module fixture (one kernel) is made once: the tests that share it run in one xdist worker
+pytestmark = pytest.mark.xdist_group("notebook")
+
+CELLS = {
+    "imports": "import cnnlab\nimport torch\nfrom torch import nn",
+    "zoo summary": "cnnlab.summary('alexnet', batch=128)",
+    "folded summary": "cnnlab.summary('resnet18')",
+    "own module": ("class Tiny(nn.Module):\n"
+                   "    def __init__(self):\n"
+                   "        super().__init__()\n"
+                   "        self.features = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))\n"
+                   "        self.fc = nn.Linear(16 * 16 * 16, 10)\n"
+                   "    def forward(self, x):\n"
+                   "        return self.fc(self.features(x).flatten(1))\n\n"
+                   "cnnlab.summary(Tiny(), input_size=(3, 32, 32))"),
+    "explain": "cnnlab.summary('alexnet', batch=128).explain('conv1')",
+    "draw": "cnnlab.draw('resnet18')",
+    "model": "cnnlab.create_model('resnet18')",
+}
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in CELLS.values()]
+    folder = tmp_path_factory.mktemp("notebook")
+    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(folder)}}).execute()
+    return dict(zip(CELLS, notebook.cells))
+
+
+def _only_result(cell) -> dict:
+    """The cell's one output: its value, shown once (nothing printed beside it, no error)."""
+    assert [output["output_type"] for output in cell.outputs] == ["execute_result"], cell.outputs
+    return cell.outputs[0]["data"]
+
+
+def test_each_result_shows_richly_once(executed):
+    assert executed["imports"].outputs == []
+    for name in ("zoo summary", "folded summary", "own module", "explain", "model"):
+        assert set(_only_result(executed[name])) == {"text/plain", "text/html"}, name
+    assert set(_only_result(executed["draw"])) == {"text/plain", "text/html", "image/svg+xml"}
+    zoo = _only_result(executed["zoo summary"])
+    assert zoo["text/plain"].startswith("alexnet: input 3x227x227, minibatch 128, float32, momentum")
+    assert "seed 003: conv1" in zoo["text/html"]
+    assert "features</span><span class=\"cn-detail\">Sequential · 3 layers · output 16x16x16 · 448 params" in \
+        _only_result(executed["own module"])["text/html"]
+    assert "<td>params</td><td>(11 x 11 x 3 + 1) x 96 = 34,944</td>" in _only_result(executed["explain"])["text/html"]
+    assert "Sequential: 2 × BasicBlock" in _only_result(executed["model"])["text/html"]
+    assert _only_result(executed["model"])["text/plain"].startswith("ResNet(")  # PyTorch's repr, as in a terminal
+
+
+def test_the_outputs_render_in_chromium_and_fold(executed, open_page, tmp_path):
+    parts = [_only_result(executed[name])["text/html"] for name in CELLS if name != "imports"]
+    page_path = tmp_path / "outputs.html"
+    page_path.write_text("<!DOCTYPE html><html><head><meta charset='utf-8'></head><body style='width:1000px'>"
+                         + "".join(f"<section>{part}</section>" for part in parts) + "</body></html>")
+    opened = open_page(page_path.as_uri())
+    page = opened.page
+    visible_rows = "s => [...document.querySelectorAll('section')[s].querySelectorAll('tr')]" \
+                   ".filter(r => r.checkVisibility()).length"
+    folded = page.evaluate(visible_rows, 1)  # resnet18's summary: its stages folded
+    page.locator("section >> nth=1").locator("summary", has_text="layer1").first.click()
+    unfolded = page.evaluate(visible_rows, 1)
+    assert unfolded == folded  # layer1 opened shows its two blocks, still folded
+    page.locator("section >> nth=1").locator("summary", has_text="layer1.0").first.click()
+    assert page.evaluate(visible_rows, 1) == folded + 8  # BasicBlock layer1.0: conv, bn, relu, conv, bn, drop, add, relu
+    figure = page.locator(".cn-figure").first.bounding_box()
+    assert figure["width"] <= 1000 and figure["height"] <= 720  # drawn within the cell, scrolled when taller
+    assert opened.errors == []
