@@ -25,13 +25,17 @@ def test_a_table_escapes_its_text_and_marks_what_differs():
 
 def test_tables_of_one_display_share_their_column_widths():
     columns = ["Layer", "MFLOPs"]
-    widths = rendering.column_widths(columns, [["conv1", "26,986.3"], ["a_very_long_layer_name" * 3, "1.0"]])
-    assert widths == [41.5, 9.5]  # the first column capped at 40 characters, the header's bold width counted
-    first = rendering.table(columns, [["conv1", "1.0"]], widths=widths, scroll=False)
-    second = rendering.table(columns, [["pool1", "2.0"]], widths=widths, head=False, scroll=False)
+    layout = rendering.column_widths(columns, [["conv1", "26,986.3"], ["a_very_long_layer_name" * 3, "1.0"]])
+    assert layout.widths == (41.5, 9.5)  # the first column capped at 40 characters, the header's bold width counted
+    first = rendering.table(columns, [["conv1", "1.0"]], layout=layout, scroll=False)
+    second = rendering.table(columns, [["pool1", "2.0"]], layout=layout, head=False, scroll=False)
     for html in (first, second):
-        assert '<colgroup><col style="width:41.5ch"><col style="width:9.5ch"></colgroup>' in html
+        assert html.startswith(f'<table class="cn-table {layout.name}">')
     assert "<thead>" in first and "<thead>" not in second
+    # the widths are written once for the display, not once per table
+    assert layout.style() == (f"<style>.cnnlab table.{layout.name}{{width:31.62em}}"
+                              f".cnnlab .{layout.name} td:nth-child(1),.cnnlab .{layout.name} th:nth-child(1){{width:25.73em}}"
+                              f".cnnlab .{layout.name} td:nth-child(2),.cnnlab .{layout.name} th:nth-child(2){{width:5.89em}}</style>")
 
 
 def test_a_fold_is_details_without_script():

@@ -37,7 +37,7 @@ STYLE = """
 .cnnlab .cn-scroll { overflow-x: auto; max-width: 100%; }
 .cnnlab table.cn-table { border-collapse: collapse; table-layout: fixed; margin: 0; font-size: 12px; }
 .cnnlab table.cn-table th, .cnnlab table.cn-table td { border-bottom: 1px solid var(--cn-border); padding: 1px 4px;
-  text-align: right; white-space: nowrap; overflow: hidden; text-overflow: ellipsis;
+  text-align: right; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; box-sizing: border-box;
   font-variant-numeric: tabular-nums; }
 .cnnlab table.cn-table th { background: var(--cn-head); font-weight: 600; }
 .cnnlab table.cn-table th:first-child, .cnnlab table.cn-table td:first-child,
@@ -90,16 +90,40 @@ def facts(items: Iterable[tuple[str, object]]) -> str:
     return f'<dl class="cn-facts">{body}</dl>'
 
 
+@dataclass(frozen=True)
+class Columns:
+    """Fixed column widths (in ch) shared by the tables of one display, so that tables separated by
+    folds line up: one style rule per column, written once (`style()`), not one per table."""
+
+    widths: tuple[float, ...]
+
+    @property
+    def name(self) -> str:
+        return "cn-w" + format(abs(hash(self.widths)) % 16**8, "08x")
+
+    def style(self) -> str:
+        # in em, not ch: a ch is measured in each cell's own font, and a bold header's is wider
+        em = [round(w * EM_PER_CH, 2) for w in self.widths]
+        rules = "".join(f".cnnlab .{self.name} td:nth-child({i}),.cnnlab .{self.name} th:nth-child({i}){{width:{w}em}}"
+                        for i, w in enumerate(em, 1))
+        return f"<style>.cnnlab table.{self.name}{{width:{round(sum(em), 2)}em}}{rules}</style>"
+
+
+EM_PER_CH = 0.62  # the width of a digit in the sans-serif faces notebooks use (DejaVu Sans 0.64, Arial 0.56)
+
+
 def table(columns: Sequence[str], rows: Sequence[Sequence[str | Cell]], *, row_classes: Sequence[str] = (),
-          widths: Sequence[float] = (), head: bool = True, css: str = "cn-table", scroll: bool = True,
+          layout: Columns | None = None, head: bool = True, css: str = "cn-table", scroll: bool = True,
           text_columns: int = 1) -> str:
     """A table; the first column is left-aligned, the others are figures. `row_classes` names a
-    style per row ("dim", "total", "mark", "aside"); `widths` in ch fixes the columns so that
-    several tables (one per fold) line up; `scroll=False` leaves the sideways scrolling to one
-    `scrolled` block around them all; the first `text_columns` columns are text, left-aligned."""
+    style per row ("dim", "total", "mark", "aside"); `layout` fixes the columns so that several
+    tables (one per fold) line up; `scroll=False` leaves the sideways scrolling to one `scrolled`
+    block around them all; the first `text_columns` columns are text, left-aligned."""
     left = ' class="cn-l"'
-    cells_of = (lambda row: "".join(_cell(value, left if 0 < i < text_columns else "") for i, value in enumerate(row)))
-    colgroup = ("<colgroup>" + "".join(f'<col style="width:{w}ch">' for w in widths) + "</colgroup>") if widths else ""
+
+    def cells_of(row) -> str:
+        return "".join(_cell(value, left if 0 < i < text_columns else "") for i, value in enumerate(row))
+
     thead = ("<thead><tr>" + "".join(f"<th{left if 0 < i < text_columns else ''}>{escape(c)}</th>"
                                      for i, c in enumerate(columns)) + "</tr></thead>") if head else ""
     body = []
@@ -107,9 +131,8 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[str | Cell]], *, row_c
         kind = row_classes[i] if i < len(row_classes) else ""
         attributes = f' class="cn-{kind}"' if kind else ""
         body.append(f"<tr{attributes}>" + cells_of(row) + "</tr>")
-    total = sum(widths)
-    style = f' style="width:{total}ch"' if widths else ""
-    tag = f'<table class="{css}"{style}>{colgroup}{thead}<tbody>{"".join(body)}</tbody></table>'
+    classes = f"{css} {layout.name}" if layout else css
+    tag = f'<table class="{classes}">{thead}<tbody>{"".join(body)}</tbody></table>'
     return scrolled(tag) if scroll else tag
 
 
@@ -127,15 +150,15 @@ def _cell(value: str | Cell, css: str = "") -> str:
 
 
 def column_widths(columns: Sequence[str], rows: Iterable[Sequence[str | Cell]], *, first_min: int = 8,
-                  first_max: int = 40) -> list[float]:
+                  first_max: int = 40) -> Columns:
     """Widths in ch that fit every cell of these rows (the first column capped: long names are cut
-    with an ellipsis and keep their full text in a tooltip)."""
+    with an ellipsis; give them their full text in a tooltip)."""
     widest = [len(c) * 1.1 for c in columns]  # headers are bold
     for row in rows:
         for i, value in enumerate(row):
             widest[i] = max(widest[i], len(value.text if isinstance(value, Cell) else value))
     widest[0] = min(max(widest[0], first_min), first_max)
-    return [round(w + 1.5, 1) for w in widest]
+    return Columns(tuple(round(w + 1.5, 1) for w in widest))
 
 
 def fold(name: str, detail: str, body: str, *, open: bool = False) -> str:

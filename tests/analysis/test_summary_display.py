@@ -50,7 +50,11 @@ def test_other_settings_than_the_slides_show_no_seed_values_but_say_how_to_see_t
 def test_a_long_table_folds_its_stages_with_their_sums():
     result = summary("resnet152")
     html = result._repr_html_()
-    assert len(html) < 300_000  # ResNet-152's 500-odd rows stay small enough for a notebook
+    assert len(html) < 300_000  # ResNet-152's 566 rows stay small enough for a notebook
+    bundle = result._repr_mimebundle_()
+    assert bundle["text/html"] == html  # the text beside it: the table's first and last rows
+    assert "... 536 rows ..." in bundle["text/plain"] and "layer1.0.conv1" in bundle["text/plain"]
+    assert "│ fc " in bundle["text/plain"] and "layer3.20.conv1" not in bundle["text/plain"]
     assert "<details open>" not in html and html.count("<details>") == 4 + 50 + 4  # stages, bottlenecks, projections
     layer3 = sum(r.params for r in result.rows if r.name.startswith("layer3."))
     assert (f'<span class="cn-name">layer3</span><span class="cn-detail">36 × Bottleneck · {36 * 11 + 2} layers · '

@@ -247,7 +247,9 @@ class Summary:
         lines.append("| " + " | ".join(f"**{cell}**" if cell else "" for cell in self.totals_row()) + " |")
         return "\n".join(lines) + "\n\n" + self.headline() + "\n"
 
-    def rich_table(self):
+    def rich_table(self, max_rows: int | None = None):
+        """The table for a terminal; `max_rows` keeps the first and last rows of a longer one, with
+        a line saying how many are left out between them."""
         from rich.table import Table
 
         table = Table(title=self.title(), caption=self.headline(), show_lines=False)
@@ -256,7 +258,13 @@ class Summary:
         for column in columns:
             table.add_column(column, justify="left" if column == "Layer" else "right", overflow="fold")
         peak_row = self._peak_row()
-        for values, row in zip(self.table_rows(), self.rows):
+        shown = list(zip(self.table_rows(), self.rows))
+        left_out = len(shown) - max_rows if max_rows is not None and len(shown) > max_rows else 0
+        for index, (values, row) in enumerate(shown):
+            if left_out and index == max_rows // 2:
+                table.add_row(f"... {left_out:,} rows ...", *[""] * (len(columns) - 1), style="dim")
+            if left_out and max_rows // 2 <= index < max_rows // 2 + left_out:
+                continue
             style = "dim" if row.kind in ("activation", "view", "dropout") else None
             if peak:
                 live = self.step_live(row)
@@ -317,6 +325,7 @@ class Summary:
 
     # -- shown in a terminal and in a notebook ---------------------------------------------------
     FOLD_ABOVE = 40  # a table of more rows starts with its modules folded
+    NAME_WIDTH = 40  # characters of a layer's name shown; a longer one is cut, whole in its tooltip
 
     def __repr__(self) -> str:  # the table, not the dataclass's fields (a notebook shows _repr_html_)
         return self.to_text()
@@ -324,15 +333,23 @@ class Summary:
     def __str__(self) -> str:
         return self.to_text()
 
-    def to_text(self, width: int = 180) -> str:
-        """The table as `cnnlab summary` prints it, with its notes."""
+    def to_text(self, width: int = 180, max_rows: int | None = None) -> str:
+        """The table as `cnnlab summary` prints it, with its notes (`max_rows`: its first and last rows)."""
         from rich.console import Console
 
+        # force_jupyter=False: in a kernel, rich would also display what it prints to the string
         out = Console(file=io.StringIO(), width=width, color_system=None, soft_wrap=True, force_jupyter=False)
-        out.print(self.rich_table())
+        out.print(self.rich_table(max_rows))
         for note in self.notes:
             out.print(f"note: {note}", highlight=False)
         return out.file.getvalue().rstrip("\n")
+
+    TEXT_ROWS = 30  # rows of the text a notebook carries beside the HTML (its fallback)
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """What a notebook shows: the HTML table, and as its text fallback the table's first and
+        last rows (the whole table as text takes rich half a second for ResNet-152; print(s) has it)."""
+        return rendering.mimebundle(self.to_text(max_rows=self.TEXT_ROWS), self.to_html())
 
     def _repr_html_(self) -> str:
         return self.to_html()
@@ -346,7 +363,8 @@ class Summary:
         peak_row = self._peak_row()
         cells_of, class_of = {}, {}
         for row, values in zip(self.rows, self.table_rows()):
-            cells = [rendering.Cell(values[0], title=f"{row.name}: {row.op}"), *values[1:]]
+            long_name = len(row.name) > self.NAME_WIDTH
+            cells = [rendering.Cell(values[0], title=f"{row.name}: {row.op}" if long_name else row.op), *values[1:]]
             if self.training_peak:
                 live = self.step_live(row)
                 cells.append("" if live is None else one_decimal(live / MB) + (" ◀ peak" if row is peak_row else ""))
@@ -370,8 +388,9 @@ class Summary:
             seed_rows.setdefault(seed.layer, []).append(self._seed_cells(seed, values, len(columns)))
             slips += [f"{seed.name} {self._SEED_HEADERS[column]}: printed {seed_tables.printed_text(column, getattr(seed, column))}; "
                       f"{why}" for column, why in seed.slips.items()]
-        widths = rendering.column_widths(columns, [*cells_of.values(), self.totals_row(),
-                                                   *(cells for rows in seed_rows.values() for cells in rows)])
+        layout = rendering.column_widths(columns, [*cells_of.values(), self.totals_row(),
+                                                   *(cells for rows in seed_rows.values() for cells in rows)],
+                                         first_max=self.NAME_WIDTH)
         open_modules = len(self.rows) <= self.FOLD_ABOVE if folded is None else not folded
 
         def body(nodes: list[TreeNode]) -> str:
@@ -379,7 +398,7 @@ class Summary:
 
             def flush() -> None:
                 if pending:
-                    parts.append(rendering.table(columns, list(pending), row_classes=list(classes), widths=widths,
+                    parts.append(rendering.table(columns, list(pending), row_classes=list(classes), layout=layout,
                                                  head=False, scroll=False))
                     pending.clear()
                     classes.clear()
@@ -400,9 +419,9 @@ class Summary:
 
         totals = [self.totals_row() + ([one_decimal(self.training_peak.peak / MB)] if self.training_peak else [])]
         totals += seed_rows.get("Totals", [])
-        layers = (rendering.table(columns, [], widths=widths, scroll=False) + body(self.tree())
+        layers = (layout.style() + rendering.table(columns, [], layout=layout, scroll=False) + body(self.tree())
                   + rendering.table(columns, totals, row_classes=["total"] + ["aside"] * (len(totals) - 1),
-                                    widths=widths, head=False, scroll=False))
+                                    layout=layout, head=False, scroll=False))
         notes = list(self.notes)
         if table is None and self.model_name in seed_tables.TABLES:
             seeds = seed_tables.TABLES[self.model_name]
