@@ -27,6 +27,16 @@ CELLS = {
     "explain": "cnnlab.summary('alexnet', batch=128).explain('conv1')",
     "draw": "cnnlab.draw('resnet18')",
     "model": "cnnlab.create_model('resnet18')",
+    "fit": ("class Digits(nn.Module):\n"
+            "    def __init__(self):\n"
+            "        super().__init__()\n"
+            "        self.features = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))\n"
+            "        self.fc = nn.Linear(8 * 14 * 14, 10)\n"
+            "    def forward(self, x):\n"
+            "        return self.fc(self.features(x).flatten(1))\n\n"
+            "run = cnnlab.fit(Digits(), data='mnist-embedded', epochs=2, subset=640, batch_size=64, optimizer='adam', "
+            "lr=2e-3, out='runs/digits')"),
+    "run": "run",
 }
 
 
@@ -61,8 +71,25 @@ def test_each_result_shows_richly_once(executed):
     assert _only_result(executed["model"])["text/plain"].startswith("ResNet(")  # PyTorch's repr, as in a terminal
 
 
+def test_fit_draws_its_curves_live_and_returns_a_run_that_shows_them(executed):
+    outputs = executed["fit"].outputs
+    kinds = [output["output_type"] for output in outputs]
+    assert "error" not in kinds and "execute_result" not in kinds
+    printed = "".join(output.get("text", "") for output in outputs if output["output_type"] == "stream")
+    assert printed.startswith("Digits on mnist-embedded: 640 train / 64 val images, 1x28x28, 10 classes") and "settings: adam lr 0.002" in printed
+    assert "epoch   1/2" not in printed  # each epoch's line is in the live display, not printed below it
+    views = [output for output in outputs if output["output_type"] == "display_data"]
+    assert len(views) == 2  # the curves with the last epoch's line, and the progress bar (cleared at the end)
+    live = views[0]["data"]["text/html"]
+    assert "data:image/png;base64," in live and "epoch   2/2: train loss" in live  # redrawn in place to the end
+    assert views[1]["data"]["text/html"] == ""
+    shown = _only_result(executed["run"])
+    assert shown["text/plain"].startswith("<Run runs/digits: Digits on mnist-embedded, 2 epochs, best val top-1")
+    assert "data:image/png;base64," in shown["text/html"] and "best epoch" in shown["text/html"]
+
+
 def test_the_outputs_render_in_chromium_and_fold(executed, open_page, tmp_path):
-    parts = [_only_result(executed[name])["text/html"] for name in CELLS if name != "imports"]
+    parts = [_only_result(executed[name])["text/html"] for name in CELLS if name not in ("imports", "fit")]
     page_path = tmp_path / "outputs.html"
     page_path.write_text("<!DOCTYPE html><html><head><meta charset='utf-8'></head><body style='width:1000px'>"
                          + "".join(f"<section>{part}</section>" for part in parts) + "</body></html>")

@@ -26,11 +26,21 @@ def draw(model, input_size=None, out=None, **options):
     return _draw(model, input_size=input_size, out=out, **options)
 
 
-def fit(model: str, **settings):
-    """Train a zoo model: cnnlab.fit("resnet20", data="cifar10:DIR", epochs=30); see cnnlab.train.TrainConfig."""
-    from cnnlab.train import TrainConfig, fit as _fit
+def fit(model, **settings):
+    """Train a zoo model (by name or as an object) or a module of your own, with `cnnlab train`'s
+    defaults; in a notebook its curves are drawn live. Returns a Run: cnnlab.fit("resnet20",
+    data="cifar10:DIR", epochs=30). See cnnlab.runs.fit and cnnlab.train.TrainConfig."""
+    from cnnlab.runs import fit as _fit
 
-    return _fit(TrainConfig(model=model, **settings))
+    return _fit(model, **settings)
+
+
+def load_run(path, model=None):
+    """The Run in a run folder (cnnlab.fit's, `cnnlab train`'s or `cnnlab demo`'s); a run of a
+    module of your own needs it: load_run(path, model=MyNet()). See cnnlab.runs.load_run."""
+    from cnnlab.runs import load_run as _load_run
+
+    return _load_run(path, model=model)
 
 
 __all__ = [
@@ -44,5 +54,6 @@ __all__ = [
     "draw",
     "fit",
     "list_models",
+    "load_run",
     "summary",
 ]

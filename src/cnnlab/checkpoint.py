@@ -84,6 +84,7 @@ class RunMeta:
     in_chans: int
     input_size: tuple[int, ...] | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    module: str | None = None  # a module of the user's own ("notebook.MyNet"): `model` names its class, not the zoo
     data: str | None = None
     class_names: tuple[str, ...] = ()
     stored_size: tuple[int, ...] | None = None
@@ -121,7 +122,8 @@ class RunMeta:
                 "normalization": {"mean": list(self.mean), "std": list(self.std)} if self.mean is not None else None,
                 "seed": self.seed, "val_fraction": self.val_fraction, "val_images": self.val_images,
                 "test_fraction": self.test_fraction or None, "precision": self.precision, "test_flip": self.test_flip}
-        optional = {"transfer": self.transfer, "epoch": self.epoch, "metrics": self.metrics, "versions": self.versions}
+        optional = {"module": self.module, "transfer": self.transfer, "epoch": self.epoch, "metrics": self.metrics,
+                    "versions": self.versions}
         return {**{k: v for k, v in data.items() if v is not None}, **{k: v for k, v in optional.items() if v is not None}}
 
     @classmethod
@@ -133,7 +135,7 @@ class RunMeta:
         sizes = {key: tuple(data[key]) if data.get(key) else None for key in ("input_size", "stored_size")}
         try:
             return cls(model=data["model"], num_classes=int(data["num_classes"]), in_chans=int(data["in_chans"]),
-                       model_kwargs=dict(data.get("model_kwargs") or {}), data=data.get("data"),
+                       model_kwargs=dict(data.get("model_kwargs") or {}), module=data.get("module"), data=data.get("data"),
                        class_names=tuple(data.get("class_names") or ()), **sizes,
                        mean=tuple(normalization["mean"]) if "mean" in normalization else None,
                        std=tuple(normalization["std"]) if "std" in normalization else None,

@@ -16,6 +16,7 @@ JupyterLab ranks its JSON viewer above HTML and would show that instead of the t
 
 from __future__ import annotations
 
+import base64
 import html
 import re
 from dataclasses import dataclass
@@ -61,6 +62,9 @@ STYLE = """
 .cnnlab table.cn-formulas td:first-child { color: var(--cn-muted); }
 .cnnlab .cn-figure { overflow: auto; max-width: 100%; }
 .cnnlab .cn-figure svg { display: block; height: auto; }
+.cnnlab .cn-progress { display: flex; align-items: center; gap: 10px; font-variant-numeric: tabular-nums; }
+.cnnlab .cn-progress progress { width: 240px; height: 12px; }
+.cnnlab img.cn-image { display: block; margin: 4px 0; }
 """
 
 
@@ -210,6 +214,19 @@ def inline_svg(svg: str) -> str:
     """The `<svg>` element alone: an XML declaration or DOCTYPE may not stand inside HTML."""
     start = svg.find("<svg")
     return svg[start:] if start >= 0 else svg
+
+
+def image(png: bytes, alt: str = "", *, max_width_px: int | None = None) -> str:
+    """A PNG drawn inline (a data URI: the notebook keeps it), never wider than the cell."""
+    data = base64.b64encode(png).decode("ascii")
+    limit = f"max-width:min(100%,{max_width_px}px)" if max_width_px else "max-width:100%"
+    return f'<img class="cn-image" alt="{escape(alt)}" style="{limit}" src="data:image/png;base64,{data}">'
+
+
+def progress(done: int, total: int, label: str) -> str:
+    """A progress bar (the browser's own <progress>) with a line of text beside it."""
+    return (f'<div class="cn-progress"><progress value="{int(done)}" max="{max(int(total), 1)}"></progress>'
+            f"<span>{escape(label)}</span></div>")
 
 
 def mimebundle(text: str, html_text: str | None = None, svg: str | None = None) -> dict[str, str]:

@@ -9,11 +9,10 @@ rename): no later write or rename happens, as after a power cut or SIGKILL. What
 instead of a real crash writes nothing: the run folder's lock is released (the kernel would
 release it too) and the process group left.
 
-Two shortcuts keep it within its share of the suite, neither of which skips a state the files can
-be left in: a crash at a folder's fsync leaves the files as a crash at the next event does (a
-folder's sync changes no file), so it is counted as covered by that one; and the curves are
-written as a small placeholder through the same temporary-name-and-rename (matplotlib's drawing
-took three quarters of each run, and no checkpoint depends on the picture).
+A shortcut keeps it within its share of the suite without skipping a state the files can be left
+in: a crash at a folder's fsync leaves the files as a crash at the next event does (a folder's
+sync changes no file), so it is counted as covered by that one. (The run draws no picture: its
+curves.png is drawn from metrics.jsonl by the CLI and cnnlab.fit, after training.)
 """
 
 import hashlib
@@ -24,20 +23,10 @@ from pathlib import Path
 
 import torch
 
-from cnnlab.checkpoint import atomic_write_text
 from cnnlab.data.sources import _mnist_embedded_arrays
 from cnnlab.train import TrainConfig, fit
-from cnnlab.train import run as run_module
 
 _mnist_embedded_arrays()  # the digits, parsed once (NumPy only)
-
-
-def placeholder_curves(out: Path, history: list) -> Path:
-    atomic_write_text(out / "curves.png", json.dumps([record["epoch"] for record in history]))
-    return out / "curves.png"
-
-
-run_module.plot_curves = placeholder_curves
 
 # 3 epochs of 4 steps: every epoch saves last, and best whenever validation improves
 SETTINGS = dict(model="lenet5_modern", data="mnist-embedded", epochs=3, batch_size=32, subset=128, val_fraction=0.25,

@@ -34,10 +34,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     from cnnlab.checkpoint import read_meta
     from cnnlab.train import TrainConfig, fit
+    from cnnlab.viz.plots import write_curves
 
     out = console()
     config = TrainConfig(**{**DEMO, "out": args.out})
     result = fit(config, log=lambda line: out.print(line, highlight=False), progress=out.is_terminal)
+    write_curves(result.out, result.history)
     training_seconds = sum(record["seconds"] for record in result.history)
     validation_images = read_meta(result.out / "best.json").val_images
     out.print(

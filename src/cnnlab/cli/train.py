@@ -138,10 +138,13 @@ def run_train(args: argparse.Namespace) -> int:
     nproc = getattr(args, "nproc", None)
     if nproc is not None and not launched_by_torchrun():
         return launch(nproc, strip_launch_options(args.argv), getattr(args, "max_restarts", 0) or 0)
+    from cnnlab.viz.plots import write_curves
+
     out = console()
     result = fit(config_from_args(args), log=lambda line: out.print(line, highlight=False), progress=out.is_terminal)
     if os.environ.get("RANK", "0") != "0":
-        return 0  # rank 0 reports for the job
+        return 0  # rank 0 reports for the job (and draws its curves)
+    write_curves(result.out, result.history)
     held_out = (f"test top-1 {result.test['top1']:.2%}" if result.test is not None
                 else f"no test split; best val top-1 {result.best['val_top1']:.2%}")
     out.print(f"run folder {result.out}: best.safetensors/.json (epoch {result.best['epoch']}, val top-1 "
@@ -153,9 +156,14 @@ def run_train(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from cnnlab.train.evaluate import evaluate_checkpoint
 
+    from cnnlab.viz.accuracy_plots import write_confusion
+
     result = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.device, args.amp)
     metrics, meta, precision = result.metrics, result.meta, result.precision
-    written = result.write(Path(args.out) if args.out else result.checkpoint.parent)
+    folder = Path(args.out) if args.out else result.checkpoint.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    write_confusion(folder, metrics["confusion"], meta.class_names)
+    written = [folder / "confusion.png", folder / "confusion.csv", result.write_json(folder)]
     out = console()
     out.print(f"{meta.model} ({result.checkpoint}) on {result.where()}: loss {metrics['loss']:.4f}, "
               f"top-1 {metrics['top1']:.2%}, top-5 {metrics['top5']:.2%}, {metrics['images_per_second']:,.0f} images/s; "

@@ -173,7 +173,7 @@ def _print_result(out, result) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from cnnlab.viz.model_report import build_report
+    from cnnlab.model_report import build_report
     from cnnlab.viz.report import write_page
 
     path = write_page(build_report(args.source), args.html)

@@ -131,6 +131,8 @@ def create_model(
         raise refusal from None
     model.model_name = name
     model.paper, model.description = entry.paper, entry.description
+    # what rebuilds it (a run of this model object records them): the options, not the input size
+    model.model_kwargs = {key: value for key, value in variant_kwargs.items() if key != "input_size"}
     model.sized_to_input = takes_input_size
     if input_size is not None and not sized and hasattr(model, "default_input_size"):
         from cnnlab.models.base import image_side, size_refusal

@@ -120,6 +120,7 @@ FAST_RECIPES: dict[str, dict[str, Any]] = {
 }
 FAST_GENERIC = FAST_RECIPES["resnet_cifar"]
 # Families whose CIFAR-style nets end in global pooling and take the data's own side (28x28) as it is.
+USER_FAMILY = "user"  # a module of the user's own (cnnlab.fit(MyNet(), ...)): the generic defaults
 ANY_INPUT_SIZE = ("resnet_cifar", "nin", "densenet", "squeezenet", "shufflenet")
 # Families for which channels_last trains at least 10% faster in bf16 on this CPU
 # (benchmarks/layout.py, figures in BENCHMARKS.md); LeNet (2.7x slower in channels_last: its
@@ -151,7 +152,8 @@ def recipe_settings(config: TrainConfig, family: str) -> dict[str, Any]:
 def with_family_defaults(config: TrainConfig, family: str) -> tuple[TrainConfig, dict[str, Any]]:
     """A copy of `config` with every unset setting filled from --recipe (if any), then the model's
     paper's (its registry entry's recipe), then the generic defaults; and what was filled."""
-    paper = get_entry(config.model).recipe  # each model's paper's settings, beside its registry entry
+    # each model's paper's settings, beside its registry entry; a module of the user's own has none
+    paper = {} if family == USER_FAMILY else get_entry(config.model).recipe
     defaults = {**GENERIC_DEFAULTS, "momentum": 0.9, "nesterov": False, **paper,
                 "channels_last": family in CHANNELS_LAST_FAMILIES}
     changes = {name: value for name, value in recipe_settings(config, family).items()

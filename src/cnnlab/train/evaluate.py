@@ -31,26 +31,24 @@ class Evaluation:
     def where(self) -> str:
         return f"{self.source.name} {self.split} ({self.metrics['images']:,} images)"
 
-    def write(self, folder: str | Path) -> list[Path]:
-        """confusion.png and .csv, and evaluation.json (every metric but the matrix, and what they were
-        computed on), each written whole or not at all; returns the paths."""
+    def write_json(self, folder: str | Path) -> Path:
+        """FOLDER/evaluation.json: every metric but the confusion matrix, and what they were computed
+        on, written whole or not at all (the matrix's picture and CSV: viz.accuracy_plots.write_confusion)."""
         from cnnlab.checkpoint import atomic_write_text
-        from cnnlab.viz.accuracy_plots import write_confusion
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        write_confusion(folder, self.metrics["confusion"], self.meta.class_names)
         summary = {"checkpoint": str(self.checkpoint), "data": self.data, "split": self.split,
                    "precision": self.precision.name, **{k: v for k, v in self.metrics.items() if k != "confusion"}}
         atomic_write_text(folder / "evaluation.json", json.dumps(summary, indent=2))
-        return [folder / "confusion.png", folder / "confusion.csv", folder / "evaluation.json"]
+        return folder / "evaluation.json"
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: str | None = None, device: str = "auto",
-                        amp: str | None = None, predictions: bool = False) -> Evaluation:
+                        amp: str | None = None, predictions: bool = False, module=None) -> Evaluation:
     """Metrics of a checkpoint on a data set's test split (by default the run's own data), or on
     the run's held-out validation images (`split="val"`), in the run's precision (or `amp`) and
-    with its test-time flip."""
+    with its test-time flip. A run of a module of the user's own needs the module (`module=`)."""
     from cnnlab.data import Normalization, load_source, make_batches, stratified_split
     from cnnlab.data.splits import hold_out_test
     from cnnlab.models.from_checkpoint import load_model
@@ -60,7 +58,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: 
 
     device = pick_device(device)
     json_path = resolve(checkpoint)
-    model, meta = load_model(json_path, device)
+    model, meta = load_model(json_path, device, module=module)
     precision = for_inference(amp, meta.precision, device)
     data_name = data or meta.data
     source = load_source(data_name)
@@ -103,24 +101,48 @@ class Prediction:
     top: list[tuple[str, float]]
 
 
-def predict_images(checkpoint: str | Path, images: list[str | Path], top_k: int = 5, device: str = "cpu",
-                   amp: str | None = None) -> tuple[list[Prediction], Precision, RunMeta]:
-    """Classify image files with a checkpoint, preprocessed as its run fed its model, in the run's
-    precision (or `amp`) and with its test-time flip."""
+def predict_images(checkpoint: str | Path, images, top_k: int = 5, device: str = "cpu",
+                   amp: str | None = None, module=None) -> tuple[list[Prediction], Precision, RunMeta]:
+    """Classify images with a checkpoint, preprocessed as its run fed its model, in the run's
+    precision (or `amp`) and with its test-time flip. `images`: image files, or a tensor or array
+    of decoded images as its data set stores them (uint8 0-255 or floats 0-1; N x C x H x W,
+    N x H x W for one channel, or one image). A run of a module of the user's own needs it (`module=`)."""
     from cnnlab.models.from_checkpoint import load_model
     from cnnlab.train.metrics import predict_logits
     from cnnlab.train.precision import for_inference
 
-    model, meta = load_model(checkpoint, device)
+    model, meta = load_model(checkpoint, device, module=module)
     precision = for_inference(amp, meta.precision, torch.device(device))
     autocast = precision.autocast(torch.device(device))
     k = min(top_k, meta.num_classes)
+    if isinstance(images, (str, Path)):
+        images = [images]
+    decoded = not isinstance(images, (list, tuple))
+    inputs = tensor_inputs(meta, images) if decoded else [checkpoint_input(meta, path) for path in images]
     predictions = []
-    for path in images:
-        x = checkpoint_input(meta, path).to(device)
+    for index, x in enumerate(inputs):
         with torch.inference_mode(), autocast():
-            probabilities = torch.softmax(predict_logits(model, x, meta.test_flip).float(), dim=1)[0]
+            probabilities = torch.softmax(predict_logits(model, x.to(device), meta.test_flip).float(), dim=1)[0]
         top = probabilities.topk(k)
-        predictions.append(Prediction(Path(path), [(meta.class_names[i], p) for p, i in zip(top.values.tolist(),
-                                                                                         top.indices.tolist())]))
+        where = Path(f"image {index}") if decoded else Path(images[index])
+        predictions.append(Prediction(where, [(meta.class_names[i], p) for p, i in zip(top.values.tolist(),
+                                                                                     top.indices.tolist())]))
     return predictions, precision, meta
+
+
+def tensor_inputs(meta: RunMeta, images) -> list[torch.Tensor]:
+    """Decoded images (a tensor or array) as the run fed its model: one (1, C, H, W) input each."""
+    from cnnlab.data import Normalization
+    from cnnlab.data.loader import resize
+
+    batch = torch.as_tensor(images)
+    if batch.dim() == 2 or (batch.dim() == 3 and batch.shape[0] == meta.in_chans and meta.in_chans != 1):
+        batch = batch[None]  # one image
+    if batch.dim() == 3:  # N x H x W: one channel
+        batch = batch[:, None]
+    if batch.dim() != 4 or batch.shape[1] != meta.in_chans:
+        raise CnnlabError(f"the run's model takes {meta.in_chans}-channel images; got a {tuple(batch.shape)} "
+                          "array (give N x C x H x W, N x H x W for one channel, or one image)")
+    batch = batch.float() / 255.0 if not batch.is_floating_point() else batch.float()
+    normalization = Normalization(meta.mean, meta.std)
+    return [normalization(resize(resize(image[None], meta.stored_side), meta.side)) for image in batch]

@@ -159,11 +159,12 @@ class PhaseState:
 class Loop:
     """The state a run's phases share (the model, the history, the best epoch) and the epoch loop."""
 
-    def __init__(self, settings, model: nn.Module, world, meta, history: list, best: dict, log, progress: bool,
-                 total_epochs: int, writer, watched_test) -> None:
+    def __init__(self, settings, model: nn.Module, world, meta, history: list, best: dict, log, progress,
+                 total_epochs: int, writer, watched_test, after_epoch: Callable[[list[dict]], None] | None = None) -> None:
         self.settings, self.config, self.model, self.world, self.device = settings, settings.config, model, world, world.device
         self.out, self.meta, self.history, self.best, self.log, self.progress = settings.out, meta, history, best, log, progress
         self.total_epochs, self.writer, self.watched_test = total_epochs, writer, watched_test
+        self.after_epoch = after_epoch  # told each epoch's history (a live plot), on the main process
         self.autocast = settings.precision.autocast(world.device)
 
     def evaluate(self, model: nn.Module, batches) -> dict:
@@ -287,6 +288,8 @@ class Loop:
                  f"val loss {record['val_loss']:.4f} top-1 {record['val_top1']:.2%} top-5 {record['val_top5']:.2%} | "
                  f"lr {record['lr']:.3g} | {record['images_per_second']:,.0f} img/s"
                  + (f" | test top-1 {record['test_top1']:.2%}" if "test_top1" in record else ""))
+        if self.after_epoch is not None and self.world.is_main:
+            self.after_epoch(list(self.history))
 
     def training_state(self, state: PhaseState, index: int, epoch: int) -> dict:
         """What --resume needs beyond the weights: optimizer, schedules, scaler, RNG, history."""

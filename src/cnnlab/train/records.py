@@ -1,5 +1,6 @@
-"""What a run writes as it goes, besides its checkpoints: the metrics files, the curves, TensorBoard
-scalars, and the progress bar on the terminal."""
+"""What a run writes as it goes, besides its checkpoints: the metrics files, TensorBoard scalars, and
+the progress bar on the terminal. Its pictures (curves.png) are drawn by viz/ from the metrics, by
+whoever composes the two (the CLI, cnnlab.fit)."""
 
 from __future__ import annotations
 
@@ -21,28 +22,6 @@ def write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
         writer.writeheader()
         writer.writerows(history)
     atomic_write_text(out / "metrics.csv", buffer.getvalue())
-
-
-def plot_curves(out: Path, history: list[dict[str, Any]]) -> Path | None:
-    if not history:
-        return None
-    from cnnlab.viz.plots import pyplot, save_figure
-
-    plt = pyplot()
-    epochs = [r["epoch"] for r in history]
-    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 3.6))
-    loss_axis.plot(epochs, [r["train_loss"] for r in history], label="train")
-    loss_axis.plot(epochs, [r["val_loss"] for r in history], label="val")
-    loss_axis.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
-    accuracy_axis.plot(epochs, [100 * r["train_top1"] for r in history], label="train top-1")
-    accuracy_axis.plot(epochs, [100 * r["val_top1"] for r in history], label="val top-1")
-    accuracy_axis.plot(epochs, [100 * r["val_top5"] for r in history], label="val top-5", linestyle="--")
-    accuracy_axis.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    for axis in (loss_axis, accuracy_axis):
-        axis.grid(alpha=0.3)
-        axis.legend()
-    figure.tight_layout()
-    return save_figure(figure, out / "curves.png", dpi=100, tight=False)
 
 
 def tensorboard(out: Path):
@@ -70,5 +49,9 @@ class Bar:
         self.progress.stop()
 
 
-def progress_bar(enabled: bool, epoch: int, epochs: int, steps: int) -> Bar | None:
-    return Bar(epoch, epochs, steps) if enabled else None
+def progress_bar(progress, epoch: int, epochs: int, steps: int):
+    """The epoch's progress bar: rich's on a terminal (`progress=True`), none (False), or the bar a
+    factory makes (`progress(epoch, epochs, steps)`: a notebook's, with `update` and `close` as Bar's)."""
+    if callable(progress):
+        return progress(epoch, epochs, steps)
+    return Bar(epoch, epochs, steps) if progress else None

@@ -1,6 +1,7 @@
-"""Pictures of the analysis tables: per-layer bars and the accuracy-complexity chart.
+"""Pictures of the analysis tables (per-layer bars, the accuracy-complexity chart) and of a training
+run's metrics (its curves).
 
-Every figure is read from an `analysis.Summary`; nothing is recomputed here. Files are written to
+Every figure is read from an `analysis.Summary` or a run's metrics; nothing is recomputed here. Files are written to
 a temporary name and renamed into place; the format follows the suffix (.png, .svg, .pdf).
 """
 
@@ -22,6 +23,47 @@ METRICS = {  # what -> (row attribute, axis label, unit divisor)
 }
 KIND_COLOURS = {"conv": "#4477aa", "linear": "#ee6677", "pool": "#228833", "norm": "#ccbb44", "activation": "#66ccee",
                 "add": "#aa3377", "concat": "#aa3377"}
+
+
+def curves_figure(history: list[dict], title: str = ""):
+    """A run's loss and accuracy per epoch (train and validation), as a matplotlib figure."""
+    plt = pyplot()
+    epochs = [r["epoch"] for r in history]
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 3.6))
+    loss_axis.plot(epochs, [r["train_loss"] for r in history], label="train")
+    loss_axis.plot(epochs, [r["val_loss"] for r in history], label="val")
+    loss_axis.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
+    accuracy_axis.plot(epochs, [100 * r["train_top1"] for r in history], label="train top-1")
+    accuracy_axis.plot(epochs, [100 * r["val_top1"] for r in history], label="val top-1")
+    accuracy_axis.plot(epochs, [100 * r["val_top5"] for r in history], label="val top-5", linestyle="--")
+    accuracy_axis.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in (loss_axis, accuracy_axis):
+        axis.grid(alpha=0.3)
+        axis.legend()
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def figure_png(figure, dpi: int = 80) -> bytes:
+    """The figure as PNG bytes (to show inline), and closed."""
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    pyplot().close(figure)
+    return buffer.getvalue()
+
+
+def write_curves(out: Path, history: list[dict]) -> Path | None:
+    """RUN/curves.png from the run's metrics (None for a run with no epoch yet)."""
+    if not history:
+        return None
+    return save_figure(curves_figure(history), Path(out) / "curves.png", dpi=100, tight=False)
 
 
 def pyplot():

@@ -1,6 +1,9 @@
 """The one-page report of a model or a training run (`cnnlab report`): the summary, the diagram,
 the training curves and metrics, the confusion matrix, per-class accuracy and the mistakes, the
-settings, and the layer table as a tree."""
+settings, and the layer table as a tree.
+
+It composes training (a checkpoint's evaluation) with pictures (viz/), so it stands on the floor
+above both, beside the CLI: neither train/ nor viz/ imports the other."""
 
 from __future__ import annotations
 
@@ -13,17 +16,21 @@ from cnnlab.checkpoint import read_meta, resolve
 from cnnlab.errors import CnnlabError
 from cnnlab.models.from_checkpoint import names_a_file
 from cnnlab.viz.diagram import draw
-from cnnlab.viz.plots import layer_bars
+from cnnlab.viz.plots import curves_figure, figure_png, layer_bars
 from cnnlab.viz.report import Page
 
 
 def build_report(source: str | Path) -> Page:
     """The page `cnnlab report` writes, for a zoo model name or a run folder; write it with
     `cnnlab.viz.report.write_page(page, "model.html")`."""
+    from cnnlab.models.from_checkpoint import own_module_needed
+
     run, source = Path(source), str(source)
     meta = None
     if run.is_dir():
         meta = read_meta(resolve(run))
+        if meta.module:
+            raise CnnlabError(own_module_needed(resolve(run), meta) + "; the report rebuilds zoo models only")
         table = summary(meta.model, input_size=meta.input_size, batch=1, num_classes=meta.num_classes,
                         in_chans=meta.in_chans, **meta.model_kwargs)
         page = Page(f"{meta.model} run {run.resolve().name} on {meta.data}")
@@ -41,9 +48,8 @@ def build_report(source: str | Path) -> Page:
         page.heading("Training")
         history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()] \
             if (run / "metrics.jsonl").is_file() else []
-        if (run / "curves.png").is_file():
-            page.image((run / "curves.png").read_bytes(), "loss and accuracy per epoch")
-        if history:
+        if history:  # drawn from the metrics: a run stopped before its end has no curves.png yet
+            page.image(figure_png(curves_figure(history)), "loss and accuracy per epoch")
             columns = list(history[0])
             page.table(columns, [[r[c] for c in columns] for r in history],
                        numeric={c for c in columns if c != "phase"}, caption="metrics.jsonl (click a column to sort)")
@@ -78,12 +84,10 @@ def build_report(source: str | Path) -> Page:
 
 def _diagram(page, model_name: str, input_size, meta) -> None:
     """The network's block diagram at the top of the page (or why it is missing)."""
-    import graphviz
-
     kwargs = {} if meta is None else {"num_classes": meta.num_classes, "in_chans": meta.in_chans,
                                       **meta.model_kwargs}
     graph = draw(model_name, input_size=input_size, **kwargs)
     try:
         page.image(graph.pipe(format="svg"), "the network, as `cnnlab draw` draws it", kind="svg", css="diagram")
-    except graphviz.ExecutableNotFound:
+    except CnnlabError:  # Graphviz's dot is missing
         page.paragraph("(no diagram: Graphviz's dot is not installed; `make graphviz` installs it)")
