@@ -27,6 +27,9 @@ CELLS = {
     "explain": "cnnlab.summary('alexnet', batch=128).explain('conv1')",
     "draw": "cnnlab.draw('resnet18')",
     "model": "cnnlab.create_model('resnet18')",
+    "op": "cnnlab.op.conv([[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[0, 1], [2, 3]])",
+    "step": "cnnlab.op.conv([[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[0, 1], [2, 3]]).step(1, 0)",
+    "compare": "cnnlab.compare(['resnet18', 'vgg11', 'alexnet'], batch=8, sort='-peak')",
     "fit": ("class Digits(nn.Module):\n"
             "    def __init__(self):\n"
             "        super().__init__()\n"
@@ -58,7 +61,7 @@ def _only_result(cell) -> dict:
 
 def test_each_result_shows_richly_once(executed):
     assert executed["imports"].outputs == []
-    for name in ("zoo summary", "folded summary", "own module", "explain", "model"):
+    for name in ("zoo summary", "folded summary", "own module", "explain", "model", "op", "step", "compare"):
         assert set(_only_result(executed[name])) == {"text/plain", "text/html"}, name
     assert set(_only_result(executed["draw"])) == {"text/plain", "text/html", "image/svg+xml"}
     zoo = _only_result(executed["zoo summary"])
@@ -69,6 +72,12 @@ def test_each_result_shows_richly_once(executed):
     assert "<td>params</td><td>(11 x 11 x 3 + 1) x 96 = 34,944</td>" in _only_result(executed["explain"])["text/html"]
     assert "Sequential: 2 × BasicBlock" in _only_result(executed["model"])["text/html"]
     assert _only_result(executed["model"])["text/plain"].startswith("ResNet(")  # PyTorch's repr, as in a terminal
+    worked = _only_result(executed["op"])
+    assert "[1,0] 3x0 + 4x1 + 6x2 + 7x3 = 37" in worked["text/plain"] and worked["text/html"].count('<figure class="cn-grid">') == 12
+    assert _only_result(executed["step"])["text/plain"] == "[1,0] 3x0 + 4x1 + 6x2 + 7x3 = 37"
+    compared = _only_result(executed["compare"])
+    assert compared["text/plain"].startswith("<Comparison of vgg11, alexnet, resnet18:")  # largest step peak first
+    assert "<th>Step peak (MB)</th>" in compared["text/html"]
 
 
 def test_fit_draws_its_curves_live_and_returns_a_run_that_shows_them(executed):

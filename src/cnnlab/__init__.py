@@ -43,6 +43,36 @@ def load_run(path, model=None):
     return _load_run(path, model=model)
 
 
+def compare(models, batch: int = 128, sort: str | None = None, chart: bool = False, **options):
+    """Several models side by side (cnnlab compare's columns: parameters, FLOPs, MACs, the seeds'
+    memory and the simulated training step's peak; with memory="16GiB" the largest batch that fits),
+    sorted by `sort` (a column, "-" first for descending: "-peak"), with the accuracy-complexity
+    chart when `chart`. See cnnlab.analysis.compare.compare for the options."""
+    from cnnlab.analysis.compare import compare as _compare
+
+    comparison = _compare(list(models), batch=batch, **options)
+    if sort is not None:
+        comparison.sort(sort)
+    if chart:
+        import tempfile
+        from pathlib import Path
+
+        from cnnlab.viz.plots import complexity_chart
+
+        with tempfile.TemporaryDirectory() as folder:
+            path, missing = complexity_chart(comparison.summaries, Path(folder) / "chart.png")
+            comparison.chart_png, comparison.chart_missing = Path(path).read_bytes(), missing
+    return comparison
+
+
+def __getattr__(name: str):
+    if name == "op":  # cnnlab.op.conv(...): the worked operators, imported when first used
+        import importlib
+
+        return importlib.import_module("cnnlab.op")
+    raise AttributeError(f"module 'cnnlab' has no attribute {name!r}")
+
+
 __all__ = [
     "CnnModel",
     "CnnlabError",
@@ -50,6 +80,7 @@ __all__ = [
     "ModelConfigError",
     "UnknownModelError",
     "__version__",
+    "compare",
     "create_model",
     "draw",
     "fit",

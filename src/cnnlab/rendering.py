@@ -65,6 +65,16 @@ STYLE = """
 .cnnlab .cn-progress { display: flex; align-items: center; gap: 10px; font-variant-numeric: tabular-nums; }
 .cnnlab .cn-progress progress { width: 240px; height: 12px; }
 .cnnlab img.cn-image { display: block; margin: 4px 0; }
+.cnnlab .cn-row { display: flex; flex-wrap: wrap; align-items: center; gap: 10px; margin: 6px 0; }
+.cnnlab .cn-sign { font-size: 20px; color: var(--cn-muted); }
+.cnnlab figure.cn-grid { margin: 0; display: inline-block; text-align: center; }
+.cnnlab figure.cn-grid table { border-collapse: collapse; margin: 0 auto; }
+.cnnlab figure.cn-grid td { border: 1px solid var(--cn-fg); min-width: 2.2em; height: 2.2em; padding: 0 4px;
+  text-align: center; font-variant-numeric: tabular-nums; }
+.cnnlab figure.cn-grid td.cn-hi { background: rgba(47, 111, 176, 0.35); font-weight: 600; }
+.cnnlab figure.cn-grid td.cn-pad { background: rgba(127, 127, 127, 0.15); color: var(--cn-muted); }
+.cnnlab figure.cn-grid figcaption { color: var(--cn-muted); font-size: 12px; margin-top: 2px; }
+.cnnlab .cn-sum { font-family: var(--jp-code-font-family, monospace); margin: 2px 0 8px 0; }
 """
 
 
@@ -214,6 +224,32 @@ def inline_svg(svg: str) -> str:
     """The `<svg>` element alone: an XML declaration or DOCTYPE may not stand inside HTML."""
     start = svg.find("<svg")
     return svg[start:] if start >= 0 else svg
+
+
+def grid(values: Sequence[Sequence[str]], *, caption: str = "", highlight: Iterable[tuple[int, int]] = (),
+         shaded: Iterable[tuple[int, int]] = ()) -> str:
+    """A matrix drawn as d2l draws it: one square per entry, the `highlight`ed ones (the window,
+    the output it makes) filled, the `shaded` ones (padding) greyed; `caption` under it."""
+    lit, grey = set(highlight), set(shaded)
+    rows = []
+    for r, row in enumerate(values):
+        cells = []
+        for c, value in enumerate(row):
+            css = "cn-hi" if (r, c) in lit else "cn-pad" if (r, c) in grey else ""
+            cells.append(f'<td class="{css}">{escape(value)}</td>' if css else f"<td>{escape(value)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    label = f"<figcaption>{escape(caption)}</figcaption>" if caption else ""
+    return f'<figure class="cn-grid"><table>{"".join(rows)}</table>{label}</figure>'
+
+
+def side_by_side(*parts: str, between: Sequence[str] = ()) -> str:
+    """Pieces in a row (grids, with an operator sign between two: "⋆", "="), wrapping when narrow."""
+    items = []
+    for index, part in enumerate(parts):
+        if index and index - 1 < len(between) and between[index - 1]:
+            items.append(f'<span class="cn-sign">{escape(between[index - 1])}</span>')
+        items.append(part)
+    return f'<div class="cn-row">{"".join(items)}</div>'
 
 
 def image(png: bytes, alt: str = "", *, max_width_px: int | None = None) -> str:

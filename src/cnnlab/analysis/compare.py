@@ -9,21 +9,92 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cnnlab.analysis.formulas import MB
+from cnnlab import rendering
+from cnnlab.analysis.formulas import MB, one_decimal
+from cnnlab.analysis.memory import AMP_NAMES
 from cnnlab.analysis.inputs import meta_model, parse_input_size
 from cnnlab.analysis.memory import TrainingStep, parse_bytes
 from cnnlab.analysis.summary import Summary, summary
 from cnnlab.errors import CnnlabError
 
 
+# the columns a comparison is shown and sorted by: row key -> (header, how the figure is written)
+COLUMNS = {
+    "model": ("Model", str),
+    "input": ("Input", str),
+    "params": ("Params", lambda v: f"{v:,}"),
+    "gflops_per_image": ("GFLOPs/image", lambda v: f"{v:.2f}"),
+    "gmacs_per_image": ("GMACs/image", lambda v: f"{v:.2f}"),
+    "activation_memory_mb": ("Activations (MB)", one_decimal),
+    "parameter_memory_mb": ("Parameters (MB)", one_decimal),
+    "training_memory_mb": ("Seeds' training memory (MB)", one_decimal),
+    "peak_training_mb": ("Step peak (MB)", one_decimal),
+    "largest_batch": ("Largest batch", lambda v: f"{v:,}"),
+    "peak_at_largest_batch_mb": ("Its step peak (MB)", one_decimal),
+    "memory_left_mb": ("Left (MB)", one_decimal),
+    "largest_batch_seeds": ("Seeds' largest batch", lambda v: f"{v:,}"),
+}
+# short names `sort` takes besides the keys
+SORT_NAMES = {"params": "params", "flops": "gflops_per_image", "gflops": "gflops_per_image", "macs": "gmacs_per_image",
+              "activations": "activation_memory_mb", "memory": "training_memory_mb", "peak": "peak_training_mb",
+              "batch": "largest_batch", "left": "memory_left_mb", "name": "model"}
+
+
 @dataclass
 class Comparison:
     """One row per model (the same keys `cnnlab compare --format json` prints), each model's Summary,
-    and, with a memory budget, why the simulated largest batch differs from the seeds' rule."""
+    and, with a memory budget, why the simulated largest batch differs from the seeds' rule. Shown
+    in a notebook as a table (`sort` orders it), with the accuracy-complexity chart when asked."""
 
     rows: list[dict] = field(default_factory=list)
     summaries: list[Summary] = field(default_factory=list)
     explanations: list[str] = field(default_factory=list)
+    title: str = ""
+    memory: str | None = None
+    chart_png: bytes | None = None  # Canziani et al.'s chart (cnnlab.compare(..., chart=True))
+    chart_missing: list[str] = field(default_factory=list)
+
+    def sort(self, column: str) -> "Comparison":
+        """Order the rows (and summaries) by `column`: a row key or a short name (params, flops, macs,
+        activations, memory, peak, batch, left, name); "-" first for the largest first."""
+        descending = column.startswith("-")
+        key = SORT_NAMES.get(column.lstrip("-"), column.lstrip("-"))
+        if not self.rows or key not in self.rows[0]:
+            known = sorted(set(SORT_NAMES) | set(self.rows[0] if self.rows else ()))
+            raise CnnlabError(f"cannot sort by {column!r}: choose one of {', '.join(known)} ('-' first: largest first)")
+        order = sorted(range(len(self.rows)), key=lambda i: self.rows[i][key], reverse=descending)
+        self.rows = [self.rows[i] for i in order]
+        self.summaries = [self.summaries[i] for i in order]
+        if len(self.explanations) == len(order):
+            self.explanations = [self.explanations[i] for i in order]
+        return self
+
+    def columns(self) -> list[str]:
+        """The row keys shown, in order (those every row has)."""
+        return [key for key in COLUMNS if self.rows and key in self.rows[0]]
+
+    def headers(self) -> list[str]:
+        return [COLUMNS[key][0].replace("Largest batch", f"Largest batch in {self.memory}") if self.memory
+                else COLUMNS[key][0] for key in self.columns()]
+
+    def table_rows(self) -> list[list[str]]:
+        keys = self.columns()
+        return [[COLUMNS[key][1](row[key]) for key in keys] for row in self.rows]
+
+    def __repr__(self) -> str:
+        return f"<Comparison of {', '.join(row['model'] for row in self.rows)}: {self.title}>"
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        return rendering.mimebundle(repr(self), self.to_html())
+
+    def to_html(self) -> str:
+        parts = [rendering.table(self.headers(), self.table_rows()), rendering.notes(self.explanations)]
+        if self.chart_png is not None:
+            parts.append(rendering.image(self.chart_png, "top-1 against GFLOPs per image", max_width_px=800))
+            if self.chart_missing:
+                parts.append(rendering.notes([f"left out of the chart (no published ImageNet accuracy): "
+                                              f"{', '.join(self.chart_missing)}"]))
+        return rendering.frame(*parts, title=self.title)
 
 
 def compare(models: list[str], input_size: str | tuple[int, ...] | None = None, batch: int = 128,
@@ -36,7 +107,10 @@ def compare(models: list[str], input_size: str | tuple[int, ...] | None = None, 
     (see `usable_memory`), beside the seeds' answer, and what it leaves of the memory."""
     total = usable_memory(memory) if memory is not None else None
     budget = usable_memory(memory, headroom) if memory is not None else None
-    comparison = Comparison()
+    title = (f"minibatch {batch}, {dtype} (seeds' columns), {optimizer}, step simulated in {AMP_NAMES[amp]}"
+             + (", channels_last" if channels_last else "") + (f"; memory {memory}" if memory else "")
+             + (f", {headroom} kept free" if memory and headroom else ""))
+    comparison = Comparison(title=title, memory=str(memory) if memory is not None else None)
     for name in models:
         model = meta_model(name, input_size, **model_kwargs)
         size = parse_input_size(input_size) if input_size else model.default_input_size

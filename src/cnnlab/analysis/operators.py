@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from cnnlab import rendering
 from cnnlab.analysis import formulas
 from cnnlab.errors import CnnlabError
 
@@ -116,12 +117,66 @@ def factor(value: float) -> str:
 
 @dataclass
 class WorkedOperation:
-    """An operator's output (channels, rows, columns) and, per output element, the line that gives it."""
+    """An operator's output (channels, rows, columns) and, per output element, the line that gives it;
+    with its input, kernels and window, so that a notebook draws each step as d2l's figures do:
+    the input with the window over it, the kernel, the output with the element it makes, and the sum."""
 
     title: str
     output: torch.Tensor
     lines: list[list[list[str]]]  # [channel][row][column] -> "0x0 + 1x1 + 3x2 + 4x3 = 19"
     notes: list[str] = field(default_factory=list)
+    source: torch.Tensor | None = None  # the input (C, H, W), before padding
+    kernels: torch.Tensor | None = None  # (C_out, C_in, KH, KW) for a convolution; None for pooling
+    window: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    kind: str = "conv"  # conv, conv1x1, max or avg
+    matrices: str = ""  # the 1x1 conv's W, X and W X, written out after the sums
+
+    GRID_LIMIT = 24  # rows or columns past which a matrix is not drawn as a grid
+    ALL_STEPS = 16  # positions up to which every step is drawn
+
+    def step(self, i: int, j: int, channel: int = 0) -> "WorkedStep":
+        """Output element (i, j) of output `channel`: its window, kernel and sum."""
+        channels, rows, columns = self.output.shape
+        if not (0 <= channel < channels and 0 <= i < rows and 0 <= j < columns):
+            raise OperatorError(f"step({i}, {j}, channel={channel}) is outside the output: {channels} channel(s) of "
+                                f"{rows}x{columns}; give 0 <= i < {rows}, 0 <= j < {columns}")
+        return WorkedStep(self, channel, i, j)
+
+    def steps(self, channel: int = 0) -> list["WorkedStep"]:
+        """Every position of output `channel`, row by row."""
+        return [self.step(i, j, channel) for i in range(self.output.shape[1]) for j in range(self.output.shape[2])]
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        return rendering.mimebundle(self.render(), self.to_html())
+
+    def to_html(self) -> str:
+        parts = [rendering.notes(self.notes)]
+        drawable = self.source is not None and max(self.source.shape[1:]) + 2 * max(self.padding) <= self.GRID_LIMIT
+        steps = self.steps()
+        if drawable:
+            shown = steps if len(steps) <= self.ALL_STEPS else steps[:1]
+            parts += [step.panel() for step in shown]
+            if len(shown) < len(steps):
+                parts.append(rendering.notes([f"{len(steps)} positions: .step(i, j) draws any of them; every sum below"]))
+            if self.output.shape[0] > 1:
+                parts.append(rendering.notes([f"{self.output.shape[0]} output channels: .step(i, j, channel=k) draws "
+                                              "channel k's; all of them:"]))
+                parts.append(rendering.side_by_side(*(rendering.grid(_cells(channel), caption=f"output channel {k}")
+                                                      for k, channel in enumerate(self.output))))
+        else:
+            parts.append(rendering.preformatted("output:\n" + self.matrix_text()))
+        every = "\n".join(f"[{i},{j}]{f' (channel {c})' if len(self.lines) > 1 else ''} {line}"
+                          for c, rows in enumerate(self.lines) for i, row in enumerate(rows) for j, line in enumerate(row))
+        if self.matrices:
+            parts.append(rendering.preformatted("as a matrix product:\n" + self.matrices))
+        parts.append(rendering.fold("every sum", f"{sum(len(r) for rows in self.lines for r in rows)} output elements",
+                                    rendering.preformatted(every)))
+        return rendering.frame(*parts, title=self.title)
 
     def matrix_text(self) -> str:
         return channels_text(self.output)
@@ -137,7 +192,66 @@ class WorkedOperation:
                 for i, row in enumerate(rows):
                     for j, line in enumerate(row):
                         parts.append(f"  [{i},{j}] {line}")
+        if self.matrices:
+            parts.append("as a matrix product:\n" + self.matrices)
         return "\n".join(parts)
+
+
+@dataclass
+class WorkedStep:
+    """One output element of a worked operation: drawn as the input with its window highlighted, the
+    kernel, and the output with the element highlighted, its sum written under them."""
+
+    operation: WorkedOperation
+    channel: int
+    i: int
+    j: int
+
+    @property
+    def line(self) -> str:
+        return self.operation.lines[self.channel][self.i][self.j]
+
+    def __str__(self) -> str:
+        return f"[{self.i},{self.j}] {self.line}"
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        return rendering.mimebundle(str(self), rendering.frame(self.panel(), title=self.operation.title))
+
+    def panel(self) -> str:
+        op = self.operation
+        (kh, kw), (sh, sw), (ph, pw) = op.window, op.stride, op.padding
+        top, left = self.i * sh, self.j * sw
+        window = {(r, c) for r in range(top, top + kh) for c in range(left, left + kw)}
+        inputs = range(op.source.shape[0]) if op.kernels is not None else [self.channel]  # pooling: its own channel
+        height, width = op.source.shape[1:]
+        padded = {(r, c) for r in range(height + 2 * ph) for c in range(width + 2 * pw)
+                  if not (ph <= r < ph + height and pw <= c < pw + width)}
+        pad_text = "·" if op.kind == "max" else "0"
+        grids = []
+        for c in inputs:
+            values = [[pad_text if (r, col) in padded else number(op.source[c, r - ph, col - pw])
+                       for col in range(width + 2 * pw)] for r in range(height + 2 * ph)]
+            caption = "input" + (f" channel {c}" if op.source.shape[0] > 1 else "") + (" (padded)" if ph or pw else "")
+            grids.append(rendering.grid(values, caption=caption, highlight=window, shaded=padded))
+        pieces, signs = [], []
+        if op.kernels is not None:
+            for c in inputs:
+                kernel = _cells(op.kernels[self.channel, c])
+                every = {(r, col) for r in range(len(kernel)) for col in range(len(kernel[0]))}
+                pieces.append(rendering.side_by_side(grids[c], rendering.grid(kernel, caption="kernel" + (
+                    f" channel {c}" if len(inputs) > 1 else ""), highlight=every), between=["⋆"]))
+            signs = ["+"] * (len(pieces) - 1)
+        else:
+            pieces = grids
+        output = rendering.grid(_cells(op.output[self.channel]), caption="output" + (
+            f" channel {self.channel}" if op.output.shape[0] > 1 else ""), highlight={(self.i, self.j)})
+        label = {"max": "max", "avg": "mean"}.get(op.kind)
+        row = rendering.side_by_side(*pieces, output, between=[*signs, "=" if label is None else f"{label} →"])
+        return row + f'<div class="cn-sum">{rendering.escape(str(self))}</div>'
+
+
+def _cells(matrix: torch.Tensor) -> list[list[str]]:
+    return [[number(v) for v in row] for row in matrix.tolist()]
 
 
 def channels_text(tensor: torch.Tensor) -> str:
@@ -192,7 +306,7 @@ def conv2d(x: torch.Tensor, kernels: list[torch.Tensor], padding=(0, 0), stride=
         notes.append(f"each output element sums over the {channels} input channels")
     title = (f"cross-correlation: input {channels}x{h}x{w}, {len(kernels)} kernel(s) {channels}x{kh}x{kw}, padding "
              f"{_pair_text(padding)}, stride {_pair_text(stride)}" + (f", bias {number(bias)}" if bias else ""))
-    return WorkedOperation(title, output, lines, notes)
+    return WorkedOperation(title, output, lines, notes, x, weight, (kh, kw), tuple(stride), tuple(padding), "conv")
 
 
 def pool2d(x: torch.Tensor, mode: str, size=(2, 2), stride=None, padding=(0, 0)) -> WorkedOperation:
@@ -228,12 +342,13 @@ def pool2d(x: torch.Tensor, mode: str, size=(2, 2), stride=None, padding=(0, 0))
              formulas.output_size(w, size[1], stride[1], padding[1], axis="W").text,
              "each channel is pooled on its own: as many output channels as input channels"]
     title = f"{mode} pooling: input {x.shape[0]}x{h}x{w}, window {_pair_text(size)}, stride {_pair_text(stride)}, padding {_pair_text(padding)}"
-    return WorkedOperation(title, output, lines, notes)
+    return WorkedOperation(title, output, lines, notes, x, None, tuple(size), tuple(stride), tuple(padding), mode)
 
 
-def conv1x1(x: torch.Tensor, weight: torch.Tensor) -> tuple[WorkedOperation, str]:
+def conv1x1(x: torch.Tensor, weight: torch.Tensor) -> WorkedOperation:
     """A 1x1 conv with `weight` (C_out, C_in) on `x` (C_in, H, W), by torch's conv2d, and the same
-    result as the matrix product weight @ X where X is (C_in, H x W): d2l's corr2d_multi_in_out_1x1."""
+    result as the matrix product weight @ X where X is (C_in, H x W): d2l's corr2d_multi_in_out_1x1
+    (its matrices in `.matrices`)."""
     if weight.dim() == 3:  # given as one channel of text: C_out rows of C_in entries
         weight = weight[0]
     c_in, h, w = x.shape
@@ -251,7 +366,7 @@ def conv1x1(x: torch.Tensor, weight: torch.Tensor) -> tuple[WorkedOperation, str
     title = f"1x1 convolution: input {c_in}x{h}x{w}, kernel {weight.shape[0]}x{c_in}x1x1"
     matrix = ("W (C_out x C_in):\n" + channels_text(weight[None]) + "\nX (C_in x H*W):\n" + channels_text(flat[None])
               + "\nW X:\n" + channels_text((weight @ flat)[None]))
-    return WorkedOperation(title, output, lines, notes), matrix
+    return WorkedOperation(title, output, lines, notes, x, weight[:, :, None, None], kind="conv1x1", matrices=matrix)
 
 
 # A worked operation writes out every output element's sum: it is for examples worked by hand. Past

@@ -12,7 +12,6 @@ from torch import nn
 
 from cnnlab.analysis import formulas, summary
 from cnnlab.analysis.formulas import MB, one_decimal
-from cnnlab.analysis.memory import AMP_NAMES
 from cnnlab.analysis.inputs import parse_input_size
 from cnnlab.analysis.user_module import load_user_module, names_a_user_module, parse_typed_inputs
 from cnnlab.cli.options import add_model_options, console, variant_kwargs
@@ -69,6 +68,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                               "default none, as the simulated step counts what its tensors hold; on a GPU keep room "
                               "for the CUDA context and the caching allocator (docs/analysis.md)")
     compare.add_argument("--format", choices=("table", "json"), default="table")
+    compare.add_argument("--sort", default=None, metavar="COLUMN",
+                         help="order the rows by params, flops, macs, activations, memory, peak, batch, left or name "
+                              "(or a JSON key); '-' first for the largest first, e.g. --sort=-peak")
     compare.add_argument("--plot", default=None, metavar="CHART.png",
                          help="Canziani et al.'s chart: published ImageNet top-1 against GFLOPs, bubble area = parameters")
     compare.set_defaults(run=run_compare)
@@ -239,6 +241,8 @@ def run_compare(args: argparse.Namespace) -> int:
     comparison = compare(args.models, input_size=args.input, batch=args.batch, dtype=args.dtype, optimizer=args.optimizer,
                          amp=args.amp, channels_last=args.channels_last, peak=args.peak, memory=args.memory,
                          headroom=args.headroom, **_model_kwargs(args))
+    if args.sort:
+        comparison.sort(args.sort)
     rows = comparison.rows
     if args.plot:
         from cnnlab.viz.plots import complexity_chart
@@ -251,28 +255,10 @@ def run_compare(args: argparse.Namespace) -> int:
         return 0
     from rich.table import Table
 
-    precision = AMP_NAMES[args.amp]
-    title = (f"minibatch {args.batch}, {args.dtype} (seeds' columns), {args.optimizer}, step simulated in {precision}"
-             + (", channels_last" if args.channels_last else "") + (f"; memory {args.memory}" if args.memory else "")
-             + (f", {args.headroom} kept free" if args.memory and args.headroom else ""))
-    table = Table(title=title)
-    columns = ["Model", "Input", "Params", "GFLOPs/image", "GMACs/image", "Activations (MB)", "Parameters (MB)",
-               "Seeds' training memory (MB)"]
-    if "peak_training_mb" in rows[0]:
-        columns.append("Step peak (MB)")
-    if args.memory is not None:
-        columns += [f"Largest batch in {args.memory}", "Its step peak (MB)", "Left (MB)", "Seeds' largest batch"]
-    for column in columns:
-        table.add_column(column, justify="left" if column == "Model" else "right")
-    for entry in rows:
-        values = [entry["model"], entry["input"], f"{entry['params']:,}", f"{entry['gflops_per_image']:.2f}",
-                  f"{entry['gmacs_per_image']:.2f}", one_decimal(entry["activation_memory_mb"]),
-                  one_decimal(entry["parameter_memory_mb"]), one_decimal(entry["training_memory_mb"])]
-        if "peak_training_mb" in entry:
-            values.append(one_decimal(entry["peak_training_mb"]))
-        if args.memory is not None:
-            values += [f"{entry['largest_batch']:,}", one_decimal(entry["peak_at_largest_batch_mb"]),
-                       one_decimal(entry["memory_left_mb"]), f"{entry['largest_batch_seeds']:,}"]
+    table = Table(title=comparison.title)
+    for header in comparison.headers():
+        table.add_column(header, justify="left" if header == "Model" else "right")
+    for values in comparison.table_rows():
         table.add_row(*values)
     out = console(width=200)
     out.print(table)

@@ -97,10 +97,9 @@ def run_pool(args: argparse.Namespace) -> int:
 def run_conv1x1(args: argparse.Namespace) -> int:
     from cnnlab.analysis import operators
 
-    worked, matrices = operators.conv1x1(operators.parse_matrix(args.input, "--input"),
-                                         operators.parse_matrix(args.kernel, "--kernel"))
+    worked = operators.conv1x1(operators.parse_matrix(args.input, "--input"),
+                               operators.parse_matrix(args.kernel, "--kernel"))
     print(worked.render(args.worked))
-    print("as a matrix product:\n" + matrices)
     return 0
 
 
