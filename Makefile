@@ -9,7 +9,7 @@ PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -c const
 # Python-bound tests (shape walks, exports, tracing) run side by side. PARALLEL= runs it in one process.
 PARALLEL ?= -n 2 --dist loadgroup
 
-.PHONY: install demo test test-fp32 data browser graphviz bench clean
+.PHONY: install demo test test-fp32 data browser graphviz bench notebooks clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,12 @@ bench: $(STAMP)
 	$(PIP_INSTALL) -e '.[test,bench]'
 	$(BIN)/python benchmarks/peak.py
 	$(BIN)/python benchmarks/analysis_speed.py
+
+# The lectures in notebooks/, each executed in a fresh kernel: the executed notebooks and their HTML
+# in build/notebooks/ (installs the notebook extra: nbconvert and JupyterLab beside the kernel).
+notebooks: $(STAMP)
+	$(PIP_INSTALL) -e '.[test,notebook]'
+	$(BIN)/python notebooks/execute.py build/notebooks
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -33,8 +33,8 @@ STYLE = """
 .cnnlab .cn-title { font-weight: 600; font-size: 14px; margin: 0 0 2px 0; }
 .cnnlab .cn-subtitle { color: var(--cn-muted); margin: 0 0 6px 0; }
 .cnnlab dl.cn-facts { display: grid; grid-template-columns: max-content auto; gap: 1px 14px; margin: 4px 0 8px 0; }
-.cnnlab dl.cn-facts dt { color: var(--cn-muted); }
-.cnnlab dl.cn-facts dd { margin: 0; font-variant-numeric: tabular-nums; }
+.cnnlab dl.cn-facts dt { color: var(--cn-muted); font-weight: normal; white-space: nowrap; margin: 0; padding: 0; }
+.cnnlab dl.cn-facts dd { margin: 0; padding: 0; font-variant-numeric: tabular-nums; }
 .cnnlab .cn-scroll { overflow-x: auto; max-width: 100%; }
 .cnnlab table.cn-table { border-collapse: collapse; table-layout: fixed; margin: 0; font-size: 12px; }
 .cnnlab table.cn-table th, .cnnlab table.cn-table td { border-bottom: 1px solid var(--cn-border); padding: 1px 4px;
@@ -47,7 +47,7 @@ STYLE = """
 .cnnlab table.cn-table tr.cn-total td { font-weight: 600; border-top: 2px solid var(--cn-border); }
 .cnnlab table.cn-table tr.cn-mark td { color: var(--cn-warn); font-weight: 600; }
 .cnnlab table.cn-table tr.cn-aside td { color: var(--cn-accent); font-style: italic; background: var(--cn-band); }
-.cnnlab table.cn-table td.cn-differs { color: var(--cn-warn); font-weight: 600; font-style: normal; }
+.cnnlab table.cn-table tr td.cn-differs { color: var(--cn-warn); font-weight: 600; font-style: normal; }
 .cnnlab details { margin: 0; }
 .cnnlab details > summary { cursor: pointer; padding: 2px 4px; border-bottom: 1px solid var(--cn-border);
   background: var(--cn-band); white-space: nowrap; }

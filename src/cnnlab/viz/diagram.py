@@ -365,8 +365,9 @@ class _Diagram:
         result = self.result
         shapes = result.input_size if isinstance(result.input_size, list) else [result.input_size]
         inputs = " + ".join(_shape(s) for s in shapes)
-        return f"{result.model_name}: input {inputs}, {result.totals.params:,} parameters, " \
-               f"{result.totals.flops / result.batch / 1e9:,.2f} GFLOPs per image"
+        flops = result.totals.flops / result.batch
+        cost = f"{flops / 1e9:,.2f} GFLOPs" if flops >= 1e8 else f"{flops / 1e6:,.2f} MFLOPs"
+        return f"{result.model_name}: input {inputs}, {result.totals.params:,} parameters, {cost} per image"
 
 
 def _scope(row) -> tuple[str, ...]:
