@@ -40,13 +40,14 @@ COMMANDS = shown_commands()
 def test_the_readme_shows_output_for_these_commands():
     assert [command for command, _ in COMMANDS] == [
         "cnnlab models 'alexnet*'", "cnnlab show alexnet --depth 1", "cnnlab show resnet5",
+        "cnnlab explore resnet50 --out resnet50.html",
         'cnnlab op conv --input "0 1 2; 3 4 5; 6 7 8" --kernel "0 1; 2 3"', "cnnlab draw resnet50",
         "cnnlab plot vgg16 --what params --out vgg16-params.png"]
 
 
 @pytest.mark.parametrize("command, shown", COMMANDS, ids=[command for command, _ in COMMANDS])
 def test_a_readme_command_prints_what_the_readme_shows(command, shown, tmp_path, monkeypatch, capsys):
-    if command.startswith("cnnlab draw") and shutil.which("dot") is None:
+    if command.startswith(("cnnlab draw", "cnnlab explore")) and shutil.which("dot") is None:
         pytest.skip("Graphviz's dot is not installed (make graphviz)")
     monkeypatch.chdir(tmp_path)  # the files a command writes land here
     try:

@@ -26,6 +26,14 @@ def draw(model, input_size=None, out=None, **options):
     return _draw(model, input_size=input_size, out=out, **options)
 
 
+def explore(model, input_size=None, batch: int = 1, out=None, **options):
+    """One offline page of `model` (a zoo name or any nn.Module): its diagram, and any layer's numbers
+    worked out on a click; shown inline in a notebook, `.save("page.html")`. See cnnlab.viz.explorer."""
+    from cnnlab.viz.explorer import explore as _explore
+
+    return _explore(model, input_size=input_size, batch=batch, out=out, **options)
+
+
 def fit(model, **settings):
     """Train a zoo model (by name or as an object) or a module of your own, with `cnnlab train`'s
     defaults; in a notebook its curves are drawn live. Returns a Run: cnnlab.fit("resnet20",
@@ -83,6 +91,7 @@ __all__ = [
     "compare",
     "create_model",
     "draw",
+    "explore",
     "fit",
     "list_models",
     "load_run",

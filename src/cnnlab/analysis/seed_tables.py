@@ -164,6 +164,32 @@ def compare(row: SeedRow, values: dict) -> dict[str, bool]:
             for column in COLUMNS if getattr(row, column)}
 
 
+HEADERS = {"activations": "#activations", "params_k": "#params", "mflops": "MFLOPs",
+           "activation_mb": "activation memory", "parameter_mb": "parameter memory"}
+
+
+@dataclass(frozen=True)
+class SeedCell:
+    """One value the slide prints beside cnnlab's: equal at the printed precision, or a slip and why."""
+
+    column: str  # a COLUMNS key
+    printed: str  # as cnnlab writes figures ("37,758K")
+    equal: bool
+    why: str = ""
+
+    @property
+    def header(self) -> str:
+        return HEADERS[self.column]
+
+
+def compare_row(seed: SeedRow, values: dict) -> list[SeedCell]:
+    """The slide's printed values of this row against cnnlab's `values` (cnnlab_values)."""
+    equal = compare(seed, values)
+    return [SeedCell(column, printed_text(column, getattr(seed, column)), equal[column],
+                     "" if equal[column] else seed.slips.get(column, "differs from cnnlab's figure"))
+            for column in COLUMNS if getattr(seed, column)]
+
+
 def printed_text(column: str, printed: str) -> str:
     """A printed value as cnnlab's tables write figures (thousands separated; params in K)."""
     if not printed:

@@ -374,20 +374,9 @@ class Summary:
         table = seed_tables.seed_table(self.model_name, self.input_size, self.batch, self.dtype, self.optimizer)
         seed_rows: dict[str, list[list]] = {}
         slips = []
-        for seed in table.rows if table else ():
-            if seed.layer == "Totals":
-                t = self.totals
-                values = seed_tables.cnnlab_values(0, t.params, t.flops, t.activation_memory, t.parameter_memory)
-            else:
-                found = [row for row in self.rows if row.name == seed.layer]
-                if not found:  # folded away (depth=...)
-                    continue
-                row = found[0]
-                values = seed_tables.cnnlab_values(row.activations, row.params, row.flops, row.activation_memory,
-                                                   row.parameter_memory)
-            seed_rows.setdefault(seed.layer, []).append(self._seed_cells(seed, values, len(columns)))
-            slips += [f"{seed.name} {self._SEED_HEADERS[column]}: printed {seed_tables.printed_text(column, getattr(seed, column))}; "
-                      f"{why}" for column, why in seed.slips.items()]
+        for seed, cells in self.seed_comparisons():
+            seed_rows.setdefault(seed.layer, []).append(self._seed_cells(seed, cells, len(columns)))
+            slips += [f"{seed.name} {cell.header}: printed {cell.printed}; {cell.why}" for cell in cells if not cell.equal]
         layout = rendering.column_widths(columns, [*cells_of.values(), self.totals_row(),
                                                    *(cells for rows in seed_rows.values() for cells in rows)],
                                          first_max=self.NAME_WIDTH)
@@ -438,25 +427,34 @@ class Summary:
             title=self.title(),
         )
 
-    _SEED_HEADERS = {"activations": "#activations", "params_k": "#params", "mflops": "MFLOPs",
-                     "activation_mb": "activation memory", "parameter_mb": "parameter memory"}
     _SEED_COLUMNS = {"activations": 7, "params_k": 8, "mflops": 9, "activation_mb": 12, "parameter_mb": 13}
 
-    def _seed_cells(self, seed, values: dict, width: int) -> list:
-        """A row of seed 003's values, in the columns where cnnlab's stand; those that differ marked."""
-        cells: list = [rendering.Cell(f"seed 003: {seed.name}", title="as the slide prints it")] + [""] * (width - 1)
-        equal = seed_tables.compare(seed, values)
-        for column, index in self._SEED_COLUMNS.items():
-            printed = getattr(seed, column)
-            if not printed:
-                continue
-            text = seed_tables.printed_text(column, printed)
-            if equal[column]:
-                cells[index] = rendering.Cell(text, title="equal to cnnlab's at the printed precision")
+    def seed_comparisons(self) -> list[tuple[seed_tables.SeedRow, list[seed_tables.SeedCell]]]:
+        """Seed 003's printed rows for this summary (when the slides work this model out at these
+        settings), each with its values against cnnlab's: equal, or a slip and why."""
+        table = seed_tables.seed_table(self.model_name, self.input_size, self.batch, self.dtype, self.optimizer)
+        found = []
+        for seed in table.rows if table else ():
+            if seed.layer == "Totals":
+                t = self.totals
+                values = seed_tables.cnnlab_values(0, t.params, t.flops, t.activation_memory, t.parameter_memory)
             else:
-                why = seed.slips.get(column, "differs from cnnlab's figure")
-                cells[index] = rendering.Cell(text + " *", title=why, differs=True)
-        return cells
+                rows = [row for row in self.rows if row.name == seed.layer]
+                if not rows:  # folded away (depth=...)
+                    continue
+                values = seed_tables.cnnlab_values(rows[0].activations, rows[0].params, rows[0].flops,
+                                                   rows[0].activation_memory, rows[0].parameter_memory)
+            found.append((seed, seed_tables.compare_row(seed, values)))
+        return found
+
+    def _seed_cells(self, seed, cells, width: int) -> list:
+        """A row of seed 003's values, in the columns where cnnlab's stand; those that differ marked."""
+        row: list = [rendering.Cell(f"seed 003: {seed.name}", title="as the slide prints it")] + [""] * (width - 1)
+        for cell in cells:
+            row[self._SEED_COLUMNS[cell.column]] = (
+                rendering.Cell(cell.printed, title="equal to cnnlab's at the printed precision") if cell.equal
+                else rendering.Cell(cell.printed + " *", title=cell.why, differs=True))
+        return row
 
     def _group_detail(self, node: TreeNode) -> str:
         kind = self.module_types.get(node.name, "")

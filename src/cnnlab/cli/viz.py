@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnlab.cli.options import console
+from cnnlab.cli.options import add_model_options, console, variant_kwargs
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -45,6 +45,20 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     features.add_argument("--out", default="features.png", help="the image file (.png, .svg, .pdf)")
     features.set_defaults(run=run_features)
 
+    explore = commands.add_parser(
+        "explore", help="one offline page per network: click any layer for its numbers worked out",
+        description="The network's diagram (as `cnnlab draw` draws it), zoomable and pannable, and a panel: a click on a "
+                    "box, or a layer found by name, shows its input and output shapes, parameters, FLOPs and multiply-adds, "
+                    "activations, memory, its share of a simulated training step's memory, receptive field and jump, each "
+                    "with its formula filled in, and seed 003's value beside cnnlab's where the slides have the row. One "
+                    "HTML file that works offline; building it needs Graphviz's dot (make graphviz).")
+    add_model_options(explore, user_modules=True)
+    explore.add_argument("--input", default=None,
+                         help="input size CxHxW (default: the model's; needed for FILE.py:NAME, e.g. 3x32x32)")
+    explore.add_argument("--batch", type=int, default=1, help="minibatch for the costs (default 1; 128: seed 003's tables)")
+    explore.add_argument("--out", default=None, help="the page to write (default MODEL.html)")
+    explore.set_defaults(run=run_explore)
+
     report = commands.add_parser("report", help="one self-contained HTML page for a model or a run",
                                  description="The summary table (sortable), the per-layer plots and, for a run folder, its "
                                              "curves, confusion matrix, metrics and settings, in one HTML file that needs "
@@ -75,6 +89,35 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     experiment.add_argument("--resume", action="store_true",
                             help="with all: keep the experiments OUT already holds at this budget and data, run the rest")
     experiment.set_defaults(run=run_experiment)
+
+
+def run_explore(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cnnlab.analysis.user_module import load_user_module, names_a_user_module, parse_typed_inputs
+    from cnnlab.errors import CnnlabError
+    from cnnlab.viz.explorer import checked_page_path, explore
+
+    out = checked_page_path(args.out or f"{Path(args.model.split(':')[-1]).stem or 'model'}.html")
+    kwargs = variant_kwargs(getattr(args, "variant_options", None) or [])
+    for option in ("num_classes", "in_chans"):
+        if getattr(args, option, None) is not None:
+            kwargs[option] = getattr(args, option)
+    model, input_size = args.model, args.input
+    if names_a_user_module(args.model):
+        if kwargs:
+            raise CnnlabError(f"--num-classes, --in-chans and --set are for zoo models; {args.model} is built as its "
+                              "file builds it")
+        if not args.input:
+            raise CnnlabError(f"{args.model} is a module of your own: give its input, e.g. --input 3x32x32")
+        model = load_user_module(args.model)
+        shapes, _ = parse_typed_inputs(args.input)
+        input_size = shapes if len(shapes) > 1 else shapes[0]
+    page = explore(model, input_size=input_size, batch=args.batch, **kwargs)
+    path = page.save(out)
+    console().print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, {page.layers} layers; works offline)",
+                    highlight=False)
+    return 0
 
 
 def run_draw(args: argparse.Namespace) -> int:

@@ -117,6 +117,15 @@ def draw(model: nn.Module | str, input_size=None, out: str | Path | None = None,
     return diagram
 
 
+def drawing_of(result, modules: dict[str, nn.Module], title: str | None = None) -> tuple[Diagram, dict[int, int]]:
+    """The drawing of a summary's rows as `draw` makes it (repeats folded, blocks framed), and for
+    each row the box that draws it (Graphviz node "n{box}"; a row of a folded repeat: its twin's)."""
+    drawing = _Diagram(result, modules, fold_repeats=True, frames=True)
+    diagram = Diagram(drawing.digraph(title), title or drawing.default_title())
+    box_of = {row: drawing.stands_for.get(box, box) for box, content in drawing.boxes.items() for row in content.rows}
+    return diagram, box_of
+
+
 def render(graph, out: str | Path) -> Path:
     """Lay `graph` out with Graphviz's dot and write it in the format its suffix names."""
     path = Path(out)

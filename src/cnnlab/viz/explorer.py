@@ -1,0 +1,295 @@
+"""`cnnlab explore`: one offline page per network, where a click on any layer shows its numbers
+worked out.
+
+    cnnlab explore resnet50 --out resnet50.html
+    cnnlab.explore(model, input_size=(3, 224, 224), batch=128).save("model.html")
+
+The page holds the network's diagram (the same drawing as `cnnlab draw`: repeats folded as xN,
+branches, joins, each edge's shape), zoomable and pannable, and beside it a panel: a click on a
+box, or a name found with the search box, shows that layer's input and output shapes, parameters,
+FLOPs and multiply-adds, activations, activation memory, its share of a training step's memory
+(simulated), receptive field and jump, each with its formula filled in (what `summary --explain`
+prints), and seed 003's printed value beside cnnlab's where the slides have the row. Every figure
+is computed here, in Python, from the same summary rows as `cnnlab summary`, and embedded as JSON:
+the page's script lays out, selects and shows; it computes nothing. Scripts and styles are inline
+and nothing is fetched, so the file works from `file://`.
+
+Why the layout comes from Graphviz, while the page is built, and not from a layout library run in
+the page: the page then shows exactly what `cnnlab draw` draws (one layout engine, one set of
+folding rules), with no JavaScript library to vendor and keep; building a page needs `dot`, as
+drawing does (`make graphviz`), and says so when it is missing. For unfolding a stage in place
+(explore, part 2), each folded stage's inside can be laid out by Graphviz on its own while the page
+is built and swapped in below its box, so that only what follows it moves.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from torch import nn
+
+from cnnlab.analysis.formulas import MB, one_decimal
+from cnnlab.errors import CnnlabError
+
+
+def explore(model: nn.Module | str, input_size=None, batch: int = 1, out: str | Path | None = None,
+            **model_kwargs) -> "Explorer":
+    """The explorer page of `model` (a zoo name or any nn.Module) at `input_size` for a minibatch of
+    `batch` (128 gives seed 003's figures); written to `out` when given."""
+    from cnnlab.analysis import summary
+    from cnnlab.viz.diagram import drawing_of
+
+    if out is not None:
+        checked_page_path(out)  # refused before the work, not after
+    if isinstance(model, str):
+        from cnnlab.analysis.inputs import meta_model
+
+        model = meta_model(model, input_size, **model_kwargs)
+    result = summary(model, input_size=input_size, batch=batch, peak=True)
+    diagram, box_of = drawing_of(result, dict(model.named_modules()))
+    svg = diagram.svg()  # needs Graphviz: says how to install it when missing
+    explorer = Explorer(result.model_name, page(result, svg, box_of), len(result.rows))
+    if out is not None:
+        explorer.save(out)
+    return explorer
+
+
+class Explorer:
+    """A built explorer page: `save(path)`, `html`; in a notebook it shows inline (an iframe)."""
+
+    def __init__(self, model_name: str, html_text: str, layers: int) -> None:
+        self.model_name, self.html, self.layers = model_name, html_text, layers
+
+    def save(self, path: str | Path) -> Path:
+        """Write the page whole or not at all (a temporary name, then one rename)."""
+        from cnnlab.checkpoint import atomic_write_text
+
+        path = checked_page_path(path)
+        atomic_write_text(path, self.html)
+        return path
+
+    def __repr__(self) -> str:
+        return f"<Explorer of {self.model_name}: {self.layers} layers, {len(self.html) / 1e6:.2f} MB; .save('page.html')>"
+
+    def _repr_html_(self) -> str:
+        return (f'<iframe srcdoc="{html.escape(self.html, quote=True)}" style="width:100%;height:760px;border:1px solid '
+                f'#ccc" sandbox="allow-scripts"></iframe>')
+
+
+def checked_page_path(path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise CnnlabError(f"{path}: the explorer is a web page; give a name ending in .html")
+    if not path.parent.is_dir():
+        raise CnnlabError(f"the folder {path.parent} does not exist; create it or choose another --out")
+    return path
+
+
+def page_data(result, box_of: dict[int, int]) -> dict:
+    """Everything the page shows, computed here: one entry per row of the summary, and the totals."""
+    peak = result.training_peak
+    seeds = {seed.layer: cells for seed, cells in result.seed_comparisons()}
+    rows = []
+    for index, row in enumerate(result.rows):
+        live = result.step_live(row)
+        share = (f"{one_decimal(live / MB)} MB alive while it ran, {100 * live / peak.peak:.0f}% of the step's "
+                 f"{one_decimal(peak.peak / MB)} MB peak" if live is not None and peak is not None and peak.peak else "")
+        figures = [
+            ("output", "x".join(map(str, row.output_shape))),
+            ("parameters", f"{row.params:,}"),
+            ("FLOPs", f"{one_decimal(row.flops / 1e6)} M" + (" (seed 003's convention)" if row.flops else "")),
+            ("multiply-adds", f"{one_decimal(row.macs / 1e6)} M"),
+            ("element-wise ops", f"{one_decimal(row.elementwise_ops / 1e6)} M"),
+            ("activations", f"{row.activations:,} per image"),
+            ("activation memory", f"{one_decimal(row.activation_memory / MB)} MB (value and gradient)"),
+            ("parameter memory", f"{one_decimal(row.parameter_memory / MB)} MB ({result.optimizer})"),
+            ("training step", share or "not simulated"),
+            ("receptive field", "the whole image" if row.whole_image else "" if row.rf is None else f"{row.rf} pixels"),
+            ("jump", "" if row.jump is None or row.whole_image else f"{row.jump} pixels"),
+        ]
+        rows.append({
+            "name": row.name, "op": row.op, "kind": row.kind, "box": box_of.get(index),
+            "inputs": ["x".join(map(str, (row if row.kind == "input" else result.rows[j]).output_shape))
+                       for j in ([0] if row.kind == "input" else row.inputs)],
+            "figures": [[label, value] for label, value in figures if value],
+            "worked": list(row.explain),
+            "seed": [[f"seed 003 {cell.header}", cell.printed, cell.equal, cell.why] for cell in seeds.get(row.name, [])],
+        })
+    t = result.totals
+    facts = [["parameters", f"{t.params:,}"],
+             ["FLOPs", f"{t.flops / 1e9:,.3f} G per minibatch of {result.batch} ({t.macs / result.batch / 1e9:,.3f} "
+                       "GMACs per image)"],
+             ["training memory", f"{one_decimal(t.training_memory / MB)} MB (the seeds' convention)"]]
+    if peak is not None:
+        facts.append(["a real training step", result.peak_line().split(": ", 1)[1]])
+    notes = list(result.notes) + ([f"not counted (no formula; their work is in no column): {', '.join(result.not_counted)}"]
+                                  if result.not_counted else [])
+    return {"title": result.title(), "facts": facts, "notes": notes, "rows": rows}
+
+
+def page(result, svg: str, box_of: dict[int, int]) -> str:
+    """The page: the diagram, the panel, the data as JSON, its style and script, all inline."""
+    from cnnlab import rendering
+
+    data = json.dumps(page_data(result, box_of), separators=(",", ":")).replace("</", "<\\/")
+    return TEMPLATE.format(title=html.escape(result.title()), svg=rendering.inline_svg(svg), data=data,
+                           style=STYLE, script=SCRIPT)
+
+
+STYLE = """
+* { box-sizing: border-box; }
+body { margin: 0; font: 13px/1.4 system-ui, sans-serif; color: #1f1f1f; height: 100vh; display: flex; flex-direction: column; }
+header { padding: 8px 14px; border-bottom: 1px solid #ddd; }
+header h1 { font-size: 15px; margin: 0 0 4px 0; }
+header dl { display: flex; flex-wrap: wrap; gap: 2px 18px; margin: 0; }
+header dt { color: #666; } header dd { margin: 0 0 0 4px; }
+header .facts div { display: flex; }
+main { flex: 1; display: flex; min-height: 0; }
+#view { flex: 1; position: relative; overflow: hidden; background: #fafafa; cursor: grab; }
+#view.dragging { cursor: grabbing; }
+#canvas { transform-origin: 0 0; position: absolute; left: 0; top: 0; }
+#zoom { position: absolute; right: 10px; top: 10px; display: flex; gap: 4px; z-index: 2; }
+#zoom button { width: 30px; height: 26px; }
+g.node { cursor: pointer; }
+g.node.selected path, g.node.selected polygon, g.node.selected ellipse { stroke: #d62728; stroke-width: 3px; }
+g.node.found path, g.node.found polygon, g.node.found ellipse { stroke: #ff9900; stroke-width: 2px; }
+aside { width: 430px; border-left: 1px solid #ddd; overflow-y: auto; padding: 10px 12px; }
+#search { width: 100%; padding: 5px 7px; font-size: 13px; }
+#matches { list-style: none; padding: 0; margin: 4px 0 10px 0; max-height: 180px; overflow-y: auto; }
+#matches li { padding: 1px 4px; cursor: pointer; font-family: monospace; }
+#matches li:hover { background: #eef3fa; }
+#panel h2 { font-size: 14px; margin: 6px 0 2px 0; word-break: break-all; }
+#panel .op { color: #666; margin-bottom: 6px; }
+#panel table { border-collapse: collapse; width: 100%; }
+#panel td { border-bottom: 1px solid #eee; padding: 2px 4px; vertical-align: top; }
+#panel td:first-child { color: #666; white-space: nowrap; }
+#panel pre { background: #f5f5f5; padding: 6px; font-size: 12px; white-space: pre-wrap; }
+#panel .slip { color: #b3261e; font-weight: 600; }
+#panel .also li { cursor: pointer; color: #2f6fb0; }
+footer { padding: 4px 14px; border-top: 1px solid #ddd; color: #666; font-size: 12px; }
+"""
+
+SCRIPT = r"""
+(function () {
+  const data = JSON.parse(document.getElementById("data").textContent);
+  const view = document.getElementById("view"), canvas = document.getElementById("canvas");
+  const svg = canvas.querySelector("svg");
+  const nodes = {};  // box number -> <g class="node">
+  svg.querySelectorAll("g.node").forEach(function (g) {
+    const title = g.querySelector("title");
+    const match = title && /^n(\d+)$/.exec(title.textContent.trim());
+    if (match) { nodes[+match[1]] = g; g.dataset.box = match[1]; }
+  });
+  const byBox = {};  // box number -> row indices
+  data.rows.forEach(function (row, i) { if (row.box !== null) (byBox[row.box] = byBox[row.box] || []).push(i); });
+
+  // -- pan and zoom: the canvas is moved and scaled, the drawing itself is never redrawn
+  let scale = 1, x = 0, y = 0;
+  function apply() { canvas.style.transform = "translate(" + x + "px," + y + "px) scale(" + scale + ")"; }
+  function size() { return {w: svg.width.baseVal.value || svg.viewBox.baseVal.width,
+                             h: svg.height.baseVal.value || svg.viewBox.baseVal.height}; }
+  function fit() { const s = size(); scale = Math.min(view.clientWidth / s.w, 1.5); x = (view.clientWidth - s.w * scale) / 2; y = 10; apply(); }
+  function zoom(factor, cx, cy) { const next = Math.max(0.05, Math.min(8, scale * factor));
+    x = cx - (cx - x) * next / scale; y = cy - (cy - y) * next / scale; scale = next; apply(); }
+  view.addEventListener("wheel", function (e) { e.preventDefault(); const r = view.getBoundingClientRect();
+    zoom(e.deltaY < 0 ? 1.15 : 1 / 1.15, e.clientX - r.left, e.clientY - r.top); }, {passive: false});
+  let drag = null;
+  view.addEventListener("mousedown", function (e) { drag = {x: e.clientX - x, y: e.clientY - y, moved: false}; view.classList.add("dragging"); });
+  window.addEventListener("mousemove", function (e) { if (!drag) return; drag.moved = true; x = e.clientX - drag.x; y = e.clientY - drag.y; apply(); });
+  window.addEventListener("mouseup", function () { view.classList.remove("dragging"); setTimeout(function () { drag = null; }, 0); });
+  document.getElementById("zoom-in").onclick = function () { zoom(1.25, view.clientWidth / 2, view.clientHeight / 2); };
+  document.getElementById("zoom-out").onclick = function () { zoom(0.8, view.clientWidth / 2, view.clientHeight / 2); };
+  document.getElementById("zoom-fit").onclick = fit;
+  function centre(g) { const v = view.getBoundingClientRect(), b = g.getBoundingClientRect();
+    x += v.left + v.width / 2 - (b.left + b.width / 2); y += v.top + v.height / 2 - (b.top + b.height / 2); apply(); }
+
+  // -- the panel: what Python computed for the row, shown as it is
+  const panel = document.getElementById("panel");
+  function element(tag, text, cls) { const e = document.createElement(tag); if (text !== undefined) e.textContent = text; if (cls) e.className = cls; return e; }
+  function show(index, recentre) {
+    const row = data.rows[index];
+    panel.replaceChildren();
+    panel.dataset.layer = row.name;
+    panel.appendChild(element("h2", row.name));
+    panel.appendChild(element("div", row.op + " (" + row.kind + ")", "op"));
+    const table = element("table");
+    function line(label, value, cls) { const tr = element("tr"); tr.appendChild(element("td", label)); const td = element("td", value, cls);
+      td.dataset.figure = label; tr.appendChild(td); table.appendChild(tr); }
+    line("input", row.inputs.join(" + "));
+    row.figures.forEach(function (f) { line(f[0], f[1]); });
+    row.seed.forEach(function (s) { line(s[0], s[1] + (s[2] ? " (equal)" : " — differs: " + s[3]), s[2] ? "" : "slip"); });
+    panel.appendChild(table);
+    if (row.worked.length) { panel.appendChild(element("h3", "worked")); panel.appendChild(element("pre", row.worked.join("\n"))); }
+    const others = (byBox[row.box] || []).filter(function (i) { return i !== index; });
+    if (others.length) {
+      panel.appendChild(element("h3", "in the same box"));
+      const list = element("ul", undefined, "also");
+      others.forEach(function (i) { const li = element("li", data.rows[i].name + " (" + data.rows[i].op + ")");
+        li.onclick = function () { show(i, false); }; list.appendChild(li); });
+      panel.appendChild(list);
+    }
+    svg.querySelectorAll("g.node.selected").forEach(function (g) { g.classList.remove("selected"); });
+    const g = nodes[row.box];
+    if (g) { g.classList.add("selected"); if (recentre) centre(g); }
+  }
+  Object.keys(nodes).forEach(function (box) {
+    nodes[box].addEventListener("click", function (e) { if (drag && drag.moved) return; e.stopPropagation();
+      const rows = byBox[box] || []; if (rows.length) show(rows[0], false); });
+  });
+
+  // -- search: any layer by name, folded ones included
+  const search = document.getElementById("search"), matches = document.getElementById("matches");
+  search.addEventListener("input", function () {
+    const text = search.value.trim().toLowerCase();
+    matches.replaceChildren();
+    svg.querySelectorAll("g.node.found").forEach(function (g) { g.classList.remove("found"); });
+    if (!text) return;
+    const found = [];
+    data.rows.forEach(function (row, i) { if (row.name.toLowerCase().indexOf(text) >= 0) found.push(i); });
+    found.slice(0, 200).forEach(function (i) {
+      const li = element("li", data.rows[i].name);
+      li.onclick = function () { show(i, true); };
+      matches.appendChild(li);
+      const g = nodes[data.rows[i].box]; if (g) g.classList.add("found");
+    });
+    matches.dataset.count = found.length;
+    if (found.length > 200) matches.appendChild(element("li", "… " + (found.length - 200) + " more: type more of the name"));
+  });
+  window.cnnlabExplorer = {show: function (name) { const i = data.rows.findIndex(function (r) { return r.name === name; });
+    if (i >= 0) show(i, true); return i; }};
+  fit();
+  const first = data.rows.findIndex(function (r) { return r.kind !== "input"; });
+  show(first >= 0 ? first : 0, false);
+  document.body.dataset.ready = "1";
+})();
+"""
+
+TEMPLATE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>{style}</style></head>
+<body>
+<header><h1>{title}</h1><dl class="facts" id="facts"></dl></header>
+<main>
+<div id="view"><div id="zoom"><button id="zoom-in" title="zoom in">+</button><button id="zoom-out" title="zoom out">−</button>
+<button id="zoom-fit" title="fit the width">fit</button></div><div id="canvas">{svg}</div></div>
+<aside><input id="search" type="search" placeholder="find a layer by name, e.g. layer3.1.conv2" autocomplete="off">
+<ul id="matches"></ul><div id="panel"></div></aside>
+</main>
+<footer id="notes"></footer>
+<script type="application/json" id="data">{data}</script>
+<script>
+(function () {{
+  const data = JSON.parse(document.getElementById("data").textContent);
+  const facts = document.getElementById("facts");
+  data.facts.forEach(function (f) {{ const d = document.createElement("div"); const t = document.createElement("dt");
+    t.textContent = f[0]; const v = document.createElement("dd"); v.textContent = f[1]; d.append(t, v); facts.appendChild(d); }});
+  const notes = document.getElementById("notes");
+  notes.textContent = data.notes.length ? data.notes.join(" · ") : "Every figure is computed by cnnlab.analysis (the same rows as cnnlab summary); click a box, or find a layer by name.";
+}})();
+</script>
+<script>{script}</script>
+</body></html>
+"""
