@@ -102,8 +102,9 @@ def randomize_batchnorm_statistics(model: torch.nn.Module) -> None:
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
             module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
             module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
-            module.weight.data.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
-            module.bias.data.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
+            if module.affine:  # FractalNet's BatchNorm has no scale or shift (the authors' Caffe units)
+                module.weight.data.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
+                module.bias.data.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
 
 
 @pytest.mark.parametrize("twin", TORCHVISION_TWINS, ids=lambda twin: f"{twin[0]}-{twin[3] if len(twin) > 3 else ''}")

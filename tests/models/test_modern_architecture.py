@@ -142,8 +142,8 @@ def test_drop_path_rate_decays_linearly_over_blocks(name):
     assert rates == pytest.approx([0.2 * (i + 1) / blocks for i in range(blocks)])
 
 
-def test_drop_path_drops_whole_samples_in_training_only():
-    drop = DropPath(0.5)
+def test_per_sample_drop_path_drops_whole_samples_in_training_only():
+    drop = DropPath(0.5, mode="sample")  # timm's; the default is Huang et al.'s per mini-batch (test_stochastic_depth)
     x = torch.ones(1000, 3, 2, 2)
     drop.train()
     out = drop(x)

@@ -153,11 +153,12 @@ def test_fractal_blocks_are_drawn_as_figure_1_with_one_join_box_per_mean():
     labels = _node_labels(draw("fractalnet20"))
     # five blocks of C = 3: joins at depths 2 and 4 of each; the stack and the mean are one "join" box
     assert labels.count("join (mean)") == 10 and "stack" not in labels and "mean" not in labels
-    assert labels.count("3x3 conv, 64\nBN, ReLU") == 7 and labels.count("2x2 max pool, /2") == 4
-    assert "global max pool" in labels  # the fifth block's pool reads a 2x2 map: at 32x32 it is global
+    # each column is pooled before its block's last join (the authors' order): 3 pools in each block
+    assert labels.count("3x3 conv, 64\nBN, ReLU") == 7 and labels.count("2x2 max pool, /2") == 4 * 3
+    assert labels.count("global max pool") == 3  # the fifth block's pools read a 2x2 map: at 32x32 they are global
     labels = _node_labels(draw("fractalnet34"))
     assert labels.count("7x7 conv, 64, /2\nBN, ReLU") == 1 and labels.count("join (mean)") == 4 * 4
-    assert labels.count("3x3 conv, 512\nBN, ReLU") == 15 and labels.count("2x2 max pool, /2") == 4
+    assert labels.count("3x3 conv, 512\nBN, ReLU") == 15 and labels.count("2x2 max pool, /2") == 4 * 4
     assert "global avg pool\nflatten" in labels and "fc, 1000" in labels  # ResNet-34's last layer, on a 7x7 map
 
 

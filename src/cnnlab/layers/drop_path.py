@@ -1,4 +1,4 @@
-"""Stochastic depth: drop a residual branch for a random subset of the batch."""
+"""Stochastic depth: drop a residual branch for a whole mini-batch (Huang et al.) or per image (timm)."""
 
 from __future__ import annotations
 
@@ -6,28 +6,45 @@ import torch
 from torch import nn
 
 
+DROP_PATH_MODES = ("batch", "sample")
+
+
 class DropPath(nn.Module):
-    """Zero the residual branch of each sample with probability `drop_prob` while training.
+    """Stochastic depth: drop a residual branch with probability `drop_prob` while training.
 
     G. Huang, Y. Sun, Z. Liu, D. Sedra, K. Weinberger, "Deep Networks with Stochastic Depth",
-    ECCV 2016. Kept branches are scaled by 1/(1 - p) during training, so evaluation uses the
-    branch as it is (the paper scales by the survival probability at test time instead: the
-    same expectation).
+    ECCV 2016. mode="batch" is the paper's: "for each mini-batch, randomly drop a subset of layers",
+    one draw per block and mini-batch, so a dropped block passes its shortcut alone for every image;
+    a kept branch is used as it is, and at test time it is scaled by its survival probability
+    (Eq. 5: H = ReLU(p f(x) + id(x))). mode="sample" is timm's DropPath: one draw per image, kept
+    branches scaled by 1/(1 - p) while training and used as they are at test time (the same
+    expectation); FractalNet's local drop-path and NASNet's ScheduledDropPath work per image too.
+
+    The branch is computed even when dropped (multiplied by zero): under data-parallel training
+    every parameter must receive a gradient in every step.
     """
 
-    def __init__(self, drop_prob: float = 0.0) -> None:
+    def __init__(self, drop_prob: float = 0.0, mode: str = "batch") -> None:
         super().__init__()
-        self.drop_prob = drop_prob
+        if mode not in DROP_PATH_MODES:
+            raise ValueError(f"drop path mode must be one of {DROP_PATH_MODES}, not {mode!r}")
+        self.drop_prob, self.mode = drop_prob, mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.drop_prob == 0.0 or not self.training:
+        if self.drop_prob == 0.0:
             return x
         keep_prob = 1.0 - self.drop_prob
+        if self.mode == "batch":
+            if not self.training:
+                return x * keep_prob
+            return x * (torch.rand((), device=x.device) < keep_prob).to(x.dtype)
+        if not self.training:
+            return x
         mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep_prob)
         return x * mask / keep_prob
 
     def extra_repr(self) -> str:
-        return f"drop_prob={self.drop_prob:.3f}"
+        return f"drop_prob={self.drop_prob:.3f}, mode={self.mode}"
 
 
 def linear_drop_path_rates(drop_path_rate: float, num_blocks: int) -> list[float]:

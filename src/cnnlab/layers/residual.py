@@ -25,6 +25,7 @@ class BasicBlock(nn.Module):
         downsample: nn.Module | None = None,
         drop_path: float = 0.0,
         residual: bool = True,
+        drop_path_mode: str = "batch",
     ) -> None:
         super().__init__()
         self.conv1 = conv3x3(inplanes, planes, stride)
@@ -33,7 +34,7 @@ class BasicBlock(nn.Module):
         self.conv2 = conv3x3(planes, planes)
         self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = downsample
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_path = DropPath(drop_path, drop_path_mode) if drop_path > 0 else nn.Identity()
         self.residual = residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -68,6 +69,7 @@ class Bottleneck(nn.Module):
         base_width: int = 64,
         stride_in_3x3: bool = False,
         drop_path: float = 0.0,
+        drop_path_mode: str = "batch",
     ) -> None:
         super().__init__()
         width = int(planes * (base_width / 64.0)) * groups
@@ -79,7 +81,7 @@ class Bottleneck(nn.Module):
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_path = DropPath(drop_path, drop_path_mode) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))

@@ -30,13 +30,20 @@ from cnnlab.layers.conv import ConvBnAct
 from cnnlab.models.base import PooledLinearNet, stage_info
 from cnnlab.models.registry import register_model
 
-# Section 4 (CIFAR): five blocks of these widths, each followed by a 2x2 max pool; dropout rates
+# Section 4 (CIFAR): five blocks of these widths, each ending with a 2x2 max pool; dropout rates
 # per block when dropout is on; local drop-path 15%, global drop-path in half the mini-batches.
-# Built as described, the 20-layer net has 33,724,618 parameters and the 40-layer one 76,106,634.
-# Table 1 prints 38.6M for the 20-layer net; the text says nothing that adds the other 4.9M (an
-# independent reproduction, khanrc/pt.fractalnet, also counts 33.7M, and 38.9M only with a 1x1
-# conv that doubles the width at each block's entry, which the paper does not describe). cnnlab
-# builds what Section 4 describes and does not tune widths to meet a printed count.
+# Each conv is the authors' unit (conv_unit below: conv with bias, dropout, BatchNorm without scale
+# or shift, ReLU), so the nets count as the net their generator (gustavla/fractalnet,
+# generation/fractalnet.py, COLUMNS = 3 or 4 with these FILTERS) builds: 33,714,314 parameters for
+# the 20-layer net and 76,084,554 for the 40-layer one (tests/models/test_fractalnet.py recounts
+# them from that description alone). Table 1 prints 38.6M and 22.9M, and neither can be matched:
+# the 20-layer net's text adds nothing to reach 4.9M more (khanrc/pt.fractalnet, an independent
+# reproduction, counts 33.7M too, and 38.9M only with a 1x1 conv doubling the width at each block's
+# entry, which the paper does not describe); and the 40-layer net (C = 4, B = 5, the same widths in
+# the code) cannot be smaller than the 20-layer one, which it contains twice over: halving every
+# width gives 19.0M, keeping 256 in the last three blocks 27.7M, and no width schedule that Section 4
+# or the code states gives 22.9M. cnnlab builds what the code builds and does not tune widths to
+# meet a printed count.
 CIFAR_WIDTHS = (64, 128, 256, 512, 512)
 CIFAR_DROPOUT = (0.0, 0.1, 0.2, 0.3, 0.4)
 # The paper's drop-path, to pass as local_drop= and global_drop= (the builders default to none).
@@ -63,7 +70,7 @@ RECIPE = dict(optimizer="sgd", lr=0.02, momentum=0.9, weight_decay=0.0, schedule
 # gives errors only). cnnlab composes the rules as stated: ResNet-34's first layer is its 7x7/2
 # conv (its 3x3/2 max pool opens the conv2_x stage, the middle that the blocks replace), each block
 # keeps its 2x2 pool as in every FractalNet, so the blocks work at 112, 56, 28 and 14 and the last
-# layer averages a 7x7 map, as ResNet-34's does. That makes 41,359,784 parameters and 25.1G
+# layer averages a 7x7 map, as ResNet-34's does. That makes 41,345,384 parameters and 25.1G
 # multiply-adds at 224x224 (ResNet-34: 3.7G). Keeping ResNet's max pool as well would give 6.4G,
 # but a 3x3 map where ResNet-34's last layer averages a 7x7 one.
 IMAGENET_WIDTHS = (64, 128, 256, 512)
@@ -72,15 +79,26 @@ IMAGENET_WIDTHS = (64, 128, 256, 512)
 IMAGENET_RECIPE = dict(RECIPE, lr=0.001, epochs=70, batch_size=32)
 
 
-def conv_bn_relu(in_channels: int, out_channels: int, dropout: float) -> nn.Sequential:
-    layers = [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels),
-              nn.ReLU(inplace=True)]
-    return nn.Sequential(*layers, *([nn.Dropout(dropout)] if dropout else []))
+def conv_unit(in_channels: int, out_channels: int, dropout: float) -> nn.Sequential:
+    """One conv of a column as the authors' code builds it (gustavla/fractalnet, generation/
+    globals.crox, the `conv` macro): a 3x3 convolution with a bias, dropout, BatchNorm with no
+    scale or shift (Caffe's BatchNorm layer alone: its three blobs are the running statistics, held
+    at lr_mult 0, and no Scale layer follows), then ReLU. Dropout sits between the convolution and
+    BatchNorm, not after the ReLU."""
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1),
+                         *([nn.Dropout(dropout)] if dropout else []),
+                         nn.BatchNorm2d(out_channels, affine=False), nn.ReLU(inplace=True))
 
 
 class FractalBlock(nn.Module):
     """C columns; column c (0 = the shallowest) is 2^c convs deep and steps once every 2^(C-1-c)
-    depths; at each depth the columns that step there are joined by their element-wise mean."""
+    depths; at each depth the columns that step there are joined by their element-wise mean. The
+    block ends with its 2x2 max pool, applied to each column before the last join: the authors'
+    generator (gustavla/fractalnet, generation/fractalnet.py, the `if l == L - 1` branch of its loop
+    over depths) pools every column after its last conv and then joins the pooled maps (the Keras
+    port snf/keras-fractalnet reads the paper the same way: the last join of each block switched
+    with the pool). A max pool of the mean is not the mean of the max pools: the order is part of
+    the function."""
 
     def __init__(self, in_channels: int, out_channels: int, columns: int, dropout: float = 0.0) -> None:
         super().__init__()
@@ -89,9 +107,10 @@ class FractalBlock(nn.Module):
         self.num_columns = columns
         self.depth = 2 ** (columns - 1)
         self.columns = nn.ModuleList(
-            nn.ModuleList(conv_bn_relu(in_channels if k == 0 else out_channels, out_channels, dropout)
+            nn.ModuleList(conv_unit(in_channels if k == 0 else out_channels, out_channels, dropout)
                           for k in range(2**c))
             for c in range(columns))
+        self.pool = nn.MaxPool2d(2, 2)
 
     def stepping(self, depth: int) -> list[int]:
         """The columns that end a conv at `depth` (1 .. 2^(C-1))."""
@@ -100,16 +119,19 @@ class FractalBlock(nn.Module):
     def forward(self, x: torch.Tensor, column: int | None = None, local_drop: float = 0.0) -> torch.Tensor:
         inputs = [x] * self.num_columns
         for depth in range(1, self.depth + 1):
+            last = depth == self.depth
             active = self.stepping(depth)
             if column is not None:  # one column alone (global drop-path, or the column test)
                 if column in active:
                     inputs[column] = self.columns[column][depth * 2**column // self.depth - 1](inputs[column])
                 continue
             outputs = [self.columns[c][depth * 2**c // self.depth - 1](inputs[c]) for c in active]
+            if last:  # every column is pooled, then joined
+                return join([self.pool(output) for output in outputs], local_drop)
             joined = join(outputs, local_drop)
             for c in active:
                 inputs[c] = joined
-        return inputs[column if column is not None else 0]
+        return self.pool(inputs[column])
 
 
 def join(inputs: list[torch.Tensor], drop: float = 0.0) -> torch.Tensor:
@@ -121,7 +143,7 @@ def join(inputs: list[torch.Tensor], drop: float = 0.0) -> torch.Tensor:
 
 
 class FractalNet(PooledLinearNet):
-    """B fractal blocks, each followed by a 2x2 max pool, then global pooling and one fc layer.
+    """B fractal blocks, each ending with a 2x2 max pool, then global pooling and one fc layer.
 
     stem="cifar": the first block reads the image. stem="imagenet": ResNet-34's first layer, a 7x7/2
     conv of widths[0] filters with BatchNorm and ReLU, comes first (FractalNet-34).
@@ -155,9 +177,8 @@ class FractalNet(PooledLinearNet):
         for index, (width, rate) in enumerate(zip(widths, rates)):
             blocks.append(FractalBlock(channels, width, columns, rate))
             channels = width
-            self.feature_info.append(stage_info(f"pools.{index}", width, stride * 2 ** (index + 1)))
+            self.feature_info.append(stage_info(f"blocks.{index}", width, stride * 2 ** (index + 1)))
         self.blocks = nn.ModuleList(blocks)
-        self.pools = nn.ModuleList(nn.MaxPool2d(2, 2) for _ in widths)
         self.avgpool = nn.AdaptiveAvgPool2d(1)  # CIFAR: the last pool leaves 1x1, an identity; ImageNet: 7x7
         self.fc = nn.Linear(channels, num_classes)
         self.column: int | None = None  # set (e.g. by `deepest_column()`) to evaluate one column alone
@@ -184,8 +205,8 @@ class FractalNet(PooledLinearNet):
                 local_drop = self.local_drop
         if self.stem is not None:
             x = self.stem(x)
-        for block, pool in zip(self.blocks, self.pools):
-            x = pool(block(x, column=column, local_drop=local_drop))
+        for block in self.blocks:
+            x = block(x, column=column, local_drop=local_drop)
         return x
 
 

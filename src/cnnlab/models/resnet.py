@@ -20,6 +20,7 @@ from torch import nn
 
 from cnnlab.errors import ModelConfigError
 from cnnlab.layers import kaiming_init_, linear_drop_path_rates
+from cnnlab.layers.drop_path import DROP_PATH_MODES
 from cnnlab.layers.conv import conv1x1, conv3x3
 from cnnlab.layers.residual import BasicBlock, Bottleneck
 from cnnlab.models.base import PooledLinearNet, stage_info
@@ -49,7 +50,10 @@ def _deep_stem(in_chans: int, stem_width: int = 32) -> nn.Sequential:
 
 
 class ResNet(PooledLinearNet):
-    """Stem, four stages of residual blocks (64-128-256-512 wide), global average pool, fc."""
+    """Stem, four stages of residual blocks (64-128-256-512 wide), global average pool, fc.
+
+    `drop_path_rate`: stochastic depth, block l of L dropped with probability l/L x rate for the whole
+    mini-batch (Huang et al.; `drop_path_mode="sample"`: per image, as timm)."""
 
     def __init__(
         self,
@@ -66,12 +70,17 @@ class ResNet(PooledLinearNet):
         residual: bool = True,
         zero_init_residual: bool = False,
         drop_path_rate: float = 0.0,
+        drop_path_mode: str = "batch",
     ) -> None:
         super().__init__()
         if not residual and drop_path_rate:
             raise ModelConfigError("drop_path_rate needs residual blocks: a plain net has no branch to drop")
         if not 0.0 <= drop_path_rate < 1.0:
             raise ModelConfigError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
+        if drop_path_mode not in DROP_PATH_MODES:
+            raise ModelConfigError(f"drop_path_mode must be 'batch' (Huang et al.: a block dropped for the whole "
+                                   f"mini-batch) or 'sample' (timm: per image), not {drop_path_mode!r}")
+        self.drop_path_mode = drop_path_mode
         self.block = BasicBlock if block == "basic" else Bottleneck
         self.num_classes, self.in_chans = num_classes, in_chans
         self.default_input_size = (in_chans, 224, 224)
@@ -119,11 +128,12 @@ class ResNet(PooledLinearNet):
         for index in range(blocks):
             block_stride, block_downsample = (stride, downsample) if index == 0 else (1, None)
             if self.block is BasicBlock:
-                layers.append(BasicBlock(self.inplanes, planes, block_stride, block_downsample, drop_paths[index], self.residual))
+                layers.append(BasicBlock(self.inplanes, planes, block_stride, block_downsample, drop_paths[index],
+                                         self.residual, self.drop_path_mode))
             else:
                 layers.append(Bottleneck(
                     self.inplanes, planes, block_stride, block_downsample, self.groups, self.base_width,
-                    self.stride_in_3x3, drop_paths[index],
+                    self.stride_in_3x3, drop_paths[index], self.drop_path_mode,
                 ))
             self.inplanes = out_planes
         return nn.Sequential(*layers)
@@ -153,75 +163,78 @@ TORCHVISION_RECIPE = dict(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=False,
 
 @register_model(recipe=RECIPE, family="resnet", paper=_PAPER, input_size=(3, 224, 224))
 def resnet18(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False,
-             drop_path_rate: float = 0.0, stride_in_3x3: bool = False) -> ResNet:
+             drop_path_rate: float = 0.0, drop_path_mode: str = "batch", stride_in_3x3: bool = False) -> ResNet:
     """ResNet-18 as published: option-B projections."""
     return _resnet(18, num_classes=num_classes, in_chans=in_chans, stride_in_3x3=stride_in_3x3,
-                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
+                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate, drop_path_mode=drop_path_mode)
 
 
 @register_model(recipe=RECIPE, family="resnet", paper=_PAPER, input_size=(3, 224, 224))
 def resnet34(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False,
-             drop_path_rate: float = 0.0, stride_in_3x3: bool = False) -> ResNet:
+             drop_path_rate: float = 0.0, drop_path_mode: str = "batch", stride_in_3x3: bool = False) -> ResNet:
     """ResNet-34 as published: option-B projections."""
     return _resnet(34, num_classes=num_classes, in_chans=in_chans, stride_in_3x3=stride_in_3x3,
-                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
+                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate, drop_path_mode=drop_path_mode)
 
 
 @register_model(recipe=RECIPE, family="resnet", paper=_PAPER, input_size=(3, 224, 224))
 def resnet50(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False,
-             drop_path_rate: float = 0.0, stride_in_3x3: bool = False) -> ResNet:
+             drop_path_rate: float = 0.0, drop_path_mode: str = "batch", stride_in_3x3: bool = False) -> ResNet:
     """ResNet-50 as published: option-B projections, the bottleneck's stride in its first 1x1 conv (v1).
 
     stride_in_3x3=True moves it to the 3x3 (ResNet-B, torchvision's v1.5 weights).
     """
     return _resnet(50, num_classes=num_classes, in_chans=in_chans, stride_in_3x3=stride_in_3x3,
-                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
+                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate, drop_path_mode=drop_path_mode)
 
 
 @register_model(recipe=RECIPE, family="resnet", paper=_PAPER, input_size=(3, 224, 224))
 def resnet101(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False,
-             drop_path_rate: float = 0.0, stride_in_3x3: bool = False) -> ResNet:
+             drop_path_rate: float = 0.0, drop_path_mode: str = "batch", stride_in_3x3: bool = False) -> ResNet:
     """ResNet-101 as published: option-B projections, the bottleneck's stride in its first 1x1 conv (v1).
 
     stride_in_3x3=True moves it to the 3x3 (ResNet-B, torchvision's v1.5 weights).
     """
     return _resnet(101, num_classes=num_classes, in_chans=in_chans, stride_in_3x3=stride_in_3x3,
-                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
+                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate, drop_path_mode=drop_path_mode)
 
 
 @register_model(recipe=RECIPE, family="resnet", paper=_PAPER, input_size=(3, 224, 224))
 def resnet152(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False,
-             drop_path_rate: float = 0.0, stride_in_3x3: bool = False) -> ResNet:
+             drop_path_rate: float = 0.0, drop_path_mode: str = "batch", stride_in_3x3: bool = False) -> ResNet:
     """ResNet-152 as published: option-B projections, the bottleneck's stride in its first 1x1 conv (v1).
 
     stride_in_3x3=True moves it to the 3x3 (ResNet-B, torchvision's v1.5 weights).
     """
     return _resnet(152, num_classes=num_classes, in_chans=in_chans, stride_in_3x3=stride_in_3x3,
-                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
+                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate, drop_path_mode=drop_path_mode)
 
 
 @register_model(recipe=RECIPE, family="resnet", paper="He et al. 2019 (Bag of Tricks); torchvision", input_size=(3, 224, 224))
-def resnet50b(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> ResNet:
+def resnet50b(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False,
+              drop_path_rate: float = 0.0, drop_path_mode: str = "batch") -> ResNet:
     """ResNet-50-B: the bottleneck strides its 3x3 conv, not the 1x1 (torchvision's resnet50, "v1.5").
 
     Differs from `resnet50` only there: same parameters, more compute in stages 2-4's first blocks.
     """
     return _resnet(50, num_classes=num_classes, in_chans=in_chans, stride_in_3x3=True,
-                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
+                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate, drop_path_mode=drop_path_mode)
 
 
 @register_model(recipe=RECIPE, family="resnet", paper="He et al. 2019 (Bag of Tricks)", input_size=(3, 224, 224))
-def resnet50c(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> ResNet:
+def resnet50c(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False,
+              drop_path_rate: float = 0.0, drop_path_mode: str = "batch") -> ResNet:
     """ResNet-50-C: ResNet-B with the 7x7 stem conv replaced by three 3x3 convs (32, 32, 64)."""
     return _resnet(50, num_classes=num_classes, in_chans=in_chans, stride_in_3x3=True, deep_stem=True,
-                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
+                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate, drop_path_mode=drop_path_mode)
 
 
 @register_model(recipe=RECIPE, family="resnet", paper="He et al. 2019 (Bag of Tricks)", input_size=(3, 224, 224))
-def resnet50d(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> ResNet:
+def resnet50d(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False,
+              drop_path_rate: float = 0.0, drop_path_mode: str = "batch") -> ResNet:
     """ResNet-50-D: ResNet-C with a 2x2/2 average pool before each stride-1 1x1 projection."""
     return _resnet(50, num_classes=num_classes, in_chans=in_chans, stride_in_3x3=True, deep_stem=True, avg_down=True,
-                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
+                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate, drop_path_mode=drop_path_mode)
 
 
 @register_model(recipe=RECIPE, family="resnet", paper=_PAPER + " (plain baseline)", input_size=(3, 224, 224))
@@ -237,14 +250,16 @@ def plain34(*, num_classes: int = 1000, in_chans: int = 3) -> ResNet:
 
 
 @register_model(recipe=RECIPE, family="resnext", paper="Xie et al. 2017", input_size=(3, 224, 224))
-def resnext50_32x4d(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> ResNet:
+def resnext50_32x4d(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False,
+              drop_path_rate: float = 0.0, drop_path_mode: str = "batch") -> ResNet:
     """ResNeXt-50 (32x4d): 32 groups of width 4 in each bottleneck's 3x3 conv (stride in the 3x3, as the paper's code)."""
     return _resnet(50, num_classes=num_classes, in_chans=in_chans, groups=32, width_per_group=4, stride_in_3x3=True,
-                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
+                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate, drop_path_mode=drop_path_mode)
 
 
 @register_model(recipe=TORCHVISION_RECIPE, family="wide_resnet", paper="Zagoruyko & Komodakis 2016", input_size=(3, 224, 224))
-def wide_resnet50_2(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> ResNet:
+def wide_resnet50_2(*, num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False,
+              drop_path_rate: float = 0.0, drop_path_mode: str = "batch") -> ResNet:
     """Wide ResNet-50-2: ResNet-50-B with bottlenecks twice as wide inside (torchvision's wide_resnet50_2)."""
     return _resnet(50, num_classes=num_classes, in_chans=in_chans, width_per_group=128, stride_in_3x3=True,
-                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
+                   zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate, drop_path_mode=drop_path_mode)

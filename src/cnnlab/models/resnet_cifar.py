@@ -13,6 +13,7 @@ from torch import nn
 
 from cnnlab.errors import ModelConfigError
 from cnnlab.layers import kaiming_init_, linear_drop_path_rates
+from cnnlab.layers.drop_path import DROP_PATH_MODES
 from cnnlab.layers.conv import conv1x1, conv3x3
 from cnnlab.layers.residual import BasicBlock
 from cnnlab.models.base import PooledLinearNet, stage_info
@@ -46,7 +47,12 @@ def shortcut_for(inplanes: int, planes: int, stride: int, option: str) -> nn.Mod
 
 
 class CifarResNet(PooledLinearNet):
-    """conv3x3(16) - 3 stages of n blocks - global average pool - fc, for 32x32 images."""
+    """conv3x3(16) - 3 stages of n blocks - global average pool - fc, for 32x32 images.
+
+    `drop_path_rate` is stochastic depth as Huang et al. ran it on these nets (resnet110 with 0.5):
+    block l of L drops its branch with probability l/L x rate, one draw per mini-batch
+    (`drop_path_mode="batch"`), the branch scaled by its survival probability at test time;
+    `drop_path_mode="sample"` draws per image (timm's DropPath)."""
 
     def __init__(
         self,
@@ -58,6 +64,7 @@ class CifarResNet(PooledLinearNet):
         residual: bool = True,
         zero_init_residual: bool = False,
         drop_path_rate: float = 0.0,
+        drop_path_mode: str = "batch",
     ) -> None:
         super().__init__()
         if (depth - 2) % 6:
@@ -66,6 +73,9 @@ class CifarResNet(PooledLinearNet):
             raise ModelConfigError(f"shortcut must be 'A' (zero-padding identity) or 'B' (1x1 projection), got {shortcut!r}")
         if not residual and drop_path_rate:
             raise ModelConfigError("drop_path_rate needs residual blocks: a plain net has no branch to drop")
+        if drop_path_mode not in DROP_PATH_MODES:
+            raise ModelConfigError(f"drop_path_mode must be 'batch' (Huang et al.: a block dropped for the whole "
+                                   f"mini-batch) or 'sample' (timm: per image), not {drop_path_mode!r}")
         blocks_per_stage = (depth - 2) // 6
         self.num_classes, self.in_chans = num_classes, in_chans
         self.default_input_size = (in_chans, 32, 32)
@@ -80,7 +90,7 @@ class CifarResNet(PooledLinearNet):
                 stride = 2 if index > 0 and block_index == 0 else 1
                 changes_shape = residual and (stride != 1 or inplanes != planes)
                 downsample = shortcut_for(inplanes, planes, stride, shortcut) if changes_shape else None
-                blocks.append(BasicBlock(inplanes, planes, stride, downsample, next(rates), residual))
+                blocks.append(BasicBlock(inplanes, planes, stride, downsample, next(rates), residual, drop_path_mode))
                 inplanes = planes
             setattr(self, f"layer{index + 1}", nn.Sequential(*blocks))
             self.feature_info.append(stage_info(f"layer{index + 1}", planes, 2**index))
@@ -108,10 +118,11 @@ _CIFAR = dict(family="resnet_cifar", paper=_PAPER, input_size=(3, 32, 32), num_c
 
 @register_model(**_CIFAR)
 def resnet20(*, num_classes: int = 10, in_chans: int = 3, shortcut: str = "A", zero_init_residual: bool = False,
-             drop_path_rate: float = 0.0) -> CifarResNet:
+             drop_path_rate: float = 0.0, drop_path_mode: str = "batch") -> CifarResNet:
     """CIFAR ResNet-20 (n=3): 16-32-64 maps, option-A shortcuts (shortcut='B' for 1x1 projections)."""
     return CifarResNet(20, num_classes=num_classes, in_chans=in_chans, shortcut=shortcut,
-                       zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
+                       zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate,
+                       drop_path_mode=drop_path_mode)
 
 
 @register_model(**_CIFAR)
@@ -122,10 +133,11 @@ def plain20(*, num_classes: int = 10, in_chans: int = 3) -> CifarResNet:
 
 @register_model(**_CIFAR)
 def resnet32(*, num_classes: int = 10, in_chans: int = 3, shortcut: str = "A", zero_init_residual: bool = False,
-             drop_path_rate: float = 0.0) -> CifarResNet:
+             drop_path_rate: float = 0.0, drop_path_mode: str = "batch") -> CifarResNet:
     """CIFAR ResNet-32 (n=5): 16-32-64 maps, option-A shortcuts (shortcut='B' for 1x1 projections)."""
     return CifarResNet(32, num_classes=num_classes, in_chans=in_chans, shortcut=shortcut,
-                       zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
+                       zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate,
+                       drop_path_mode=drop_path_mode)
 
 
 @register_model(**_CIFAR)
@@ -136,10 +148,11 @@ def plain32(*, num_classes: int = 10, in_chans: int = 3) -> CifarResNet:
 
 @register_model(**_CIFAR)
 def resnet44(*, num_classes: int = 10, in_chans: int = 3, shortcut: str = "A", zero_init_residual: bool = False,
-             drop_path_rate: float = 0.0) -> CifarResNet:
+             drop_path_rate: float = 0.0, drop_path_mode: str = "batch") -> CifarResNet:
     """CIFAR ResNet-44 (n=7): 16-32-64 maps, option-A shortcuts (shortcut='B' for 1x1 projections)."""
     return CifarResNet(44, num_classes=num_classes, in_chans=in_chans, shortcut=shortcut,
-                       zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
+                       zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate,
+                       drop_path_mode=drop_path_mode)
 
 
 @register_model(**_CIFAR)
@@ -150,10 +163,11 @@ def plain44(*, num_classes: int = 10, in_chans: int = 3) -> CifarResNet:
 
 @register_model(**_CIFAR)
 def resnet56(*, num_classes: int = 10, in_chans: int = 3, shortcut: str = "A", zero_init_residual: bool = False,
-             drop_path_rate: float = 0.0) -> CifarResNet:
+             drop_path_rate: float = 0.0, drop_path_mode: str = "batch") -> CifarResNet:
     """CIFAR ResNet-56 (n=9): 16-32-64 maps, option-A shortcuts (shortcut='B' for 1x1 projections)."""
     return CifarResNet(56, num_classes=num_classes, in_chans=in_chans, shortcut=shortcut,
-                       zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
+                       zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate,
+                       drop_path_mode=drop_path_mode)
 
 
 @register_model(**_CIFAR)
@@ -164,10 +178,11 @@ def plain56(*, num_classes: int = 10, in_chans: int = 3) -> CifarResNet:
 
 @register_model(**_CIFAR)
 def resnet110(*, num_classes: int = 10, in_chans: int = 3, shortcut: str = "A", zero_init_residual: bool = False,
-              drop_path_rate: float = 0.0) -> CifarResNet:
+              drop_path_rate: float = 0.0, drop_path_mode: str = "batch") -> CifarResNet:
     """CIFAR ResNet-110 (n=18): 16-32-64 maps, option-A shortcuts (shortcut='B' for 1x1 projections)."""
     return CifarResNet(110, num_classes=num_classes, in_chans=in_chans, shortcut=shortcut,
-                       zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
+                       zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate,
+                       drop_path_mode=drop_path_mode)
 
 
 @register_model(**_CIFAR)

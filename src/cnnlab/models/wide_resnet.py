@@ -15,6 +15,7 @@ from torch import nn
 
 from cnnlab.errors import ModelConfigError
 from cnnlab.layers import DropPath, kaiming_init_, linear_drop_path_rates
+from cnnlab.layers.drop_path import DROP_PATH_MODES
 from cnnlab.models.base import PooledLinearNet, stage_info
 from cnnlab.models.registry import register_model
 
@@ -27,7 +28,8 @@ from cnnlab.layers.conv import conv1x1, conv3x3
 class PreActBlock(nn.Module):
     """BN-ReLU-conv3x3, (dropout), BN-ReLU-conv3x3, plus the shortcut."""
 
-    def __init__(self, inplanes: int, planes: int, stride: int, dropout: float, drop_path: float) -> None:
+    def __init__(self, inplanes: int, planes: int, stride: int, dropout: float, drop_path: float,
+                 drop_path_mode: str = "batch") -> None:
         super().__init__()
         self.bn1 = nn.BatchNorm2d(inplanes)
         self.conv1 = conv3x3(inplanes, planes, stride)
@@ -35,7 +37,7 @@ class PreActBlock(nn.Module):
         self.conv2 = conv3x3(planes, planes)
         self.drop_rate = dropout
         self.shortcut = conv1x1(inplanes, planes, stride) if stride != 1 or inplanes != planes else None
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_path = DropPath(drop_path, drop_path_mode) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = F.relu(self.bn1(x))
@@ -51,9 +53,13 @@ class PreActBlock(nn.Module):
 class WideResNet(PooledLinearNet):
     def __init__(
         self, depth: int, widen_factor: int, *, num_classes: int = 10, in_chans: int = 3,
-        dropout: float = 0.0, drop_path_rate: float = 0.0, zero_init_residual: bool = False,
+        dropout: float = 0.0, drop_path_rate: float = 0.0, drop_path_mode: str = "batch",
+        zero_init_residual: bool = False,
     ) -> None:
         super().__init__()
+        if drop_path_mode not in DROP_PATH_MODES:
+            raise ModelConfigError(f"drop_path_mode must be 'batch' (Huang et al.: a block dropped for the whole "
+                                   f"mini-batch) or 'sample' (timm: per image), not {drop_path_mode!r}")
         if (depth - 4) % 6:
             raise ModelConfigError(f"a WRN has 6n+4 layers; {depth} is not of that form (e.g. 16, 22, 28, 40)")
         blocks_per_group = (depth - 4) // 6
@@ -67,7 +73,7 @@ class WideResNet(PooledLinearNet):
             blocks = []
             for block_index in range(blocks_per_group):
                 stride = 2 if index > 0 and block_index == 0 else 1
-                blocks.append(PreActBlock(inplanes, planes, stride, dropout, next(rates)))
+                blocks.append(PreActBlock(inplanes, planes, stride, dropout, next(rates), drop_path_mode))
                 inplanes = planes
             setattr(self, f"layer{index + 1}", nn.Sequential(*blocks))
             self.feature_info.append(stage_info(f"layer{index + 1}", planes, 2**index))
@@ -88,7 +94,8 @@ class WideResNet(PooledLinearNet):
 
 @register_model(recipe=RECIPE, family="wide_resnet", paper="Zagoruyko & Komodakis 2016", input_size=(3, 32, 32), num_classes=10)
 def wrn28_10(*, num_classes: int = 10, in_chans: int = 3, dropout: float = 0.0, drop_path_rate: float = 0.0,
-             zero_init_residual: bool = False) -> WideResNet:
+             drop_path_mode: str = "batch", zero_init_residual: bool = False) -> WideResNet:
     """WRN-28-10 for CIFAR: 4 pre-activation blocks per group, 160-320-640 maps (dropout=0.3 as the paper's best)."""
     return WideResNet(28, 10, num_classes=num_classes, in_chans=in_chans, dropout=dropout,
-                      drop_path_rate=drop_path_rate, zero_init_residual=zero_init_residual)
+                      drop_path_rate=drop_path_rate, drop_path_mode=drop_path_mode,
+                      zero_init_residual=zero_init_residual)
