@@ -44,6 +44,7 @@ def build_report(source: str | Path) -> Page:
                    f"{t.flops / 1e9:.3f} GFLOPs and {t.activation_memory / 2**20:.1f} MB of activations per image "
                    "(float32; see docs/analysis.md for the conventions).")
     _diagram(page, meta.model if meta else source, table.input_size, meta)
+    _explorer(page, meta.model if meta else source, table.input_size, meta)
     if meta is not None:
         page.heading("Training")
         history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()] \
@@ -80,6 +81,20 @@ def build_report(source: str | Path) -> Page:
             path, title = layer_bars(table, what, Path(folder) / f"{what}.png")
             page.image(path.read_bytes(), title)
     return page
+
+
+def _explorer(page, model_name: str, input_size, meta) -> None:
+    """The network's explorer page (`cnnlab explore`), embedded: click any layer for its numbers."""
+    from cnnlab.viz.explorer import explore
+
+    kwargs = {} if meta is None else {"num_classes": meta.num_classes, "in_chans": meta.in_chans, **meta.model_kwargs}
+    try:
+        explorer = explore(model_name, input_size=input_size, **kwargs)
+    except CnnlabError as error:  # Graphviz's dot is missing: the page says so instead
+        page.paragraph(f"(no explorer: {error})")
+        return
+    page.heading("Explore")
+    page.embedded_page(explorer.html, "the network, layer by layer: click a box or find a layer by name (cnnlab explore)")
 
 
 def _diagram(page, model_name: str, input_size, meta) -> None:

@@ -119,3 +119,12 @@ def test_a_zoo_model_shows_its_card_and_keeps_pytorchs_repr():
     assert _cells(html, "fc") == ["Linear", "1000", "2,049,000", "8.0%"]
     assert "module tree" in html and "(layer1): Sequential(" in html  # PyTorch's repr, folded below
     assert repr(model).startswith("ResNet(")
+
+
+def test_a_step_that_cannot_train_at_this_batch_is_a_note_not_a_crash():
+    # BatchNorm after a dense layer needs two values per channel to train: at minibatch 1 it cannot
+    result = summary("lenet5_modern", peak=True, activation="relu", pool="max", batch_norm=True)
+    assert result.training_peak is None
+    assert result.notes == ["the training step was not simulated: Expected more than 1 value per channel when training, "
+                            "got input size torch.Size([1, 120]) (at minibatch 1)"]
+    assert summary("lenet5_modern", batch=2, peak=True, batch_norm=True).training_peak is not None

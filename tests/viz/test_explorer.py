@@ -112,3 +112,54 @@ def test_a_module_of_ones_own_and_bad_input(tmp_path, capsys):
     assert main(["explore", "resnet18", "--out", str(tmp_path / "c.txt")]) == 2
     assert "give a name ending in .html" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # no partial page left behind
+
+
+def test_the_cost_bars_add_up_to_the_summarys_totals_and_show_seed_000s_vgg_point():
+    from cnnlab.viz.explorer import cost_stages
+
+    result = summary("vgg16", peak=True)
+    from cnnlab.viz.diagram import drawing_of
+
+    _, box_of = drawing_of(result, dict(cnnlab.create_model("vgg16").named_modules()))
+    data = page_data(result, box_of)
+    stages = cost_stages(result)
+    assert [name for name, _ in stages][1:6] == ["conv1_1…pool1", "conv2_1…pool2", "conv3_1…pool3", "conv4_1…pool4",
+                                                "conv5_1…pool5"]
+    assert sorted(i for _, members in stages for i in members) == list(range(len(result.rows)))  # each row once
+    assert sum(result.rows[i].params for _, m in stages for i in m) == result.totals.params
+    assert sum(result.rows[i].activation_memory for _, m in stages for i in m) == result.totals.activation_memory
+    shares = {stage["name"]: {bar[0]: bar[2] for bar in stage["bars"]} for stage in data["stages"]}
+    assert shares["classifier"]["parameters"] > 85  # most parameters in the FC layers (seed 000)
+    memory = {name: share["activation memory"] for name, share in shares.items()}
+    assert max(memory, key=memory.get) == "conv1_1…pool1"  # most activation memory in the first stage
+
+
+def test_in_chromium_a_hovered_position_outlines_its_receptive_field(resnet18_page, open_page):
+    opened = open_page(resnet18_page.as_uri(), width=1400, height=1000)
+    page = opened.page
+    page.wait_for_function("document.body.dataset.ready === '1'")
+    page.evaluate("window.cnnlabExplorer.show('layer2.0.conv2')")
+    row = summary("resnet18").row("layer2.0.conv2")
+    rows, cols = row.output_shape[-2:]
+    grid = page.locator(".rf-output")
+    grid.scroll_into_view_if_needed()
+    bounds = grid.bounding_box()
+    cell = bounds["width"] / cols
+    for i, j in ((3, 5), (0, 0), (rows - 1, cols - 1)):
+        page.mouse.move(bounds["x"] + (j + 0.5) * cell, bounds["y"] + (i + 0.5) * cell)
+        # as `cnnlab rf` reckons it: centred at start + i x jump, rf pixels wide (pixel k spans [k, k+1))
+        first_row = round(row.rf_centre + i * row.jump - row.rf / 2)
+        first_col = round(row.rf_centre + j * row.jump - row.rf / 2)
+        assert page.locator("#panel").get_attribute("data-rf-rows") == f"{first_row},{first_row + row.rf - 1}"
+        assert page.locator("#panel").get_attribute("data-rf-cols") == f"{first_col},{first_col + row.rf - 1}"
+        inside_rows = min(first_row + row.rf - 1, 223) - max(first_row, 0) + 1
+        inside_cols = min(first_col + row.rf - 1, 223) - max(first_col, 0) + 1
+        padding = 100 * (1 - inside_rows * inside_cols / row.rf ** 2)
+        assert page.locator("#panel").get_attribute("data-rf-padding") == f"{padding:.1f}"
+    assert "% of it is padding" in page.inner_text(".rf-text")  # the last corner reaches past the image
+    page.click("#costs summary")
+    page.locator("#bars .bar[data-stage='layer3'][data-what='parameters']").click()
+    assert page.inner_text("#panel h2") == "layer3"
+    layer3 = sum(r.params for r in summary("resnet18").rows if r.name.startswith("layer3."))
+    assert page.inner_text("#panel td[data-figure='parameters']") == f"{layer3:,}"
+    assert opened.errors == []

@@ -88,7 +88,9 @@ def test_report_renders_in_headless_chromium(run, tmp_path, kind, open_page):
     page = tmp_path / "report.html"
     assert main(["report", "resnet18" if kind == "model" else str(run), "--html", str(page)]) == 0
     text = page.read_text()
-    assert "http://" not in text and "https://" not in text  # self-contained: nothing to fetch
+    # self-contained: nothing to fetch (an SVG's xmlns names a namespace, it is not fetched)
+    assert not re.search(r'(src|href)=(&quot;|")?(https?:)?//', text) and "<link" not in text
+    assert "cnnlab explore" in text  # the explorer of its model, embedded
     opened = open_page(page.as_uri())
     loaded = re.fullmatch(r"(\d+)/(\d+)", opened.body_data("imagesLoaded"))
     # the diagram and 4 per-layer plots; a run adds its curves, confusion matrix, per-class bars (and mistakes)

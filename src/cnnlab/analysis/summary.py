@@ -648,6 +648,8 @@ def summary(
             result.training_peak = step.peak(batch)
         except CnnlabError as error:
             step_error = str(error)
+        except (RuntimeError, ValueError) as error:  # e.g. BatchNorm cannot train on one value per channel
+            step_error = f"{str(error).splitlines()[0]} (at minibatch {batch})"
     if step_error:
         result.notes.append(f"the training step was not simulated: {step_error}")
     return result

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from torch import nn
@@ -64,11 +65,9 @@ class Explorer:
 
     def save(self, path: str | Path) -> Path:
         """Write the page whole or not at all (a temporary name, then one rename)."""
-        from cnnlab.checkpoint import atomic_write_text
+        from cnnlab.viz.report import write_page
 
-        path = checked_page_path(path)
-        atomic_write_text(path, self.html)
-        return path
+        return write_page(self.html, checked_page_path(path))
 
     def __repr__(self) -> str:
         return f"<Explorer of {self.model_name}: {self.layers} layers, {len(self.html) / 1e6:.2f} MB; .save('page.html')>"
@@ -117,7 +116,37 @@ def page_data(result, box_of: dict[int, int]) -> dict:
             "worked": list(row.explain),
             "seed": [[f"seed 003 {cell.header}", cell.printed, cell.equal, cell.why] for cell in seeds.get(row.name, [])],
         })
+    fields, field_index = [], {}
+    height, width = (result.input_size[-2:] if not isinstance(result.input_size, list) and len(result.input_size) == 3
+                      else (None, None))
+    for row, entry in zip(result.rows, rows):
+        entry["field"] = None
+        if height is None or row.rf is None or row.whole_image or row.kind == "input" or len(row.output_shape) != 3:
+            continue
+        key = (row.rf, row.jump, row.rf_centre, row.output_shape[-2], row.output_shape[-1])
+        if key not in field_index:
+            field_index[key] = len(fields)
+            fields.append(receptive_field_map(row.rf, row.jump, row.rf_centre, row.output_shape[-2:], (height, width)))
+        entry["field"] = field_index[key]
     t = result.totals
+    stages = []
+    for name, members in cost_stages(result):
+        rows_of = [result.rows[i] for i in members]
+        node = _Sums(sum(r.params for r in rows_of), sum(r.flops for r in rows_of), sum(r.macs for r in rows_of),
+                     sum(r.activation_memory for r in rows_of), sum(r.parameter_memory for r in rows_of),
+                     len(rows_of), rows_of[-1].output_shape)
+        stages.append({"name": name, "rows": members, "bars": [
+            ["parameters", f"{node.params:,}", _share(node.params, t.params)],
+            ["FLOPs", f"{one_decimal(node.flops / 1e6)} M", _share(node.flops, t.flops)],
+            ["activation memory", f"{one_decimal(node.activation_memory / MB)} MB",
+             _share(node.activation_memory, t.activation_memory)]],
+            "figures": [["layers", f"{node.layers:,}"], ["output", "x".join(map(str, node.output_shape))],
+                        ["parameters", f"{node.params:,}"], ["FLOPs", f"{one_decimal(node.flops / 1e6)} M"],
+                        ["multiply-adds", f"{one_decimal(node.macs / 1e6)} M"],
+                        ["activation memory", f"{one_decimal(node.activation_memory / MB)} MB"],
+                        ["parameter memory", f"{one_decimal(node.parameter_memory / MB)} MB"]]})
+    totals = {"parameters": f"{t.params:,}", "FLOPs": f"{one_decimal(t.flops / 1e6)} M",
+              "activation memory": f"{one_decimal(t.activation_memory / MB)} MB"}
     facts = [["parameters", f"{t.params:,}"],
              ["FLOPs", f"{t.flops / 1e9:,.3f} G per minibatch of {result.batch} ({t.macs / result.batch / 1e9:,.3f} "
                        "GMACs per image)"],
@@ -126,16 +155,75 @@ def page_data(result, box_of: dict[int, int]) -> dict:
         facts.append(["a real training step", result.peak_line().split(": ", 1)[1]])
     notes = list(result.notes) + ([f"not counted (no formula; their work is in no column): {', '.join(result.not_counted)}"]
                                   if result.not_counted else [])
-    return {"title": result.title(), "facts": facts, "notes": notes, "rows": rows}
+    return {"title": result.title(), "facts": facts, "notes": notes, "rows": rows, "fields": fields,
+            "stages": stages, "totals": totals,
+            "input": list(result.input_size[-2:]) if height is not None else None}
+
+
+@dataclass
+class _Sums:
+    params: int
+    flops: int
+    macs: int
+    activation_memory: int
+    parameter_memory: int
+    layers: int
+    output_shape: tuple
+
+
+def cost_stages(result) -> list[tuple[str, list[int]]]:
+    """The parts the cost bars compare, in order: each top-level module (a stage: ResNet's layer3), and
+    a flat run of layers (VGG's and AlexNet's `features`) cut after each pooling layer, so that the
+    stages of such a net show apart; (name, the indices of its rows)."""
+    index_of = {id(row): i for i, row in enumerate(result.rows)}
+    stages = []
+    for node in result.tree():
+        leaves = [child.row for child in node.walk() if not child.is_group]
+        flat = node.is_group and all(not child.is_group for child in node.children)
+        if not flat or not any(row.kind == "pool" for row in leaves[:-1]):
+            stages.append((node.name, [index_of[id(row)] for row in leaves]))
+            continue
+        run: list = []
+        for row in leaves:
+            run.append(row)
+            if row.kind == "pool" or row is leaves[-1]:
+                names = [result.paper_names.get(run[0].name), result.paper_names.get(run[-1].name)]
+                if not all(names):  # VGG's rows have the paper's names (conv1_1 ... pool1); others their own
+                    names = [run[0].name.rsplit(".", 1)[-1], run[-1].name.rsplit(".", 1)[-1]]
+                stages.append((f"{names[0]}…{names[1]}", [index_of[id(r)] for r in run]))
+                run = []
+    return stages
+
+
+def _share(part: float, whole: float) -> float:
+    return round(100 * part / whole, 2) if whole else 0.0
+
+
+def receptive_field_map(rf: int, jump: int, start: float, output_size, input_size) -> dict:
+    """Where each output row and column looks in the input, as `cnnlab rf` reckons it: the field of
+    output position i is centred at start + i x jump (pixel k spans [k, k + 1)) and is rf pixels
+    wide; [first, last] are its input pixels, `inside` how many of them lie in the image (the rest is
+    padding). Rows and columns apart: a square field is their product."""
+    def spans(count: int, size: int) -> list[list[int]]:
+        out = []
+        for i in range(count):
+            centre = start + i * jump
+            first, last = round(centre - rf / 2), round(centre + rf / 2) - 1
+            out.append([first, last, max(0, min(last, size - 1) - max(first, 0) + 1)])
+        return out
+
+    return {"rf": rf, "jump": jump, "start": start, "rows": spans(output_size[0], input_size[0]),
+            "cols": spans(output_size[1], input_size[1])}
 
 
 def page(result, svg: str, box_of: dict[int, int]) -> str:
     """The page: the diagram, the panel, the data as JSON, its style and script, all inline."""
     from cnnlab import rendering
+    from cnnlab.viz.report import document
 
     data = json.dumps(page_data(result, box_of), separators=(",", ":")).replace("</", "<\\/")
-    return TEMPLATE.format(title=html.escape(result.title()), svg=rendering.inline_svg(svg), data=data,
-                           style=STYLE, script=SCRIPT)
+    body = BODY.format(title=html.escape(result.title()), svg=rendering.inline_svg(svg), data=data)
+    return document(result.title(), body, STYLE, FACTS_SCRIPT + SCRIPT)
 
 
 STYLE = """
@@ -168,6 +256,23 @@ aside { width: 430px; border-left: 1px solid #ddd; overflow-y: auto; padding: 10
 #panel pre { background: #f5f5f5; padding: 6px; font-size: 12px; white-space: pre-wrap; }
 #panel .slip { color: #b3261e; font-weight: 600; }
 #panel .also li { cursor: pointer; color: #2f6fb0; }
+#costs summary { cursor: pointer; font-weight: 600; margin: 4px 0; }
+#bars h3 { font-size: 12px; margin: 8px 0 2px 0; }
+#bars .bar { display: grid; grid-template-columns: 130px 1fr 130px; gap: 6px; align-items: center; cursor: pointer;
+  font-size: 11px; padding: 1px 0; }
+#bars .bar:hover { background: #eef3fa; }
+#bars .bar-name { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; font-family: monospace; }
+#bars .bar-track { background: #eee; height: 9px; position: relative; }
+#bars .bar-fill { background: #2f6fb0; height: 9px; display: block; }
+#bars .bar-value { color: #555; white-space: nowrap; text-align: right; }
+#panel .rf { display: flex; gap: 14px; align-items: flex-start; margin: 6px 0; }
+#panel .rf figure { margin: 0; text-align: center; font-size: 11px; color: #666; }
+#panel .rf-input { position: relative; background: #e8eef6; border: 1px solid #999; overflow: hidden; }
+#panel .rf-box { position: absolute; border: 2px solid #d62728; background: rgba(214, 39, 40, 0.15); pointer-events: none; }
+#panel .rf-output { position: relative; border: 1px solid #999; cursor: crosshair;
+  background-image: linear-gradient(#ccc 1px, transparent 1px), linear-gradient(90deg, #ccc 1px, transparent 1px); }
+#panel .rf-cell { position: absolute; background: #d62728; pointer-events: none; }
+#panel .rf-text { font-size: 12px; min-height: 3em; }
 footer { padding: 4px 14px; border-top: 1px solid #ddd; color: #666; font-size: 12px; }
 """
 
@@ -221,6 +326,7 @@ SCRIPT = r"""
     row.figures.forEach(function (f) { line(f[0], f[1]); });
     row.seed.forEach(function (s) { line(s[0], s[1] + (s[2] ? " (equal)" : " — differs: " + s[3]), s[2] ? "" : "slip"); });
     panel.appendChild(table);
+    if (row.field !== null && data.input) panel.appendChild(fieldView(row));
     if (row.worked.length) { panel.appendChild(element("h3", "worked")); panel.appendChild(element("pre", row.worked.join("\n"))); }
     const others = (byBox[row.box] || []).filter(function (i) { return i !== index; });
     if (others.length) {
@@ -234,6 +340,81 @@ SCRIPT = r"""
     const g = nodes[row.box];
     if (g) { g.classList.add("selected"); if (recentre) centre(g); }
   }
+  function showStage(index) {
+    const stage = data.stages[index];
+    panel.replaceChildren();
+    panel.dataset.layer = stage.name;
+    panel.appendChild(element("h2", stage.name));
+    panel.appendChild(element("div", "a stage: " + stage.rows.length + " rows of the summary", "op"));
+    const table = element("table");
+    stage.figures.forEach(function (f) { const tr = element("tr"); tr.appendChild(element("td", f[0]));
+      const td = element("td", f[1]); td.dataset.figure = f[0]; tr.appendChild(td); table.appendChild(tr); });
+    panel.appendChild(table);
+    const list = element("ul", undefined, "also");
+    stage.rows.slice(0, 60).forEach(function (i) { const li = element("li", data.rows[i].name + " (" + data.rows[i].op + ")");
+      li.onclick = function () { show(i, true); }; list.appendChild(li); });
+    panel.appendChild(list);
+    svg.querySelectorAll("g.node.selected, g.node.found").forEach(function (g) { g.classList.remove("selected", "found"); });
+    let first = null;
+    stage.rows.forEach(function (i) { const g = nodes[data.rows[i].box]; if (g) { g.classList.add("found"); first = first || g; } });
+    if (first) centre(first);
+  }
+  const bars = document.getElementById("bars");
+  ["parameters", "FLOPs", "activation memory"].forEach(function (what, k) {
+    const block = element("div");
+    block.appendChild(element("h3", what + " (" + data.totals[what] + " in all)"));
+    data.stages.forEach(function (stage, s) {
+      const bar = stage.bars[k];
+      const line = element("div", undefined, "bar");
+      line.dataset.stage = stage.name; line.dataset.what = what; line.dataset.value = bar[1]; line.dataset.share = bar[2];
+      const track = element("span", undefined, "bar-track"), fill = element("span", undefined, "bar-fill");
+      fill.style.width = bar[2] + "%"; track.appendChild(fill);
+      line.append(element("span", stage.name, "bar-name"), track, element("span", bar[1] + " · " + bar[2] + "%", "bar-value"));
+      line.onclick = function () { showStage(s); };
+      block.appendChild(line);
+    });
+    bars.appendChild(block);
+  });
+
+  // -- the receptive field of a layer's output, seen: hover a position of its map
+  function fieldView(row) {
+    const field = data.fields[row.field], rows = field.rows.length, cols = field.cols.length;
+    const H = data.input[0], W = data.input[1];
+    const side = 180, scale = side / Math.max(H, W), cell = Math.max(2, Math.floor(side / Math.max(rows, cols)));
+    const wrap = element("div", undefined, "rf");
+    const input = element("div", undefined, "rf-input"); input.style.width = W * scale + "px"; input.style.height = H * scale + "px";
+    const box = element("div", undefined, "rf-box"); input.appendChild(box);
+    const output = element("div", undefined, "rf-output");
+    output.style.width = cols * cell + "px"; output.style.height = rows * cell + "px";
+    output.style.backgroundSize = cell + "px " + cell + "px";
+    const mark = element("div", undefined, "rf-cell"); mark.style.width = cell + "px"; mark.style.height = cell + "px"; output.appendChild(mark);
+    const inFigure = element("figure"); inFigure.append(input, element("figcaption", "input " + H + "x" + W));
+    const outFigure = element("figure"); outFigure.append(output, element("figcaption", "output " + rows + "x" + cols + " (hover)"));
+    wrap.append(outFigure, inFigure);
+    const text = element("div", "receptive field " + field.rf + " pixels, jump " + field.jump + ": hover a position of the output", "rf-text");
+    function at(i, j) {
+      const r = field.rows[i], c = field.cols[j];
+      mark.style.top = i * cell + "px"; mark.style.left = j * cell + "px";
+      box.style.top = r[0] * scale + "px"; box.style.left = c[0] * scale + "px";
+      box.style.height = (r[1] - r[0] + 1) * scale + "px"; box.style.width = (c[1] - c[0] + 1) * scale + "px";
+      const padding = 100 * (1 - (r[2] * c[2]) / (field.rf * field.rf));
+      text.textContent = "output (" + i + ", " + j + ") sees input rows " + r[0] + " to " + r[1] + ", columns " + c[0] +
+        " to " + c[1] + " (" + field.rf + "x" + field.rf + ")" + (padding > 0 ? "; " + padding.toFixed(1) +
+        "% of it is padding, outside the image" : "; all of it inside the image");
+      panel.dataset.rfRows = r[0] + "," + r[1]; panel.dataset.rfCols = c[0] + "," + c[1];
+      panel.dataset.rfPadding = padding.toFixed(1);
+    }
+    output.addEventListener("mousemove", function (e) {
+      const bounds = output.getBoundingClientRect();
+      at(Math.min(rows - 1, Math.max(0, Math.floor((e.clientY - bounds.top) / cell))),
+         Math.min(cols - 1, Math.max(0, Math.floor((e.clientX - bounds.left) / cell))));
+    });
+    at(0, 0);
+    const section = element("div");
+    section.append(element("h3", "receptive field"), wrap, text);
+    return section;
+  }
+
   Object.keys(nodes).forEach(function (box) {
     nodes[box].addEventListener("click", function (e) { if (drag && drag.moved) return; e.stopPropagation();
       const rows = byBox[box] || []; if (rows.length) show(rows[0], false); });
@@ -258,7 +439,7 @@ SCRIPT = r"""
     if (found.length > 200) matches.appendChild(element("li", "… " + (found.length - 200) + " more: type more of the name"));
   });
   window.cnnlabExplorer = {show: function (name) { const i = data.rows.findIndex(function (r) { return r.name === name; });
-    if (i >= 0) show(i, true); return i; }};
+    if (i >= 0) show(i, true); return i; }, stage: showStage};
   fit();
   const first = data.rows.findIndex(function (r) { return r.kind !== "input"; });
   show(first >= 0 ? first : 0, false);
@@ -266,30 +447,25 @@ SCRIPT = r"""
 })();
 """
 
-TEMPLATE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>{style}</style></head>
-<body>
-<header><h1>{title}</h1><dl class="facts" id="facts"></dl></header>
+BODY = """<header><h1>{title}</h1><dl class="facts" id="facts"></dl></header>
 <main>
 <div id="view"><div id="zoom"><button id="zoom-in" title="zoom in">+</button><button id="zoom-out" title="zoom out">−</button>
 <button id="zoom-fit" title="fit the width">fit</button></div><div id="canvas">{svg}</div></div>
 <aside><input id="search" type="search" placeholder="find a layer by name, e.g. layer3.1.conv2" autocomplete="off">
-<ul id="matches"></ul><div id="panel"></div></aside>
+<ul id="matches"></ul>
+<details id="costs"><summary>where the cost sits</summary><div id="bars"></div></details>
+<div id="panel"></div></aside>
 </main>
 <footer id="notes"></footer>
-<script type="application/json" id="data">{data}</script>
-<script>
-(function () {{
+<script type="application/json" id="data">{data}</script>"""
+
+FACTS_SCRIPT = r"""
+(function () {
   const data = JSON.parse(document.getElementById("data").textContent);
   const facts = document.getElementById("facts");
-  data.facts.forEach(function (f) {{ const d = document.createElement("div"); const t = document.createElement("dt");
-    t.textContent = f[0]; const v = document.createElement("dd"); v.textContent = f[1]; d.append(t, v); facts.appendChild(d); }});
+  data.facts.forEach(function (f) { const d = document.createElement("div"); const t = document.createElement("dt");
+    t.textContent = f[0]; const v = document.createElement("dd"); v.textContent = f[1]; d.append(t, v); facts.appendChild(d); });
   const notes = document.getElementById("notes");
   notes.textContent = data.notes.length ? data.notes.join(" · ") : "Every figure is computed by cnnlab.analysis (the same rows as cnnlab summary); click a box, or find a layer by name.";
-}})();
-</script>
-<script>{script}</script>
-</body></html>
+})();
 """

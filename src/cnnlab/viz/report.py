@@ -75,132 +75,143 @@ class Page:
             f'<table class="tree" id="layers"><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table>')
 
+    def embedded_page(self, document_html: str, caption: str, height: int = 760) -> None:
+        """Another whole page (the explorer) inside this one, in an iframe whose document is inline:
+        the file stays one file, and the page keeps its own style and script."""
+        self.parts.append(f'<details class="embedded"><summary>{html.escape(caption)}</summary>'
+                          f'<iframe srcdoc="{html.escape(document_html, quote=True)}" style="width:100%;height:{height}px;'
+                          f'border:1px solid #ccc" title="{html.escape(caption)}"></iframe></details>')
+
     def settings(self, values: dict) -> None:
         rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v) if not isinstance(v, str) else v)}</td></tr>"
                        for k, v in values.items())
         self.parts.append(f'<table class="settings">{rows}</table>')
 
     def render(self) -> str:
-        return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(self.title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; font-size: 13px; }}
-th, td {{ border: 1px solid #ccc; padding: 3px 8px; }}
-td.n {{ text-align: right; font-variant-numeric: tabular-nums; }}
-table.sortable th {{ cursor: pointer; background: #f0f0f0; }}
-table.sortable th:hover {{ background: #e0e0f0; }}
-figure {{ display: inline-block; margin: 0.5em; }} img {{ max-width: 100%; }}
-caption, figcaption {{ color: #555; font-size: 12px; }}
-table.tree th {{ cursor: pointer; background: #f0f0f0; }}
-table.tree tr.group {{ background: #f7f9fc; font-weight: 600; }}
-table.tree tr.hidden {{ display: none; }}
-span.toggle {{ display: inline-block; width: 1.2em; cursor: pointer; color: #1f4e79; }}
-span.leaf {{ display: inline-block; width: 1.2em; }}
-figure.diagram {{ display: block; max-height: 1000px; overflow: auto; border: 1px solid #ddd; }}
-figure.diagram img {{ max-width: none; }}
-</style></head>
-<body>
-<h1>{html.escape(self.title)}</h1>
-{"".join(self.parts)}
-<script>
-document.querySelectorAll("table.sortable").forEach(function (table) {{
-  table.querySelectorAll("th").forEach(function (th, column) {{
-    th.addEventListener("click", function () {{
+        return document(self.title, f"<h1>{html.escape(self.title)}</h1>\n" + "".join(self.parts), REPORT_STYLE,
+                        REPORT_SCRIPT)
+
+
+def document(title: str, body: str, style: str, script: str) -> str:
+    """A whole page: everything inline (style, script, images as data URIs), nothing to fetch. The
+    report's pages and the explorer's are both made here."""
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<style>{style}</style></head>\n'
+            f"<body>\n{body}\n<script>{script}</script>\n</body></html>\n")
+
+
+REPORT_STYLE = """body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+table.sortable th { cursor: pointer; background: #f0f0f0; }
+table.sortable th:hover { background: #e0e0f0; }
+figure { display: inline-block; margin: 0.5em; } img { max-width: 100%; }
+caption, figcaption { color: #555; font-size: 12px; }
+table.tree th { cursor: pointer; background: #f0f0f0; }
+table.tree tr.group { background: #f7f9fc; font-weight: 600; }
+table.tree tr.hidden { display: none; }
+span.toggle { display: inline-block; width: 1.2em; cursor: pointer; color: #1f4e79; }
+span.leaf { display: inline-block; width: 1.2em; }
+figure.diagram { display: block; max-height: 1000px; overflow: auto; border: 1px solid #ddd; }
+figure.diagram img { max-width: none; }
+"""
+
+REPORT_SCRIPT = r"""document.querySelectorAll("table.sortable").forEach(function (table) {
+  table.querySelectorAll("th").forEach(function (th, column) {
+    th.addEventListener("click", function () {
       var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
       var numeric = th.dataset.numeric === "1", ascending = th.dataset.order !== "asc";
-      rows.sort(function (a, b) {{
+      rows.sort(function (a, b) {
         var x = a.cells[column], y = b.cells[column];
         var order = numeric ? parseFloat(x.dataset.value || "0") - parseFloat(y.dataset.value || "0")
                             : x.textContent.localeCompare(y.textContent);
         return ascending ? order : -order;
-      }});
-      rows.forEach(function (row) {{ body.appendChild(row); }});
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
       th.dataset.order = ascending ? "asc" : "desc";
-    }});
-  }});
-}});
-(function () {{
+    });
+  });
+});
+(function () {
   var table = document.getElementById("layers");
-  if (!table) {{ return; }}
-  var body = table.tBodies[0], open = {{}}, filterText = "";
-  function rows() {{ return Array.prototype.slice.call(body.rows); }}
-  function byId() {{ var map = {{}}; rows().forEach(function (r) {{ map[r.dataset.id] = r; }}); return map; }}
-  function refresh() {{
-    var map = byId(), shown = {{}};
-    if (filterText) {{
-      rows().forEach(function (r) {{
-        if (r.dataset.id.toLowerCase().indexOf(filterText) >= 0 || r.cells[1].textContent.toLowerCase().indexOf(filterText) >= 0) {{
-          for (var node = r; node; node = map[node.dataset.parent]) {{ shown[node.dataset.id] = true; }}
-        }}
-      }});
-    }}
-    rows().forEach(function (r) {{
+  if (!table) { return; }
+  var body = table.tBodies[0], open = {}, filterText = "";
+  function rows() { return Array.prototype.slice.call(body.rows); }
+  function byId() { var map = {}; rows().forEach(function (r) { map[r.dataset.id] = r; }); return map; }
+  function refresh() {
+    var map = byId(), shown = {};
+    if (filterText) {
+      rows().forEach(function (r) {
+        if (r.dataset.id.toLowerCase().indexOf(filterText) >= 0 || r.cells[1].textContent.toLowerCase().indexOf(filterText) >= 0) {
+          for (var node = r; node; node = map[node.dataset.parent]) { shown[node.dataset.id] = true; }
+        }
+      });
+    }
+    rows().forEach(function (r) {
       var visible = true;
-      if (filterText) {{ visible = !!shown[r.dataset.id]; }}
-      else {{ for (var p = map[r.dataset.parent]; p; p = map[p.dataset.parent]) {{ if (!open[p.dataset.id]) {{ visible = false; break; }} }} }}
+      if (filterText) { visible = !!shown[r.dataset.id]; }
+      else { for (var p = map[r.dataset.parent]; p; p = map[p.dataset.parent]) { if (!open[p.dataset.id]) { visible = false; break; } } }
       r.classList.toggle("hidden", !visible);
       var toggle = r.querySelector("span.toggle");
-      if (toggle) {{ toggle.textContent = (open[r.dataset.id] || filterText) ? "▾" : "▸"; }}
-    }});
-    document.body.dataset.visibleRows = rows().filter(function (r) {{ return !r.classList.contains("hidden"); }}).length;
-  }}
-  function set(name, value) {{
+      if (toggle) { toggle.textContent = (open[r.dataset.id] || filterText) ? "▾" : "▸"; }
+    });
+    document.body.dataset.visibleRows = rows().filter(function (r) { return !r.classList.contains("hidden"); }).length;
+  }
+  function set(name, value) {
     var map = byId();
-    if (!map[name] || !map[name].classList.contains("group")) {{ throw new Error("no stage or block called " + name); }}
+    if (!map[name] || !map[name].classList.contains("group")) { throw new Error("no stage or block called " + name); }
     open[name] = value; refresh();
-  }}
-  body.addEventListener("click", function (event) {{
-    if (event.target.classList.contains("toggle")) {{ var id = event.target.closest("tr").dataset.id; set(id, !open[id]); }}
-  }});
-  document.getElementById("layer-filter").addEventListener("input", function (event) {{
+  }
+  body.addEventListener("click", function (event) {
+    if (event.target.classList.contains("toggle")) { var id = event.target.closest("tr").dataset.id; set(id, !open[id]); }
+  });
+  document.getElementById("layer-filter").addEventListener("input", function (event) {
     filterText = event.target.value.trim().toLowerCase(); refresh();
-  }});
-  document.getElementById("expand-all").addEventListener("click", function () {{
-    rows().forEach(function (r) {{ if (r.classList.contains("group")) {{ open[r.dataset.id] = true; }} }}); refresh();
-  }});
-  document.getElementById("collapse-all").addEventListener("click", function () {{ open = {{}}; refresh(); }});
+  });
+  document.getElementById("expand-all").addEventListener("click", function () {
+    rows().forEach(function (r) { if (r.classList.contains("group")) { open[r.dataset.id] = true; } }); refresh();
+  });
+  document.getElementById("collapse-all").addEventListener("click", function () { open = {}; refresh(); });
   // sorting keeps the tree: siblings are sorted among themselves, each with its subtree below it
-  table.querySelectorAll("th").forEach(function (th) {{
-    th.addEventListener("click", function () {{
+  table.querySelectorAll("th").forEach(function (th) {
+    th.addEventListener("click", function () {
       var column = +th.dataset.column, numeric = th.dataset.numeric === "1", ascending = th.dataset.order !== "asc";
-      var children = {{}}, all = rows();
-      all.forEach(function (r) {{ (children[r.dataset.parent] = children[r.dataset.parent] || []).push(r); }});
-      function key(r) {{ var c = r.cells[column]; return numeric ? parseFloat(c.dataset.value || "0") : c.textContent; }}
-      function place(parent) {{
+      var children = {}, all = rows();
+      all.forEach(function (r) { (children[r.dataset.parent] = children[r.dataset.parent] || []).push(r); });
+      function key(r) { var c = r.cells[column]; return numeric ? parseFloat(c.dataset.value || "0") : c.textContent; }
+      function place(parent) {
         var list = (children[parent] || []).slice();
-        list.sort(function (a, b) {{
+        list.sort(function (a, b) {
           var order = numeric ? key(a) - key(b) : String(key(a)).localeCompare(String(key(b)));
           return ascending ? order : -order;
-        }});
-        list.forEach(function (r) {{ body.appendChild(r); place(r.dataset.id); }});
-      }}
+        });
+        list.forEach(function (r) { body.appendChild(r); place(r.dataset.id); });
+      }
       place("");
       th.dataset.order = ascending ? "asc" : "desc";
-    }});
-  }});
-  window.cnnlabTree = {{
-    expand: function (name) {{ set(name, true); }},
-    collapse: function (name) {{ set(name, false); }},
-    filter: function (text) {{ filterText = (text || "").toLowerCase(); refresh(); }},
-  }};
+    });
+  });
+  window.cnnlabTree = {
+    expand: function (name) { set(name, true); },
+    collapse: function (name) { set(name, false); },
+    filter: function (text) { filterText = (text || "").toLowerCase(); refresh(); },
+  };
   // a link can open the page unfolded or filtered: report.html#expand=layer1,layer2 or #filter=conv
-  decodeURIComponent(location.hash.slice(1)).split("&").forEach(function (part) {{
+  decodeURIComponent(location.hash.slice(1)).split("&").forEach(function (part) {
     var pair = part.split("="), values = (pair[1] || "").split(",").filter(Boolean);
-    if (pair[0] === "expand") {{ values.forEach(function (name) {{ if (byId()[name]) {{ open[name] = true; }} }}); }}
-    if (pair[0] === "filter") {{ filterText = (pair[1] || "").toLowerCase(); document.getElementById("layer-filter").value = pair[1] || ""; }}
-  }});
+    if (pair[0] === "expand") { values.forEach(function (name) { if (byId()[name]) { open[name] = true; } }); }
+    if (pair[0] === "filter") { filterText = (pair[1] || "").toLowerCase(); document.getElementById("layer-filter").value = pair[1] || ""; }
+  });
   refresh();
   document.body.dataset.layerRows = table.querySelectorAll("tr.layer").length;
-}})();
-window.addEventListener("load", function () {{
+})();
+window.addEventListener("load", function () {
   var images = document.images, loaded = 0;
-  for (var i = 0; i < images.length; i++) {{ if (images[i].complete && images[i].naturalWidth > 0) loaded++; }}
+  for (var i = 0; i < images.length; i++) { if (images[i].complete && images[i].naturalWidth > 0) loaded++; }
   document.body.dataset.imagesLoaded = loaded + "/" + images.length;
   document.body.dataset.tableRows = document.querySelectorAll("table.sortable tbody tr").length;
-}});
-</script>
-</body></html>
+});
 """
 
 
@@ -217,11 +228,12 @@ def _tree_nodes(result) -> list[dict]:
     return nodes
 
 
-def write_page(page: Page, path: str | Path) -> Path:
+def write_page(page: "Page | str", path: str | Path) -> Path:
+    """Write a page (a Page, or a whole document's text) whole or not at all."""
     path = Path(path)
     if not path.parent.is_dir():
-        raise CnnlabError(f"the folder {path.parent} does not exist; create it or choose another --html path")
+        raise CnnlabError(f"the folder {path.parent} does not exist; create it or choose another path for the page")
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(page.render(), encoding="utf-8")
+    temporary.write_text(page if isinstance(page, str) else page.render(), encoding="utf-8")
     os.replace(temporary, path)
     return path
