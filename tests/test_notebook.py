@@ -30,6 +30,7 @@ CELLS = {
     "op": "cnnlab.op.conv([[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[0, 1], [2, 3]])",
     "step": "cnnlab.op.conv([[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[0, 1], [2, 3]]).step(1, 0)",
     "compare": "cnnlab.compare(['resnet18', 'vgg11', 'alexnet'], batch=8, sort='-peak')",
+    "explore": "cnnlab.explore('resnet18')",
     "fit": ("class Digits(nn.Module):\n"
             "    def __init__(self):\n"
             "        super().__init__()\n"
@@ -61,7 +62,7 @@ def _only_result(cell) -> dict:
 
 def test_each_result_shows_richly_once(executed):
     assert executed["imports"].outputs == []
-    for name in ("zoo summary", "folded summary", "own module", "explain", "model", "op", "step", "compare"):
+    for name in ("zoo summary", "folded summary", "own module", "explain", "model", "op", "step", "compare", "explore"):
         assert set(_only_result(executed[name])) == {"text/plain", "text/html"}, name
     assert set(_only_result(executed["draw"])) == {"text/plain", "text/html", "image/svg+xml"}
     zoo = _only_result(executed["zoo summary"])
@@ -78,6 +79,9 @@ def test_each_result_shows_richly_once(executed):
     compared = _only_result(executed["compare"])
     assert compared["text/plain"].startswith("<Comparison of vgg11, alexnet, resnet18:")  # largest step peak first
     assert "<th>Step peak (MB)</th>" in compared["text/html"]
+    explorer = _only_result(executed["explore"])  # the page inline, its script running in a sandboxed iframe
+    assert explorer["text/html"].startswith('<iframe srcdoc="&lt;!DOCTYPE html&gt;') and 'sandbox="allow-scripts"' in \
+        explorer["text/html"]
 
 
 def test_fit_draws_its_curves_live_and_returns_a_run_that_shows_them(executed):
@@ -98,7 +102,7 @@ def test_fit_draws_its_curves_live_and_returns_a_run_that_shows_them(executed):
 
 
 def test_the_outputs_render_in_chromium_and_fold(executed, open_page, tmp_path):
-    parts = [_only_result(executed[name])["text/html"] for name in CELLS if name not in ("imports", "fit")]
+    parts = [_only_result(executed[name])["text/html"] for name in CELLS if name not in ("imports", "fit", "explore")]
     page_path = tmp_path / "outputs.html"
     page_path.write_text("<!DOCTYPE html><html><head><meta charset='utf-8'></head><body style='width:1000px'>"
                          + "".join(f"<section>{part}</section>" for part in parts) + "</body></html>")
@@ -115,3 +119,13 @@ def test_the_outputs_render_in_chromium_and_fold(executed, open_page, tmp_path):
     figure = page.locator(".cn-figure").first.bounding_box()
     assert figure["width"] <= 1000 and figure["height"] <= 720  # drawn within the cell, scrolled when taller
     assert opened.errors == []
+    # the explorer inline: its page runs in the iframe and answers a click
+    explorer = tmp_path / "explorer.html"
+    explorer.write_text("<!DOCTYPE html><html><body>" + _only_result(executed["explore"])["text/html"] + "</body></html>")
+    inline = open_page(explorer.as_uri())
+    frame = inline.page.frame_locator("iframe")
+    frame.locator("body[data-ready='1']").wait_for()
+    frame.locator("#search").fill("layer4.1.conv2")
+    frame.locator("#matches li").first.click()
+    assert frame.locator("#panel td[data-figure='parameters']").inner_text() == "2,359,296"
+    assert inline.errors == []

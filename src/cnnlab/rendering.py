@@ -265,6 +265,15 @@ def progress(done: int, total: int, label: str) -> str:
             f"<span>{escape(label)}</span></div>")
 
 
+_COMMENT = re.compile(r"<!--.*?-->", re.S)
+_BETWEEN_TAGS = re.compile(r">\s+<")
+
+
+def compact_svg(svg: str) -> str:
+    """An SVG without its comments and the whitespace between tags (Graphviz writes both)."""
+    return _BETWEEN_TAGS.sub("><", _COMMENT.sub("", inline_svg(svg)))
+
+
 def mimebundle(text: str, html_text: str | None = None, svg: str | None = None) -> dict[str, str]:
     """What `_repr_mimebundle_` returns: the text always, HTML and SVG where the object has them."""
     bundle = {"text/plain": text}

@@ -163,3 +163,36 @@ def test_in_chromium_a_hovered_position_outlines_its_receptive_field(resnet18_pa
     layer3 = sum(r.params for r in summary("resnet18").rows if r.name.startswith("layer3."))
     assert page.inner_text("#panel td[data-figure='parameters']") == f"{layer3:,}"
     assert opened.errors == []
+
+
+def test_in_chromium_stages_and_blocks_unfold_in_place(resnet18_page, open_page):
+    opened = open_page(resnet18_page.as_uri(), width=1400, height=1000)
+    page = opened.page
+    page.wait_for_function("document.body.dataset.ready === '1'")
+    result = summary("resnet18")
+
+    def visible() -> int:
+        return int(page.evaluate("document.body.dataset.visibleLayers"))
+
+    def head(name: str):
+        return page.locator(f'.fold[data-name="{name}"] > .fold-head')
+
+    page.click("#by-stage")
+    top = [row.name for row in result.rows if "." not in row.name]  # the layers outside the four stages
+    assert visible() == len(top) == 8
+    above = head("layer1").bounding_box()["y"]
+    head("layer2").click()  # the stage unfolds into its two blocks, each folded
+    assert visible() == 8 and page.locator('.fold[data-name="layer2"] .fold').count() == 2  # its two blocks
+    stage_at = head("layer2").bounding_box()["y"]
+    head("layer2.0").click()  # the block unfolds into its layers; its projection shortcut stays folded
+    block = [row.name for row in result.rows if row.name.startswith("layer2.0.") and ".downsample." not in row.name]
+    assert visible() == 8 + len(block) == 16
+    assert head("layer1").bounding_box()["y"] == above and head("layer2").bounding_box()["y"] == stage_at  # nothing above moved
+    page.locator('.fold[data-name="layer2.0"] .segment g.node').first.click()
+    assert page.inner_text("#panel h2") == "layer2.0.conv1"
+    head("layer2").click()  # folded again, its blocks with it
+    assert visible() == 8
+    page.click("#expand-all")
+    assert visible() == len(result.rows)
+    page.click("#fold-all")
+    assert visible() == 8 and opened.errors == []

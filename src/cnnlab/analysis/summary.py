@@ -395,7 +395,7 @@ class Summary:
             for node in nodes:
                 if node.is_group:
                     flush()
-                    parts.append(rendering.fold(node.name, self._group_detail(node), body(node.children),
+                    parts.append(rendering.fold(node.name, self.group_detail(node), body(node.children),
                                                 open=open_modules))
                     continue
                 pending.append(cells_of[id(node.row)])
@@ -456,7 +456,8 @@ class Summary:
                 else rendering.Cell(cell.printed + " *", title=cell.why, differs=True))
         return row
 
-    def _group_detail(self, node: TreeNode) -> str:
+    def group_detail(self, node: TreeNode) -> str:
+        """One line on a module that holds several layers: what it holds, its output and its sums."""
         kind = self.module_types.get(node.name, "")
         blocks = [child for child in node.children if child.is_group]
         block_types = {self.module_types.get(child.name, "") for child in blocks}

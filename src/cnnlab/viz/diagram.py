@@ -126,6 +126,38 @@ def drawing_of(result, modules: dict[str, nn.Module], title: str | None = None) 
     return diagram, box_of
 
 
+def drawings_of_parts(result, parts: list[list[int]], modules: dict[str, nn.Module]) -> list[tuple[str, dict[int, list[int]]]]:
+    """Parts of a network each drawn on its own (a block's layers, the layers between two stages):
+    for each, the SVG and, for each of its boxes (node "n{box}"), the summary rows it draws (indices
+    into result.rows). Edges from rows outside a part are left out. Graphviz lays them all out in
+    one run (one process for hundreds of small drawings)."""
+    import graphviz
+
+    from dataclasses import replace as copy_row
+    from types import SimpleNamespace
+
+    sources, boxes = [], []
+    for indices in parts:
+        local = {index: k for k, index in enumerate(indices)}
+        rows = [copy_row(result.rows[index], inputs=tuple(local[j] for j in result.rows[index].inputs if j in local))
+                for index in indices]
+        drawing = _Diagram(SimpleNamespace(rows=rows, model_name=result.model_name), modules, fold_repeats=False,
+                           frames=False)
+        sources.append(drawing.digraph(whole=False).source)
+        boxes.append({box: [indices[k] for k in content.rows] for box, content in drawing.boxes.items()})
+    if not sources:
+        return []
+    try:
+        laid_out = graphviz.pipe("dot", "svg", "\n".join(sources).encode("utf-8")).decode("utf-8")
+    except graphviz.ExecutableNotFound:
+        raise CnnlabError("Graphviz's `dot` program is not installed: run `make graphviz` (or `apt-get install graphviz`, "
+                          "`brew install graphviz`), then draw again") from None
+    svgs = ["<svg" + piece.split("</svg>")[0] + "</svg>" for piece in laid_out.split("<svg")[1:]]
+    if len(svgs) != len(sources):
+        raise CnnlabError(f"Graphviz laid out {len(svgs)} drawings of {len(sources)}")
+    return list(zip(svgs, boxes))
+
+
 def render(graph, out: str | Path) -> Path:
     """Lay `graph` out with Graphviz's dot and write it in the format its suffix names."""
     path = Path(out)
@@ -291,12 +323,13 @@ class _Diagram:
                 run = [name] if name is not None else []
 
     # -- the picture ---------------------------------------------------------------------
-    def digraph(self, title: str | None = None):
+    def digraph(self, title: str | None = None, whole: bool = True):
+        """The Graphviz graph; `whole=False` draws a part of a network (no title, no output box)."""
         import graphviz
 
         graph = graphviz.Digraph(name=self.result.model_name or "model")
         graph.attr(rankdir="TB", nodesep="0.25", ranksep="0.3", fontname="Helvetica", fontsize="11",
-                   label=title or self.default_title(), labelloc="t")
+                   label=(title or self.default_title()) if whole else "", labelloc="t")
         graph.attr("node", shape="box", style="rounded,filled", fontname="Helvetica", fontsize="10", margin="0.12,0.04",
                    height="0.3")
         graph.attr("edge", fontname="Helvetica", fontsize="8", color="#555555", arrowsize="0.6")
@@ -306,8 +339,10 @@ class _Diagram:
             frames.setdefault(self.block_of.get(i), []).append(i)
         self._nest(graph, frames, None)
         last = drawn[-1]
-        graph.node("output", f"output\n{_shape(self.rows[self._last_row(last)].output_shape)}", fillcolor=COLOURS["output"])
-        graph.edge(f"n{last}", "output")
+        if whole:
+            graph.node("output", f"output\n{_shape(self.rows[self._last_row(last)].output_shape)}",
+                       fillcolor=COLOURS["output"])
+            graph.edge(f"n{last}", "output")
         edges: set[tuple[int, int]] = set()
         for i in self.boxes:
             for j in self.rows[i].inputs:

@@ -14,12 +14,20 @@ is computed here, in Python, from the same summary rows as `cnnlab summary`, and
 the page's script lays out, selects and shows; it computes nothing. Scripts and styles are inline
 and nothing is fetched, so the file works from `file://`.
 
+Two views of the network: the whole drawing (as `cnnlab draw`), zoomable and pannable, and "by
+stage", where each module that holds several layers (a stage, a block) is one line with its sums,
+and a click unfolds it in place into its blocks, a block into its layers (its own drawing), a
+second click folds it; "expand all" and "fold all" do every one. Per-stage bars show where the
+parameters, FLOPs and activation memory sit, and a layer's panel draws its output map: hovering a
+position outlines the input region it sees.
+
 Why the layout comes from Graphviz, while the page is built, and not from a layout library run in
 the page: the page then shows exactly what `cnnlab draw` draws (one layout engine, one set of
 folding rules), with no JavaScript library to vendor and keep; building a page needs `dot`, as
-drawing does (`make graphviz`), and says so when it is missing. For unfolding a stage in place
-(explore, part 2), each folded stage's inside can be laid out by Graphviz on its own while the page
-is built and swapped in below its box, so that only what follows it moves.
+drawing does (`make graphviz`), and says so when it is missing. Unfolding in place needs no
+layout in the page either: every run of layers between two foldable modules is laid out by
+Graphviz on its own (all of them in one run of `dot`), and the page stacks these parts, so that
+unfolding a stage inserts its blocks below its line and nothing above it moves.
 """
 
 from __future__ import annotations
@@ -49,9 +57,10 @@ def explore(model: nn.Module | str, input_size=None, batch: int = 1, out: str | 
 
         model = meta_model(model, input_size, **model_kwargs)
     result = summary(model, input_size=input_size, batch=batch, peak=True)
-    diagram, box_of = drawing_of(result, dict(model.named_modules()))
+    modules = dict(model.named_modules())
+    diagram, box_of = drawing_of(result, modules)
     svg = diagram.svg()  # needs Graphviz: says how to install it when missing
-    explorer = Explorer(result.model_name, page(result, svg, box_of), len(result.rows))
+    explorer = Explorer(result.model_name, page(result, svg, box_of, structure(result, modules)), len(result.rows))
     if out is not None:
         explorer.save(out)
     return explorer
@@ -216,13 +225,53 @@ def receptive_field_map(rf: int, jump: int, start: float, output_size, input_siz
             "cols": spans(output_size[1], input_size[1])}
 
 
-def page(result, svg: str, box_of: dict[int, int]) -> str:
+def structure(result, modules: dict[str, nn.Module]) -> dict:
+    """The network as it folds: the tree of its stages and blocks (a module that holds several
+    layers), each with its one-line sums, and for each run of layers between them their own
+    drawing, laid out by Graphviz apart from the rest, with the summary rows each box draws. The
+    page stacks these parts: unfolding a stage inserts its blocks below its line, a block its
+    drawing, and nothing above moves."""
+    from cnnlab import rendering
+    from cnnlab.viz.diagram import drawings_of_parts
+
+    index_of = {id(row): i for i, row in enumerate(result.rows)}
+    parts: list[list[int]] = []
+
+    def level(nodes) -> list[dict]:
+        items, run = [], []
+
+        def flush() -> None:
+            if run:
+                parts.append([index_of[id(node.row)] for node in run])
+                items.append({"drawing": len(parts) - 1})
+                run.clear()
+
+        for node in nodes:
+            if node.is_group:
+                flush()
+                items.append({"name": node.name, "detail": result.group_detail(node), "layers": node.layers,
+                              "children": level(node.children)})
+            else:
+                run.append(node)
+        flush()
+        return items
+
+    tree = level(result.tree())
+    drawings = [{"svg": rendering.compact_svg(svg), "rows": len(indices),
+                 "boxes": {str(box): rows for box, rows in boxes.items()}}
+                for indices, (svg, boxes) in zip(parts, drawings_of_parts(result, parts, modules))]
+    return {"tree": tree, "drawings": drawings}
+
+
+def page(result, svg: str, box_of: dict[int, int], folds: dict | None = None) -> str:
     """The page: the diagram, the panel, the data as JSON, its style and script, all inline."""
     from cnnlab import rendering
     from cnnlab.viz.report import document
 
-    data = json.dumps(page_data(result, box_of), separators=(",", ":")).replace("</", "<\\/")
-    body = BODY.format(title=html.escape(result.title()), svg=rendering.inline_svg(svg), data=data)
+    content = page_data(result, box_of)
+    content["structure"] = folds or {"tree": [], "drawings": []}
+    data = json.dumps(content, separators=(",", ":")).replace("</", "<\\/")
+    body = BODY.format(title=html.escape(result.title()), svg=rendering.compact_svg(svg), data=data)
     return document(result.title(), body, STYLE, FACTS_SCRIPT + SCRIPT)
 
 
@@ -239,7 +288,18 @@ main { flex: 1; display: flex; min-height: 0; }
 #view.dragging { cursor: grabbing; }
 #canvas { transform-origin: 0 0; position: absolute; left: 0; top: 0; }
 #zoom { position: absolute; right: 10px; top: 10px; display: flex; gap: 4px; z-index: 2; }
-#zoom button { width: 30px; height: 26px; }
+#zoom button { min-width: 30px; height: 26px; }
+#structure { position: absolute; inset: 0; overflow: auto; background: #fff; z-index: 3; padding: 8px 14px; cursor: auto; }
+#fold-tools { position: sticky; top: 0; background: #fff; padding-bottom: 6px; z-index: 1; }
+#folds .fold-head { cursor: pointer; padding: 3px 6px; border: 1px solid #c9d3e0; background: #f3f6fa; border-radius: 6px;
+  margin: 3px 0; white-space: nowrap; }
+#folds .fold-head:hover { background: #e6eef8; }
+#folds .fold-mark { display: inline-block; width: 1.2em; color: #2f6fb0; }
+#folds .fold-detail { color: #666; font-size: 12px; }
+#folds .fold-body { margin-left: 22px; border-left: 2px solid #dde4ee; padding-left: 8px; }
+#folds .segment { margin: 2px 0; }
+#folds .segment svg { max-width: 100%; height: auto; }
+#folds g.node { cursor: pointer; }
 g.node { cursor: pointer; }
 g.node.selected path, g.node.selected polygon, g.node.selected ellipse { stroke: #d62728; stroke-width: 3px; }
 g.node.found path, g.node.found polygon, g.node.found ellipse { stroke: #ff9900; stroke-width: 2px; }
@@ -438,8 +498,61 @@ SCRIPT = r"""
     matches.dataset.count = found.length;
     if (found.length > 200) matches.appendChild(element("li", "… " + (found.length - 200) + " more: type more of the name"));
   });
+  // -- by stage: each stage and block folds and unfolds in place; nothing above it moves
+  const structureView = document.getElementById("structure"), folds = document.getElementById("folds");
+  function renderItems(items, container) {
+    items.forEach(function (item) {
+      if (item.drawing !== undefined) {
+        const part = data.structure.drawings[item.drawing];
+        const segment = element("div", undefined, "segment");
+        segment.innerHTML = part.svg;
+        segment.dataset.rows = part.rows;
+        segment.querySelectorAll("g.node").forEach(function (g) {
+          const title = g.querySelector("title"), match = title && /^n(\d+)$/.exec(title.textContent.trim());
+          if (match && part.boxes[match[1]]) g.addEventListener("click", function () { show(part.boxes[match[1]][0], false); });
+        });
+        container.appendChild(segment);
+        return;
+      }
+      const fold = element("div", undefined, "fold"), head = element("div", undefined, "fold-head");
+      const body = element("div", undefined, "fold-body");
+      fold.dataset.name = item.name; body.hidden = true; fold.item = item;
+      head.append(element("span", "▸", "fold-mark"), element("b", item.name), element("span", " " + item.detail, "fold-detail"));
+      head.onclick = function () { toggle(fold); };
+      fold.append(head, body);
+      container.appendChild(fold);
+    });
+  }
+  function toggle(fold, open) {
+    const body = fold.querySelector(":scope > .fold-body"), want = open === undefined ? body.hidden : open;
+    if (want && !body.childElementCount) renderItems(fold.item.children, body);
+    body.hidden = !want;
+    fold.querySelector(":scope > .fold-head .fold-mark").textContent = want ? "▾" : "▸";
+    count();
+  }
+  function count() {
+    let rows = 0;
+    folds.querySelectorAll(".segment").forEach(function (s) { if (s.checkVisibility()) rows += +s.dataset.rows; });
+    document.body.dataset.visibleLayers = rows;
+    document.body.dataset.openFolds = Array.prototype.filter.call(folds.querySelectorAll(".fold"),
+      function (f) { return !f.querySelector(":scope > .fold-body").hidden; }).length;
+  }
+  function byStage(on) { structureView.hidden = !on; if (on && !folds.childElementCount) renderItems(data.structure.tree, folds); count(); }
+  document.getElementById("by-stage").onclick = function () { byStage(true); };
+  document.getElementById("whole").onclick = function () { byStage(false); };
+  document.getElementById("expand-all").onclick = function () {
+    let closed;
+    do { closed = Array.prototype.filter.call(folds.querySelectorAll(".fold"), function (f) {
+      return f.querySelector(":scope > .fold-body").hidden; }); closed.forEach(function (f) { toggle(f, true); }); }
+    while (closed.length);
+  };
+  document.getElementById("fold-all").onclick = function () {
+    folds.querySelectorAll(".fold").forEach(function (f) { toggle(f, false); });
+  };
+
   window.cnnlabExplorer = {show: function (name) { const i = data.rows.findIndex(function (r) { return r.name === name; });
-    if (i >= 0) show(i, true); return i; }, stage: showStage};
+    if (i >= 0) show(i, true); return i; }, stage: showStage, byStage: byStage,
+    unfold: function (name) { const f = folds.querySelector('.fold[data-name="' + name + '"]'); if (f) toggle(f, true); return !!f; }};
   fit();
   const first = data.rows.findIndex(function (r) { return r.kind !== "input"; });
   show(first >= 0 ? first : 0, false);
@@ -449,8 +562,11 @@ SCRIPT = r"""
 
 BODY = """<header><h1>{title}</h1><dl class="facts" id="facts"></dl></header>
 <main>
-<div id="view"><div id="zoom"><button id="zoom-in" title="zoom in">+</button><button id="zoom-out" title="zoom out">−</button>
-<button id="zoom-fit" title="fit the width">fit</button></div><div id="canvas">{svg}</div></div>
+<div id="view"><div id="zoom"><button id="by-stage" title="the network by stage: unfold a stage, then a block">by stage</button>
+<button id="zoom-in" title="zoom in">+</button><button id="zoom-out" title="zoom out">−</button>
+<button id="zoom-fit" title="fit the width">fit</button></div><div id="canvas">{svg}</div>
+<div id="structure" hidden><div id="fold-tools"><button id="whole">whole drawing</button>
+<button id="expand-all">expand all</button><button id="fold-all">fold all</button></div><div id="folds"></div></div></div>
 <aside><input id="search" type="search" placeholder="find a layer by name, e.g. layer3.1.conv2" autocomplete="off">
 <ul id="matches"></ul>
 <details id="costs"><summary>where the cost sits</summary><div id="bars"></div></details>
