@@ -140,9 +140,45 @@ def test_bad_requests(tmp_path):
 
     with pytest.raises(CnnlabError, match="unknown experiment 'resnet'; choose one of degradation"):
         run_experiment("resnet", tier="quick")
-    with pytest.raises(CnnlabError, match="unknown budget 'huge'; choose one of quick, standard, full"):
+    with pytest.raises(CnnlabError, match="unknown budget 'huge'; choose one of quick, standard, long, full"):
         run_experiment("lrn", tmp_path, tier="huge")
     (tmp_path / "file").write_text("x")
     with pytest.raises(CnnlabError, match="is a file; give a folder"):
         run_experiment("lrn", tmp_path / "file", tier="quick")
     assert main(["experiment", "lrn", "--resume", "--quick", "--out", str(tmp_path)]) == 2
+
+
+def test_he_et_als_warm_up_holds_until_the_running_training_error_is_below_80_percent():
+    import torch
+
+    from cnnlab.experiments.core import Plan, WarmUntil, _schedule
+
+    warm = WarmUntil(0.8, window=3)
+    for step, wrong in enumerate([100, 95, 90, 85, 70, 60], start=1):
+        warm.record(step, wrong, 100)  # running means over 3 steps: .95, .90, .82, then .72 at step 6
+    assert (warm.warm, warm.ended_at) == (False, 6)
+    plan = Plan(images=1, epochs=1, lr=0.1, schedule="step", warmup_until_error=0.8)
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=plan.lr)
+    rule = WarmUntil(0.8, window=1)
+    schedule = _schedule(optimizer, plan, 100, rule)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01)  # a tenth of the rate while warming up
+    rule.record(1, 85, 100)
+    optimizer.step(), schedule.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01)  # 85% wrong: still warming up
+    rule.record(2, 70, 100)
+    optimizer.step(), schedule.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1) and rule.ended_at == 2
+
+
+def test_the_long_degradation_budget_uses_the_rule_for_every_arm(tmp_path):
+    from cnnlab.experiments import expected_time
+    from cnnlab.experiments.core import VERDICTS, Context
+    from cnnlab.experiments.depth import plan
+
+    long = plan(Context(tmp_path, "long", "fashion-mnist"))
+    assert long.warmup_until_error == 0.8 and long.warmup == 0.0 and long.lr == 0.1
+    assert "lr 0.01 until the running training error falls below 80%" in long.describe("fashion-mnist")
+    assert expected_time("degradation", "long").startswith("at most 90 min")
+    assert expected_time("lrn", "long").startswith("its standard budget")
+    assert "not decided at this budget" in VERDICTS

@@ -81,6 +81,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     budget = experiment.add_mutually_exclusive_group()
     budget.add_argument("--quick", dest="tier", action="store_const", const="quick",
                         help="the budget the tests run: seconds to a minute, one seed; decides nothing")
+    budget.add_argument("--long", dest="tier", action="store_const", const="long",
+                        help="a longer CPU budget where the standard one cannot decide a claim (degradation: at most 90 "
+                             "minutes, He et al.'s warm-up rule for every arm); two seeds")
     budget.add_argument("--full", dest="tier", action="store_const", const="full",
                         help="the papers' budgets, three seeds: for a GPU")
     experiment.set_defaults(tier="standard")

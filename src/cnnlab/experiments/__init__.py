@@ -12,8 +12,9 @@
     transfer               frozen features, fine-tuning, progressive rates against training from scratch (seed 003)
     lrn                    local response normalization does not help (seed 003, the VGG paper)
 
-Three budgets: `quick` (seconds; what the tests run), `standard` (the default: designed so its
-figures decide the claim on 2 CPU cores in at most 15 minutes each) and `full` (the papers'
+Four budgets: `quick` (seconds; what the tests run), `standard` (the default: designed so its
+figures decide the claim on 2 CPU cores in at most 15 minutes each), `long` (degradation's second
+half: at most 90 minutes, a background run) and `full` (the papers'
 budgets, for a GPU). Each experiment writes OUT/NAME.json (every figure, every seed's history,
 the budget) and OUT/NAME.png, and gives a verdict: shown, shown with a caveat, or not shown.
 """
@@ -36,6 +37,7 @@ class Experiment:
     name: str
     run: Callable[[Context], Result]
     minutes: float  # the standard budget's time on this project's 2-core CPU (bf16), measured
+    long_minutes: float | None = None  # the --long budget's bound, for the experiments that have one
 
     @property
     def summary(self) -> str:
@@ -46,7 +48,7 @@ def _experiments() -> dict[str, Experiment]:
     from cnnlab.experiments import alexnet, depth, filters, heads, normalization, transfer
 
     table = [
-        Experiment("degradation", depth.degradation, 12),
+        Experiment("degradation", depth.degradation, 12, long_minutes=90),
         Experiment("batchnorm", normalization.batchnorm, 1.6),
         Experiment("small-filters", filters.small_filters, 1.8),
         Experiment("inception-bottleneck", filters.inception_bottleneck, 0.1),
@@ -70,6 +72,10 @@ def expected_time(name: str, tier: str) -> str:
         return "under a minute"
     if tier == "full":
         return "the papers' budget: hours to days, for a GPU"
+    if tier == "long":
+        bound = EXPERIMENTS[name].long_minutes
+        return (f"at most {bound:g} min on 2 CPU cores in bf16 (run it in the background; --resume continues it)"
+                if bound else f"its standard budget (it has no longer one): about {minutes:g} min")
     return f"about {minutes:g} min on 2 CPU cores in bf16"
 
 

@@ -26,9 +26,11 @@ from cnnlab.train import precision
 from cnnlab.train.loop import NonFiniteLoss, train_epoch
 from cnnlab.train.metrics import evaluate_batches
 
-TIERS = ("quick", "standard", "full")
-SEEDS = {"quick": (0,), "standard": (0, 1), "full": (0, 1, 2)}
-VERDICTS = ("shown", "shown with a caveat", "not shown")
+TIERS = ("quick", "standard", "long", "full")
+SEEDS = {"quick": (0,), "standard": (0, 1), "long": (0, 1), "full": (0, 1, 2)}
+# "shown": every half of the claim; "shown with a caveat": its core, a secondary part not (named);
+# "not decided at this budget": a half this budget cannot decide (a longer one can, and says so)
+VERDICTS = ("shown", "shown with a caveat", "not decided at this budget", "not shown")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,9 @@ class Plan:
     weight_decay: float = 0.0
     schedule: str = "onecycle"  # onecycle (20% warm-up, then anneal), step (/10 at 50% and 75%, He et al.), constant
     warmup: float = 0.0  # step: this share of the steps at a tenth of the rate first (He et al.'s warm-up for deep nets)
+    # step: a tenth of the rate until the running training error falls below this (He et al. Sec. 4.2 warm
+    # resnet-110 up at 0.01 "until the training error is below 80%"), then the rate; 0: no such rule
+    warmup_until_error: float = 0.0
     size: int | None = None  # input side (the data's own when None)
     augment: str = "none"
     probes: int = 0  # 0: one probe per epoch
@@ -61,6 +66,9 @@ class Plan:
         """One line: images, epochs, batch, optimizer, rate (`rates`: the arms' rates), schedule, extras."""
         extra = f", augmentation {parse_augment(self.augment).describe()}" if self.augment != "none" else ""
         warm = f", the first {self.warmup:.0%} of the steps at lr {self.lr / 10:g}" if self.warmup else ""
+        if self.warmup_until_error:
+            warm = (f", lr {self.lr / 10:g} until the running training error falls below "
+                    f"{self.warmup_until_error:.0%} (He et al.'s warm-up)")
         size = f", {self.size}x{self.size} input" if self.size else ""
         decay = f", weight decay {self.weight_decay:g}" if self.weight_decay else ""
         return (f"{self.images:,} {data} images x {self.epochs} epochs, batch {self.batch_size}, {self.optimizer} "
@@ -86,9 +94,10 @@ class Context:
     def seeds(self) -> tuple[int, ...]:
         return SEEDS[self.tier]
 
-    def pick(self, quick, standard, full=None):
-        """The value for this tier (`full` falls back to `standard`)."""
-        return {"quick": quick, "standard": standard, "full": standard if full is None else full}[self.tier]
+    def pick(self, quick, standard, full=None, long=None):
+        """The value for this tier (`full` and `long` fall back to `standard`)."""
+        return {"quick": quick, "standard": standard, "full": standard if full is None else full,
+                "long": standard if long is None else long}[self.tier]
 
     def announce(self, plan_text: str, steps: int) -> None:
         """Say the budget before the work starts and open the progress bar over its `steps`."""
@@ -167,11 +176,33 @@ def _optimizer(groups, plan: Plan) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=plan.lr, momentum=0.9, weight_decay=plan.weight_decay)
 
 
-def _schedule(optimizer, plan: Plan, steps: int):
+class WarmUntil:
+    """He et al.'s warm-up (Sec. 4.2): a tenth of the rate until the running training error, over the
+    last `window` steps, falls below `error`; then the full rate for the rest of training. `record`
+    is told each step's errors; `warm` says whether the warm-up still holds, `ended_at` the step."""
+
+    def __init__(self, error: float, window: int = 20) -> None:
+        self.error, self.window = error, window
+        self.recent: list[float] = []
+        self.warm, self.ended_at = error > 0, None
+
+    def record(self, step: int, wrong: float, seen: int) -> None:
+        if not self.warm or not seen:
+            return
+        self.recent = (self.recent + [wrong / seen])[-self.window:]
+        if len(self.recent) == self.window and sum(self.recent) / self.window < self.error:
+            self.warm, self.ended_at = False, step
+
+
+def _schedule(optimizer, plan: Plan, steps: int, warm_until: WarmUntil | None = None):
     if plan.schedule == "step":
         warm = round(plan.warmup * steps)
-        return torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: (0.1 if step < warm else 1.0) * 0.1 ** ((step >= steps // 2) + (step >= steps * 3 // 4)))
+
+        def factor(step: int) -> float:
+            warming = warm_until.warm if warm_until is not None and plan.warmup_until_error else step < warm
+            return (0.1 if warming else 1.0) * 0.1 ** ((step >= steps // 2) + (step >= steps * 3 // 4))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     if plan.schedule == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     maxima = [group["lr"] for group in optimizer.param_groups]
@@ -201,17 +232,26 @@ def train_once(model: nn.Module, plan: Plan, data: str, seed: int, label: str = 
     model = model.to(memory_format=memory_format)
     optimizer = _optimizer(parameter_groups or [{"params": [p for p in model.parameters() if p.requires_grad]}], plan)
     steps = plan.epochs * len(batches)
-    schedule = _schedule(optimizer, plan, steps)
+    warm_until = WarmUntil(plan.warmup_until_error)
+    schedule = _schedule(optimizer, plan, steps, warm_until)
     probe_at = sorted({max(1, round(steps * (k + 1) / plan.probe_count)) for k in range(plan.probe_count)})
     history, num_classes = [], split.num_classes
     window = {"loss": 0.0, "correct": 0.0, "seen": 0}  # the sums at the last probe
     started, step, diverged = time.perf_counter(), 0, False
+    last = {"correct": 0.0, "seen": 0}  # the epoch's sums at the previous step (the warm-up's running error)
 
     def after(micro: int, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int) -> None:
         """Progress, and at a probe step the running training figures since the last probe and the test error."""
         at = step + micro + 1
         if progress is not None:
             progress.advance(f"{label}, seed {seed}")
+        if warm_until.warm:
+            if micro == 0:
+                last.update(correct=0.0, seen=0)
+            right = correct.item()
+            images = seen - last["seen"]
+            warm_until.record(at, images - (right - last["correct"]), images)
+            last.update(correct=right, seen=seen)
         if at in probe_at:
             loss, right = loss_sum.item(), correct.item()
             images = seen - window["seen"]
@@ -250,7 +290,8 @@ def train_once(model: nn.Module, plan: Plan, data: str, seed: int, label: str = 
                                    autocast=autocast)
     tested = evaluate_batches(model, make_batches(test.subset(torch.arange(min(plan.test_images, len(test)))), 500, size=side,
                                                   normalization=normalization), num_classes, autocast=autocast)
-    return {"seed": seed, "chance_error": chance, "diverged": False, "history": history, "train_error": history[-1]["train_error"],
+    return {"seed": seed, "chance_error": chance, "diverged": False, "history": history, "warmup_ended_at": warm_until.ended_at,
+            "train_error": history[-1]["train_error"],
             "train_loss": history[-1]["train_loss"], "clean_train_error": 1 - clean_train["top1"],
             "test_error": 1 - tested["top1"], "seconds": seconds, "images_per_second": steps * batch_size / max(seconds, 1e-9),
             "model": model}

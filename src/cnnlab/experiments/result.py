@@ -28,7 +28,7 @@ class Result:
 
     @property
     def holds(self) -> bool:
-        return self.verdict != "not shown"
+        return self.verdict in ("shown", "shown with a caveat")
 
     @classmethod
     def from_json(cls, path: str | Path) -> "Result":

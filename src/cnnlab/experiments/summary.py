@@ -52,11 +52,15 @@ def write_summary(records: list[dict], out: Path) -> list[Path]:
     lines = ["# The seeds' claims, decided", "",
              f"Budget: {records[0]['tier']}; data: {records[0]['data']}; seeds: "
              f"{', '.join(map(str, records[0]['seeds']))}.", "",
-             "| experiment | verdict | claim | what decides it | time |", "|---|---|---|---|---:|"]
+             "| experiment | verdict | decided at | claim | what decides it | time |", "|---|---|---|---|---|---:|"]
     for record in records:
         reason = record["reason"].replace("|", "/")
-        lines.append(f"| {record['experiment']} | **{record['verdict']}** | {record['claim']} | {reason} | "
-                     f"{duration(record['seconds'])} |")
+        lines.append(f"| {record['experiment']} | **{record['verdict']}** | {record['tier']}: {record['budget']} | "
+                     f"{record['claim']} | {reason} | {duration(record['seconds'])} |")
+    undecided = [record["experiment"] for record in records if record["verdict"] == "not decided at this budget"]
+    if undecided:
+        lines += ["", f"Not decided at this budget (a half of the claim left open; each says which budget decides it): "
+                      f"{', '.join(undecided)}."]
     lines.append("")
     for record in records:
         lines += section(record)
