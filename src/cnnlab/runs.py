@@ -54,8 +54,7 @@ class Run:
         if self._model is None:
             from cnnlab.models.from_checkpoint import load_model
 
-            template = copy.deepcopy(self.module).cpu() if self.module is not None else None
-            self._model, _ = load_model(self.out / "best.json", "cpu", module=template)
+            self._model, _ = load_model(self.out / "best.json", "cpu", module=self._template())
         return self._model
 
     def evaluate(self, data: str | None = None, split: str | None = None, device: str = "auto"):
@@ -80,6 +79,7 @@ class Run:
         return curves_figure(self.history, title=self.title())
 
     def _template(self) -> nn.Module | None:
+        """A copy of your module for the best weights to load into (the module itself stays as trained)."""
         return copy.deepcopy(self.module).cpu() if self.module is not None else None
 
     # -- what it says --------------------------------------------------------------------------
