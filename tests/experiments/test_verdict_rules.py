@@ -115,6 +115,7 @@ def test_resume_keeps_what_is_done_and_runs_the_rest(tmp_path):
     assert any(line.startswith("inception-bottleneck (quick") for line in lines)
     summary = (tmp_path / "summary.md").read_text()
     assert "| inception-bottleneck | **" in summary and (tmp_path / "summary.png").stat().st_size > 10_000
+    assert "| degradation | **shown** | quick: b | c |" in summary  # the budget each verdict was decided at
     assert len(json.loads((tmp_path / "summary.json").read_text())) == len(EXPERIMENTS)
 
 

@@ -31,7 +31,7 @@ def duration(seconds: float) -> str:
 
 def section(record: dict) -> list[str]:
     """One experiment as markdown: the command, the budget, the table, the verdict and the plot."""
-    flag = {"quick": " --quick", "full": " --full"}.get(record["tier"], "")
+    flag = {"quick": " --quick", "long": " --long", "full": " --full"}.get(record["tier"], "")
     data = "" if record["data"] == "fashion-mnist" else f" --data {record['data']}"
     rows = record["rows"]
     lines = [f"## {record['experiment']}", "", "```bash", f"cnnlab experiment {record['experiment']}{flag}{data}", "```", "",
