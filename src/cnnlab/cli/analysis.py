@@ -13,8 +13,8 @@ from torch import nn
 from cnnlab.analysis import formulas, summary
 from cnnlab.analysis.formulas import MB, one_decimal
 from cnnlab.analysis.inputs import parse_input_size
-from cnnlab.analysis.user_module import load_user_module, names_a_user_module, parse_typed_inputs
-from cnnlab.cli.options import add_model_options, console, variant_kwargs
+from cnnlab.analysis.user_module import names_a_user_module
+from cnnlab.cli.options import add_model_options, console, model_kwargs, user_module_and_input
 from cnnlab.errors import CnnlabError
 
 
@@ -110,28 +110,13 @@ def add_cost_options(parser: argparse.ArgumentParser) -> None:
                         help="skip the simulated training step (its peak and the Step MB column)")
 
 
-def _model_kwargs(args: argparse.Namespace) -> dict:
-    kwargs = variant_kwargs(getattr(args, "variant_options", []))
-    for option in ("num_classes", "in_chans"):
-        if getattr(args, option, None) is not None:
-            kwargs[option] = getattr(args, option)
-    return kwargs
-
-
 def _summary_for(args: argparse.Namespace, model: str | nn.Module | None = None, depth: int | None = None,
                  peak: bool = False, input_size=None):
-    kwargs = {} if isinstance(model, nn.Module) else _model_kwargs(args)
+    kwargs = {} if isinstance(model, nn.Module) else model_kwargs(args)
     dtypes = None
-    if model is None and names_a_user_module(args.model):  # FILE.py:NAME, a module of the user's own
-        if kwargs:
-            raise CnnlabError(f"--num-classes, --in-chans and --set are for zoo models; {args.model} is built as its "
-                              "file builds it")
-        if not args.input:
-            raise CnnlabError(f"{args.model} is a module of your own: give its input, e.g. --input 3x32x32, or "
-                              "--input 1x128:long for token indices (several inputs joined by +)")
-        model = load_user_module(args.model)
-        shapes, dtypes = parse_typed_inputs(args.input)
-        input_size = shapes if len(shapes) > 1 else shapes[0]
+    own = user_module_and_input(args, kwargs) if model is None else None  # FILE.py:NAME, a module of the user's own
+    if own is not None:
+        model, input_size, dtypes = own
     return summary(model or args.model, input_size=input_size or args.input, batch=getattr(args, "batch", 1),
                    dtype=getattr(args, "dtype", "float32"), optimizer=getattr(args, "optimizer", "momentum"),
                    depth=depth, peak=peak, amp=getattr(args, "amp", "none"),
@@ -185,7 +170,7 @@ def measured_peak(args: argparse.Namespace, result) -> int:
                 "measure at a smaller --batch or --input, or leave out --measured: the simulated step above needs no "
                 "memory", args.device)
     size = parse_input_size(args.input) if args.input else None
-    model = create_model(args.model, input_size=size, **_model_kwargs(args))
+    model = create_model(args.model, input_size=size, **model_kwargs(args))
     return measure_peak(model, result.input_size, args.batch, args.optimizer, args.amp, args.channels_last, args.device)
 
 
@@ -240,7 +225,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
     comparison = compare(args.models, input_size=args.input, batch=args.batch, dtype=args.dtype, optimizer=args.optimizer,
                          amp=args.amp, channels_last=args.channels_last, peak=args.peak, memory=args.memory,
-                         headroom=args.headroom, **_model_kwargs(args))
+                         headroom=args.headroom, **model_kwargs(args))
     if args.sort:
         comparison.sort(args.sort)
     rows = comparison.rows

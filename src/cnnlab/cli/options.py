@@ -30,6 +30,32 @@ def add_model_options(parser: argparse.ArgumentParser, user_modules: bool = Fals
     )
 
 
+def model_kwargs(args: argparse.Namespace) -> dict:
+    """A zoo model's options from the command line: --set KEY=VALUE, --num-classes, --in-chans."""
+    kwargs = variant_kwargs(getattr(args, "variant_options", None) or [])
+    for option in ("num_classes", "in_chans"):
+        if getattr(args, option, None) is not None:
+            kwargs[option] = getattr(args, option)
+    return kwargs
+
+
+def user_module_and_input(args: argparse.Namespace, kwargs: dict):
+    """For MODEL given as FILE.py:NAME (a module of the user's own): (the module, its input size or
+    sizes, their dtypes); None for a zoo name. Zoo options and a missing --input are refused."""
+    from cnnlab.analysis.user_module import load_user_module, names_a_user_module, parse_typed_inputs
+
+    if not names_a_user_module(args.model):
+        return None
+    if kwargs:
+        raise CnnlabError(f"--num-classes, --in-chans and --set are for zoo models; {args.model} is built as its "
+                          "file builds it")
+    if not args.input:
+        raise CnnlabError(f"{args.model} is a module of your own: give its input, e.g. --input 3x32x32, or "
+                          "--input 1x128:long for token indices (several inputs joined by +)")
+    shapes, dtypes = parse_typed_inputs(args.input)
+    return load_user_module(args.model), (shapes if len(shapes) > 1 else shapes[0]), dtypes
+
+
 def variant_kwargs(pairs: list[str]) -> dict:
     """Parse KEY=VALUE pairs; values read as Python literals (1, 0.5, true, 'x') or left as text."""
     options = {}

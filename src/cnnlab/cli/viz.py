@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnlab.cli.options import add_model_options, console, variant_kwargs
+from cnnlab.cli.options import add_model_options, console, model_kwargs, user_module_and_input
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -97,25 +97,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 def run_explore(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from cnnlab.analysis.user_module import load_user_module, names_a_user_module, parse_typed_inputs
-    from cnnlab.errors import CnnlabError
     from cnnlab.viz.explorer import checked_page_path, explore
 
     out = checked_page_path(args.out or f"{Path(args.model.split(':')[-1]).stem or 'model'}.html")
-    kwargs = variant_kwargs(getattr(args, "variant_options", None) or [])
-    for option in ("num_classes", "in_chans"):
-        if getattr(args, option, None) is not None:
-            kwargs[option] = getattr(args, option)
-    model, input_size = args.model, args.input
-    if names_a_user_module(args.model):
-        if kwargs:
-            raise CnnlabError(f"--num-classes, --in-chans and --set are for zoo models; {args.model} is built as its "
-                              "file builds it")
-        if not args.input:
-            raise CnnlabError(f"{args.model} is a module of your own: give its input, e.g. --input 3x32x32")
-        model = load_user_module(args.model)
-        shapes, _ = parse_typed_inputs(args.input)
-        input_size = shapes if len(shapes) > 1 else shapes[0]
+    kwargs = model_kwargs(args)
+    own = user_module_and_input(args, kwargs)  # FILE.py:NAME, a module of the user's own
+    model, input_size = (own[0], own[1]) if own is not None else (args.model, args.input)
     page = explore(model, input_size=input_size, batch=args.batch, **kwargs)
     path = page.save(out)
     console().print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, {page.layers} layers; works offline)",

@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from torch import nn
 
 from cnnlab.analysis.formulas import MB, one_decimal
+from cnnlab.analysis.summary import TreeNode
 from cnnlab.errors import CnnlabError
 
 
@@ -140,10 +140,9 @@ def page_data(result, box_of: dict[int, int]) -> dict:
     t = result.totals
     stages = []
     for name, members in cost_stages(result):
-        rows_of = [result.rows[i] for i in members]
-        node = _Sums(sum(r.params for r in rows_of), sum(r.flops for r in rows_of), sum(r.macs for r in rows_of),
-                     sum(r.activation_memory for r in rows_of), sum(r.parameter_memory for r in rows_of),
-                     len(rows_of), rows_of[-1].output_shape)
+        node = TreeNode(name, "", 0)
+        for i in members:
+            node.add(result.rows[i])
         stages.append({"name": name, "rows": members, "bars": [
             ["parameters", f"{node.params:,}", _share(node.params, t.params)],
             ["FLOPs", f"{one_decimal(node.flops / 1e6)} M", _share(node.flops, t.flops)],
@@ -167,17 +166,6 @@ def page_data(result, box_of: dict[int, int]) -> dict:
     return {"title": result.title(), "facts": facts, "notes": notes, "rows": rows, "fields": fields,
             "stages": stages, "totals": totals,
             "input": list(result.input_size[-2:]) if height is not None else None}
-
-
-@dataclass
-class _Sums:
-    params: int
-    flops: int
-    macs: int
-    activation_memory: int
-    parameter_memory: int
-    layers: int
-    output_shape: tuple
 
 
 def cost_stages(result) -> list[tuple[str, list[int]]]:
