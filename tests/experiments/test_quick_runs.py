@@ -11,7 +11,7 @@ from PIL import Image
 
 from cnnlab.cli import main
 from cnnlab.data.sources import FASHION_MNIST_DIR
-from cnnlab.experiments import EXPERIMENTS, run_experiment
+from cnnlab.experiments import EXPERIMENTS, open_parts, run_experiment
 from cnnlab.experiments.core import VERDICTS
 from cnnlab.experiments.normalization import first_epoch_probe
 
@@ -36,6 +36,8 @@ def run(name, tmp_path):
     assert record["tier"] == "quick" and record["seeds"] == [0] and record["verdict"] == result.verdict
     assert record["rows"] == json.loads(json.dumps(result.rows, default=float))
     assert record["budget"] == result.budget and record["seconds"] > 0
+    assert record["open"] == open_parts(result) and (record["open"] == []) == (result.verdict == "shown")
+    assert not (tmp_path / ".arms").exists()  # the kept runs go once the experiment's JSON holds them
     return result, record
 
 
@@ -141,12 +143,24 @@ def test_first_layer(tmp_path):
     assert conv1["alexnet"].params == 48 * 121 + 48 and conv1["zfnet"].params == 48 * 49 + 48
     result, record = run("first-layer", tmp_path)
     for row in result.rows:
-        assert 0 <= row["dead_filter_share"] <= 1
-        assert row["low_band_share"] + row["mid_band_share"] + row["high_band_share"] == pytest.approx(1.0)
-    assert set(record["figures"]["measures"]) == {"alexnet", "zfnet"}
+        assert 0 <= row["dead_filter_share"] <= 1 and 0 <= row["untrained_dead_share"] <= 1
+        assert 0 < row["mid_band_share"] < 1 and 0 < row["aliased_share"] < 1 and row["moved"] > 0
+    measures, untrained = record["figures"]["measures"], record["figures"]["untrained"]
+    assert set(measures) == set(untrained) == {"alexnet", "zfnet"}
+    for design in measures:
+        shares = [measures[design][band][0] for band in ("low", "mid", "high")]
+        assert sum(shares) == pytest.approx(1.0)
+        assert "moved" in measures[design] and "moved" not in untrained[design]  # the control never trained
+    # the same initialization: stride 4 aliases more of an untrained bank's energy than stride 2
+    assert untrained["alexnet"]["aliased"][0] > untrained["zfnet"]["aliased"][0]
+    assert "0.22 cycles/pixel" in record["figures"]["limit"] and "0.22 cycles/pixel" in result.reason
 
 
 def test_transfer(tmp_path):
+    from cnnlab.experiments.transfer import SOURCE_CLASSES, TARGET_CLASSES
+
+    source, target = ({int(c) for c in classes.split(",")} for classes in (SOURCE_CLASSES, TARGET_CLASSES))
+    assert source | target == set(range(10)) and not source & target  # the two halves of the ten classes
     result, record = run("transfer", tmp_path)
     assert [(r["images_per_class"], r["mode"]) for r in result.rows] == [
         (10, m) for m in ("scratch", "linear-probe", "finetune", "progressive")]
@@ -160,8 +174,12 @@ def test_lrn(tmp_path):
 
     assert [n for n, m in small_alexnet(lrn=True).named_modules() if isinstance(m, nn.LocalResponseNorm)] == [
         "features.norm1", "features.norm2"]
-    result, _ = run("lrn", tmp_path)
-    assert [r["variant"] for r in result.rows] == ["with LRN", "without LRN"]
+    result, record = run("lrn", tmp_path)
+    assert [(r["variant"], r["lr"], r["chosen"]) for r in result.rows] == [("with LRN", 0.02, True),
+                                                                          ("without LRN", 0.02, True)]
+    assert record["figures"]["chosen_rates"] == {"with LRN": 0.02, "without LRN": 0.02}
+    for arm in record["figures"]["arms"].values():  # rates are chosen on held-out training images
+        assert all(0 <= run_["validation_error"] <= 1 for run_ in arm["runs"])
 
 
 def test_every_experiment_is_tested_here():

@@ -39,7 +39,7 @@ def test_spread_text():
 
 def test_an_arm_near_chance_decides_nothing():
     verdict, reason = learned([arm("a", [0.2, 0.21]), arm("stuck", [0.88, 0.9])], "shown", "a is lower")
-    assert verdict == "not shown" and reason.startswith("stuck did not learn at this budget") and reason.endswith("a is lower")
+    assert verdict == "not decided at this budget" and reason.startswith("stuck did not learn at this budget") and reason.endswith("a is lower")
     assert learned([arm("a", [0.2]), arm("b", [0.7])], "shown", "fine") == ("shown", "fine")  # 0.7 < 0.8 x 0.9
 
 
@@ -115,7 +115,8 @@ def test_resume_keeps_what_is_done_and_runs_the_rest(tmp_path):
     assert any(line.startswith("inception-bottleneck (quick") for line in lines)
     summary = (tmp_path / "summary.md").read_text()
     assert "| inception-bottleneck | **" in summary and (tmp_path / "summary.png").stat().st_size > 10_000
-    assert "| degradation | **shown** | quick: b | c |" in summary  # the budget each verdict was decided at
+    assert "| degradation | **shown** | quick: b | - | c |" in summary  # the budget each verdict was decided at
+    assert "| lrn | **not shown** | quick:  | the whole claim | claim |" in summary  # and what remains open
     assert len(json.loads((tmp_path / "summary.json").read_text())) == len(EXPERIMENTS)
 
 
@@ -146,7 +147,8 @@ def test_bad_requests(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(CnnlabError, match="is a file; give a folder"):
         run_experiment("lrn", tmp_path / "file", tier="quick")
-    assert main(["experiment", "lrn", "--resume", "--quick", "--out", str(tmp_path)]) == 2
+    with pytest.raises(SystemExit):
+        main(["experiment", "lrn", "--long", "--full", "--out", str(tmp_path)])  # one budget
 
 
 def test_he_et_als_warm_up_holds_until_the_running_training_error_is_below_80_percent():
@@ -183,3 +185,77 @@ def test_the_long_degradation_budget_uses_the_rule_for_every_arm(tmp_path):
     assert expected_time("degradation", "long").startswith("at most 90 min")
     assert expected_time("lrn", "long").startswith("its standard budget")
     assert "not decided at this budget" in VERDICTS
+
+
+def test_each_arm_may_get_its_own_rate_chosen_on_held_out_training_images():
+    from cnnlab.experiments.core import best_rate
+
+    def rated(errors, diverged=False):
+        return Arm("x", [{"seed": s, "validation_error": e, "test_error": 0.5, "diverged": diverged}
+                         for s, e in enumerate(errors)])
+
+    by_rate = {0.01: rated([0.20, 0.22]), 0.1: rated([0.15, 0.19]), 1.0: rated([0.10, 0.12], diverged=True)}
+    assert best_rate(by_rate)[0] == 0.1  # the lowest mean validation error; a rate with a diverged seed comes last
+    assert best_rate({0.01: rated([0.3, 0.3]), 0.1: rated([0.2, 0.2])})[1] is not None
+
+
+def test_validation_images_are_held_out_training_images(tmp_path):
+    from cnnlab.experiments.core import Plan, split_of, train_once
+
+    plan = Plan(images=256, epochs=1, batch_size=128, lr=0.01, validation_images=200, probe_images=100, test_images=100)
+    torch.manual_seed(0)
+    run = train_once(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), plan, "mnist-embedded", 0)
+    assert 0 <= run["validation_error"] <= 1
+    with pytest.raises(ValueError, match="validation images after"):
+        train_once(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), Plan(images=len(split_of("mnist-embedded").train),
+                   epochs=1, validation_images=10), "mnist-embedded", 0)
+
+
+def test_a_resumed_experiment_takes_back_its_finished_runs(tmp_path, monkeypatch):
+    from cnnlab.experiments import core
+    from cnnlab.experiments.core import Context, Plan
+
+    plan = Plan(images=256, epochs=1, lr=0.01, probe_images=100, test_images=100)
+    build = lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 10))  # noqa: E731
+    first = Context(tmp_path, "standard", "mnist-embedded", log=lambda _: None, name="toy").train(build, plan, "linear")
+    kept = sorted(p.name for p in (tmp_path / ".arms" / "toy").iterdir())
+    assert len(kept) == 4 and sum(name.endswith(".safetensors") for name in kept) == 2  # one pair per seed
+
+    monkeypatch.setattr(core, "train_once", lambda *a, **k: pytest.fail("a kept run was trained again"))
+    lines = []
+    again = Context(tmp_path, "standard", "mnist-embedded", log=lines.append, name="toy", resume=True).train(build, plan, "linear")
+    assert "kept from the interrupted run: 2 of 2 seeds" in lines[0]
+    for before, after in zip(first.runs, again.runs):
+        assert after["test_error"] == before["test_error"] and after["history"] == before["history"]
+        assert torch.equal(after["model"][1].weight, before["model"][1].weight)
+
+    # a run whose weights do not match its record is trained again, and a changed plan is not found
+    weights = next((tmp_path / ".arms" / "toy").glob("0-*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-8] + b"xxxxxxxx")
+    store = core.RunStore(tmp_path / ".arms" / "toy", "standard", "mnist-embedded")
+    assert store.load("linear", plan, 0, build()) is None and store.load("linear", plan, 1, build()) is not None
+    assert store.load("linear", Plan(images=512, epochs=1), 1, build()) is None
+    # without resume an experiment starts clean
+    Context(tmp_path, "standard", "mnist-embedded", name="toy")
+    assert not (tmp_path / ".arms").exists()
+
+
+def test_what_remains_open(tmp_path):
+    from cnnlab.experiments import open_parts
+    from cnnlab.experiments.result import Result
+
+    assert open_parts(Result("x", "c", "shown", "r", [], open=["ignored"])) == []
+    assert open_parts(Result("x", "c", "shown with a caveat", "r", [], open=["the gap"])) == ["the gap"]
+    assert open_parts({"verdict": "not decided at this budget"}) == ["the whole claim"]
+    stuck = Result("x", "c", "not decided at this budget", "a did not learn at this budget (...); b", [], open=["half"])
+    assert open_parts(stuck) == ["the whole claim (an arm did not learn)"]
+
+
+def test_aliased_energy_is_what_the_stride_folds_back():
+    from cnnlab.experiments.filters import aliased_share
+
+    k = 11
+    x = torch.arange(k, dtype=torch.float32)
+    grating = torch.cos(2 * math.pi * 0.19 * x)[None, :].expand(k, k)[None, None]
+    assert aliased_share(grating, stride=4, grid=128)[0] > 0.8  # above stride 4's Nyquist, 0.125 cycles/pixel
+    assert aliased_share(grating, stride=2, grid=128)[0] < 0.2  # below stride 2's, 0.25

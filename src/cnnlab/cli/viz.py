@@ -90,7 +90,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     experiment.add_argument("--data", default="fashion-mnist", help="data set for the trained arms (default fashion-mnist)")
     experiment.add_argument("--out", default="experiments", help="folder for NAME.json and NAME.png (default experiments/)")
     experiment.add_argument("--resume", action="store_true",
-                            help="with all: keep the experiments OUT already holds at this budget and data, run the rest")
+                            help="continue an interrupted run: keep its finished runs (each arm and seed) and, with all, "
+                                 "the experiments OUT already holds at this budget and data; train the rest")
     experiment.set_defaults(run=run_experiment)
 
 
@@ -163,29 +164,29 @@ def run_features(args: argparse.Namespace) -> int:
 
 
 def run_experiment(args: argparse.Namespace) -> int:
-    from cnnlab.errors import CnnlabError
     from cnnlab.experiments import expected_time, run_all
     from cnnlab.experiments import run_experiment as run
 
     out = console()
     log = lambda line: out.print(line, highlight=False)  # noqa: E731
-    if args.resume and args.name != "all":
-        raise CnnlabError("--resume picks up an interrupted `cnnlab experiment all`; a single experiment reruns whole")
     if args.name == "all":
         records = run_all(args.out, args.tier, args.data, resume=args.resume, log=log, progress=True,
                           on_result=lambda result: _print_result(out, result))
         from rich.table import Table
 
+        from cnnlab.experiments import open_parts
+
         table = Table(title=f"the seeds' claims ({args.tier} budget)")
-        for column in ("experiment", "verdict", "minutes"):
+        for column in ("experiment", "verdict", "decided at", "still open", "minutes"):
             table.add_column(column, justify="right" if column == "minutes" else "left")
         for record in records:
-            table.add_row(record["experiment"], record["verdict"], f"{record['seconds'] / 60:.1f}")
+            table.add_row(record["experiment"], record["verdict"], record["tier"], "; ".join(open_parts(record)) or "-",
+                          f"{record['seconds'] / 60:.1f}")
         out.print(table)
         log(f"wrote {args.out}/summary.md, summary.json, summary.png")
         return 0
     log(f"experiment {args.name} ({args.tier} budget; expected {expected_time(args.name, args.tier)})")
-    _print_result(out, run(args.name, args.out, tier=args.tier, data=args.data, log=log, progress=True))
+    _print_result(out, run(args.name, args.out, tier=args.tier, data=args.data, log=log, progress=True, resume=args.resume))
     return 0
 
 

@@ -86,9 +86,11 @@ def _tier(tier: str) -> str:
 
 
 def run_experiment(name: str, out: str | Path = "experiments", tier: str = "standard", data: str = "fashion-mnist",
-                   log: Callable[[str], None] = print, progress: bool = False) -> Result:
+                   log: Callable[[str], None] = print, progress: bool = False, resume: bool = False) -> Result:
     """Run experiment `name` at budget `tier`, write OUT/NAME.json and its plot; what it found.
-    OUT is locked while the experiment writes (one writer per folder)."""
+    OUT is locked while the experiment writes (one writer per folder). Each finished run (arm and
+    seed) is kept under OUT/.arms/NAME until the experiment ends; with `resume` an interrupted
+    experiment takes those back and trains only the rest."""
     from cnnlab.checkpoint import RunFolderLock
 
     if name not in EXPERIMENTS:
@@ -96,15 +98,16 @@ def run_experiment(name: str, out: str | Path = "experiments", tier: str = "stan
     tier, out = _tier(tier), Path(out)
     lock = RunFolderLock(out)  # refuses a file, and a folder another process writes
     try:
-        return _run(name, out, tier, data, log, progress)
+        return _run(name, out, tier, data, log, progress, resume)
     finally:
         lock.release()
 
 
-def _run(name: str, out: Path, tier: str, data: str, log, progress: bool) -> Result:
+def _run(name: str, out: Path, tier: str, data: str, log, progress: bool, resume: bool = False) -> Result:
     from cnnlab.checkpoint import atomic_write_text, versions
 
-    ctx = Context(out, tier, data, log, progress_factory=(lambda steps: Progress(name, steps)) if progress else None)
+    ctx = Context(out, tier, data, log, progress_factory=(lambda steps: Progress(name, steps)) if progress else None,
+                  name=name, resume=resume)
     started = time.perf_counter()
     try:
         result = EXPERIMENTS[name].run(ctx)
@@ -113,11 +116,29 @@ def _run(name: str, out: Path, tier: str, data: str, log, progress: bool) -> Res
     seconds = time.perf_counter() - started
     record = {"experiment": name, "tier": tier, "quick": tier == "quick", "data": data, "claim": result.claim,
               "verdict": result.verdict, "reason": result.reason, "budget": result.budget, "seeds": list(ctx.seeds),
-              "seconds": seconds, "rows": result.rows, "figures": result.figures, "files": result.files,
+              "open": open_parts(result), "seconds": seconds, "rows": result.rows, "figures": result.figures, "files": result.files,
               "versions": versions()}
     atomic_write_text(out / f"{name}.json", json.dumps(record, indent=2, default=_json_default))
     result.files.append(str(out / f"{name}.json"))
+    if ctx.store is not None:
+        ctx.store.clear()  # the experiment's JSON holds every run now
     return result
+
+
+def open_parts(result: Result | dict) -> list[str]:
+    """The parts of the claim that remain open: none when shown; the whole claim when an arm did not
+    learn (nothing is decided); else those the experiment named (the whole claim if it named none)."""
+    from cnnlab.experiments.core import NOT_LEARNED
+
+    if isinstance(result, Result):
+        verdict, reason, named = result.verdict, result.reason, result.open
+    else:
+        verdict, reason, named = result["verdict"], result.get("reason", ""), result.get("open") or []
+    if verdict == "shown":
+        return []
+    if NOT_LEARNED in reason:
+        return ["the whole claim (an arm did not learn)"]
+    return list(named) or ["the whole claim"]
 
 
 def _json_default(value):
@@ -131,7 +152,8 @@ def run_all(out: str | Path = "experiments", tier: str = "standard", data: str =
             on_result: Callable[[Result], None] | None = None) -> list[dict]:
     """Every experiment in turn, then OUT/summary.md, summary.json and summary.png. With `resume`,
     an experiment whose OUT/NAME.json already holds this budget's and data's result is read back
-    instead of rerun, so an interrupted `all` picks up where it stopped."""
+    instead of rerun, and the one that was cut off keeps its finished runs, so an interrupted `all`
+    picks up where it stopped."""
     from cnnlab.checkpoint import RunFolderLock
 
     tier, out = _tier(tier), Path(out)
@@ -145,7 +167,7 @@ def run_all(out: str | Path = "experiments", tier: str = "standard", data: str =
                 records.append(done)
                 continue
             log(f"{name} ({tier}; expected {expected_time(name, tier)})")
-            result = _run(name, out, tier, data, log, progress)
+            result = _run(name, out, tier, data, log, progress, resume)
             if on_result is not None:
                 on_result(result)
             records.append(json.loads((out / f"{name}.json").read_text()))
@@ -165,4 +187,4 @@ def _finished(path: Path, tier: str, data: str) -> dict | None:
     return record if record.get("tier") == tier and record.get("data") == data and "verdict" in record else None
 
 
-__all__ = ["EXPERIMENTS", "Experiment", "Result", "expected_time", "run_all", "run_experiment"]
+__all__ = ["EXPERIMENTS", "Experiment", "Result", "expected_time", "open_parts", "run_all", "run_experiment"]

@@ -2,7 +2,8 @@
 
     overlapping-pooling    3x3/2 pools against 2x2/2 (Krizhevsky et al. Sec. 3.4: 0.4 points of top-1)
     relu-vs-sigmoid        how fast each activation trains LeNet, under three initializations (AlexNet Fig. 1)
-    dropout-augmentation   the train/test gap with and without dropout on the FC layers and augmentation
+    dropout-augmentation   the test error and the train/test gap of a net that overfits, with and without
+                           dropout on the FC layers and augmentation
 
 The small AlexNet keeps AlexNet's shape (five convs, pools after conv1, conv2 and conv5, two
 hidden FC layers with dropout) at a width and input the CPU trains in minutes: Fashion-MNIST
@@ -66,7 +67,8 @@ def overlapping_pooling(ctx: Context) -> Result:
     verdict, reason = learned(arms.values(), "shown" if shown else "not shown", reason)
     return Result("overlapping-pooling", "overlapping 3x3/2 pools reduce the error against 2x2/2 pools, at equal "
                   "parameters and map sizes", verdict, reason, rows,
-                  {"arms": {arm.label: arm.record() for arm in arms.values()}}, files, budget.describe(ctx.data))
+                  {"arms": {arm.label: arm.record() for arm in arms.values()}}, files, budget.describe(ctx.data),
+                  open=[] if shown else ["3x3/2 pools lower the test error beyond the seed spread"])
 
 
 # -- relu-vs-sigmoid ----------------------------------------------------------------------------
@@ -138,16 +140,24 @@ def relu_vs_sigmoid(ctx: Context) -> Result:
                   "sigmoid, whatever the initialization (AlexNet's Figure 1: 6x on CIFAR-10)", verdict, "; ".join(parts), rows,
                   {"arms": {f"{init}, {activation}, lr {lr:g}": arm.record()
                             for (init, activation), by_rate in runs.items() for lr, arm in by_rate.items()}},
-                  files, budget.describe(ctx.data, rates))
+                  files, budget.describe(ctx.data, rates),
+                  open=[f"ReLU faster under the {init} initialization" for init, ok in faster.items() if not ok])
 
 
 # -- dropout-augmentation -------------------------------------------------------------------------
 def dropout_augmentation(ctx: Context) -> Result:
-    budget = alexnet_plan(ctx, images=5_000, epochs=20)
+    """A net that overfits: the small AlexNet on 100 images per class for 60 epochs, with Adam (which
+    fits it within the budget where SGD at AlexNet's rate underfits) and no weight decay, so that the
+    only regularizers are the two under test. Overfitting is measured where it hurts, on the test error;
+    the train/test gap is reported beside it."""
+    budget = ctx.pick(quick=Plan(images=640, epochs=3, optimizer="adam", lr=1e-3, size=SMALL_SIDE, probe_images=250,
+                                 test_images=500),
+                      standard=Plan(images=1_000, epochs=60, optimizer="adam", lr=1e-3, size=SMALL_SIDE, probes=20),
+                      full=Plan(images=5_000, epochs=200, optimizer="adam", lr=1e-3, size=SMALL_SIDE, probes=40))
     variants = {"neither": (0.0, "none"), "dropout": (0.5, "none"), "augmentation": (0.0, "crop=2,flip"),
                 "both": (0.5, "crop=2,flip")}
     ctx.announce(f"{budget.describe(ctx.data)}; dropout 0.5 after fc6 and fc7; augmentation: random crops (pad 2) and "
-                 "horizontal flips", steps_of(budget, len(variants), len(ctx.seeds)))
+                 "horizontal flips; no weight decay", steps_of(budget, len(variants), len(ctx.seeds)))
     arms = {label: ctx.train(lambda p=p: small_alexnet(dropout=p), replace(budget, augment=augment), label)
             for label, (p, augment) in variants.items()}
 
@@ -164,14 +174,26 @@ def dropout_augmentation(ctx: Context) -> Result:
                  "train/test gap (points)": [100 * (max(gap(arm)) - min(gap(arm))) for arm in arms.values()]},
         title=f"dropout and augmentation: {budget.describe(ctx.data)}"))]
     base = arms["neither"]
-    shrinks = {label: max(gap(arms[label])) < min(gap(base)) for label in ("dropout", "augmentation")}
-    helps = {label: below(arms[label], base) for label in ("dropout", "augmentation")}
-    parts = [f"{label}: gap {100 * statistics.fmean(gap(arms[label])):.2f} points against "
-             f"{100 * statistics.fmean(gap(base)):.2f} without ({'smaller in every seed' if shrinks[label] else 'not smaller in every seed'}), "
-             f"test error {pm(arms[label], 'test_error')} against {pm(base, 'test_error')}" for label in shrinks]
-    verdict = ("shown" if all(shrinks.values()) and all(helps.values()) else
-               "shown with a caveat" if any(shrinks.values()) else "not shown")
+    remedies = ("dropout", "augmentation")
+    helps = {label: below(arms[label], base) for label in remedies}
+    shrinks = {label: max(gap(arms[label])) < min(gap(base)) for label in remedies}
+    parts = [f"without either: clean training error {pm(base, 'clean_train_error')}, test error {pm(base, 'test_error')} "
+             f"(a gap of {100 * statistics.fmean(gap(base)):.2f} points)"]
+    parts += [f"{label}: test error {pm(arms[label], 'test_error')} "
+              + (f"(lower by {gap_text(arms[label], base)})" if helps[label] else
+                 "(higher beyond the seed spread)" if below(base, arms[label]) else "(not lower beyond the seed spread)")
+              + f", gap {100 * statistics.fmean(gap(arms[label])):.2f} points against {100 * statistics.fmean(gap(base)):.2f} "
+              f"({'smaller in every seed' if shrinks[label] else 'not smaller in every seed'})" for label in remedies]
+    parts.append(f"both: test error {pm(arms['both'], 'test_error')}")
+    # the claim's core is the test error; the gap is its secondary part
+    verdict = ("shown" if all(helps.values()) and all(shrinks.values()) else
+               "shown with a caveat" if all(helps.values()) else "not shown")
+    if verdict == "shown with a caveat":
+        parts.append("the gap is not smaller in every seed with " + " or ".join(l for l in remedies if not shrinks[l]))
     verdict, reason = learned(arms.values(), verdict, "; ".join(parts))
-    return Result("dropout-augmentation", "dropout on the FC layers and data augmentation each reduce overfitting: a "
-                  "smaller gap between training and test error, and a lower test error", verdict, reason, rows,
-                  {"arms": {label: arm.record() for label, arm in arms.items()}}, files, budget.describe(ctx.data))
+    return Result("dropout-augmentation", "on a net that overfits, dropout on the FC layers and data augmentation each "
+                  "reduce overfitting: a lower test error, and a smaller gap between training and test error", verdict,
+                  reason, rows, {"arms": {label: arm.record() for label, arm in arms.items()}}, files,
+                  budget.describe(ctx.data),
+                  open=[f"{label} lowers the test error" for label in remedies if not helps[label]]
+                  + [f"{label} shrinks the train/test gap" for label in remedies if not shrinks[label]])

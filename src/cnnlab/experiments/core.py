@@ -11,6 +11,9 @@ spread, and a difference counts as shown only when it is larger than that spread
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import shutil
 import statistics
 import time
 from dataclasses import dataclass
@@ -56,6 +59,9 @@ class Plan:
     probes: int = 0  # 0: one probe per epoch
     probe_images: int = 1000
     test_images: int = 10_000
+    # held-out training images (the next ones after the `images` trained on) on which a learning rate
+    # is chosen without looking at the test split; 0: none
+    validation_images: int = 0
     channels_last: bool = False
 
     @property
@@ -85,6 +91,13 @@ class Context:
     log: Callable[[str], None] = print
     progress_factory: Callable[[int], "Progress"] | None = None
     progress: "Progress | None" = None
+    name: str = ""  # the experiment's: its finished runs are kept under OUT/.arms/NAME until it ends
+    resume: bool = False  # reuse the runs an interrupted run of this experiment finished
+
+    def __post_init__(self) -> None:
+        self.store = RunStore(self.out / ".arms" / self.name, self.tier, self.data) if self.name else None
+        if self.store is not None and not self.resume:
+            self.store.clear()
 
     @property
     def quick(self) -> bool:
@@ -112,14 +125,74 @@ class Context:
             self.progress = None
 
     def train(self, build: Callable[[], nn.Module], plan: Plan, label: str, **options) -> "Arm":
-        """Train a fresh `build()` once per seed under `plan`; the arm's runs and their spread."""
-        runs = []
+        """Train a fresh `build()` once per seed under `plan`; the arm's runs and their spread. Each
+        finished run is kept (OUT/.arms/NAME), so that a resumed experiment takes it back instead."""
+        runs, kept = [], 0
         for seed in self.seeds:
             torch.manual_seed(seed)
-            runs.append(train_once(build(), plan, self.data, seed, label=label, progress=self.progress, **options))
+            model = build()
+            run = self.store.load(label, plan, seed, model) if self.store is not None and self.resume else None
+            if run is None:
+                run = train_once(model, plan, self.data, seed, label=label, progress=self.progress, **options)
+                if self.store is not None:
+                    self.store.save(label, plan, seed, run)
+            else:
+                kept += 1
+                if self.progress is not None:
+                    self.progress.advance(f"{label}, seed {seed}", steps_of(plan, 1, 1))
+            runs.append(run)
         arm = Arm(label, runs)
-        self.log(f"  {label}: {arm.line()}")
+        self.log(f"  {label}: {arm.line()}" + (f" (kept from the interrupted run: {kept} of {len(runs)} seeds)" if kept else ""))
         return arm
+
+
+class RunStore:
+    """The finished runs of an experiment in progress, one pair of files per arm and seed: the run's
+    figures (JSON) and the trained weights (safetensors). The JSON is written last and names the
+    weights' digest, so a run cut off while saving is trained again, never half read back. A run is
+    found by its arm, seed, plan, tier and data: a changed plan trains again."""
+
+    def __init__(self, folder: Path, tier: str, data: str) -> None:
+        self.folder, self.tier, self.data = folder, tier, data
+
+    def _stem(self, label: str, plan: Plan, seed: int) -> str:
+        key = json.dumps([self.tier, self.data, label, seed, repr(plan)])
+        return f"{seed}-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
+
+    def save(self, label: str, plan: Plan, seed: int, run: dict[str, Any]) -> None:
+        from safetensors.torch import save
+
+        from cnnlab.checkpoint import atomic_write_bytes, atomic_write_text
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        stem = self._stem(label, plan, seed)
+        weights = save({k: v.detach().contiguous() for k, v in run["model"].state_dict().items()})
+        atomic_write_bytes(self.folder / f"{stem}.safetensors", weights)
+        record = {"label": label, "seed": seed, "sha256": hashlib.sha256(weights).hexdigest(),
+                  "run": {k: v for k, v in run.items() if k != "model"}}
+        atomic_write_text(self.folder / f"{stem}.json", json.dumps(record))
+
+    def load(self, label: str, plan: Plan, seed: int, model: nn.Module) -> dict[str, Any] | None:
+        """The kept run with `model` holding its trained weights, or None (not kept, or damaged)."""
+        from safetensors.torch import load
+
+        stem = self._stem(label, plan, seed)
+        try:
+            record = json.loads((self.folder / f"{stem}.json").read_text())
+            weights = (self.folder / f"{stem}.safetensors").read_bytes()
+            if record["label"] != label or hashlib.sha256(weights).hexdigest() != record["sha256"]:
+                return None
+            model.load_state_dict(load(weights))
+        except (OSError, ValueError, KeyError, RuntimeError):
+            return None
+        return {**record["run"], "model": model}
+
+    def clear(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        try:
+            self.folder.parent.rmdir()  # OUT/.arms, once no experiment keeps runs there
+        except OSError:
+            pass
 
 
 class Progress:
@@ -215,10 +288,17 @@ def train_once(model: nn.Module, plan: Plan, data: str, seed: int, label: str = 
     training error and loss since the last probe, test error on the probe images) and the end
     figures: `train_error` (the running error over the last probe interval, as He et al. plot
     it), `clean_train_error` (eval mode, on up to 2,000 of the training images), `test_error`.
+    With `plan.validation_images`, `validation_error` on that many training images not trained on.
     `train_set`/`test_set` replace the data's own (transfer); `parameter_groups` the optimizer's
     single group (per-group learning rates, frozen layers left out)."""
     split = split_of(data)
     train = train_set if train_set is not None else split.train.subset(torch.arange(min(plan.images, len(split.train))))
+    validation = None
+    if plan.validation_images:
+        if train_set is not None or plan.images + plan.validation_images > len(split.train):
+            raise ValueError(f"{plan.validation_images} validation images after {plan.images} training images: "
+                             f"the training split has {len(split.train)}")
+        validation = split.train.subset(torch.arange(plan.images, plan.images + plan.validation_images))
     test = test_set if test_set is not None else split.test
     normalization = Normalization(*image_stats(train))
     side = plan.size or train.shape[-1]
@@ -282,7 +362,8 @@ def train_once(model: nn.Module, plan: Plan, data: str, seed: int, label: str = 
     if diverged:
         history.append({"iteration": step, "epoch": step / len(batches), "train_loss": float("nan"),
                         "train_error": chance, "test_error": chance})
-        return {"seed": seed, "chance_error": chance, "diverged": True, "diverged_at": step, "history": history, "train_error": chance,
+        held = {} if validation is None else {"validation_error": chance}
+        return {**held, "seed": seed, "chance_error": chance, "diverged": True, "diverged_at": step, "history": history, "train_error": chance,
                 "clean_train_error": chance, "test_error": chance, "train_loss": float("nan"), "seconds": seconds,
                 "images_per_second": step * batch_size / max(seconds, 1e-9)}
     clean = train.subset(torch.arange(min(2000, len(train))))
@@ -290,7 +371,9 @@ def train_once(model: nn.Module, plan: Plan, data: str, seed: int, label: str = 
                                    autocast=autocast)
     tested = evaluate_batches(model, make_batches(test.subset(torch.arange(min(plan.test_images, len(test)))), 500, size=side,
                                                   normalization=normalization), num_classes, autocast=autocast)
-    return {"seed": seed, "chance_error": chance, "diverged": False, "history": history, "warmup_ended_at": warm_until.ended_at,
+    held = {} if validation is None else {"validation_error": 1 - evaluate_batches(
+        model, make_batches(validation, 500, size=side, normalization=normalization), num_classes, autocast=autocast)["top1"]}
+    return {**held, "seed": seed, "chance_error": chance, "diverged": False, "history": history, "warmup_ended_at": warm_until.ended_at,
             "train_error": history[-1]["train_error"],
             "train_loss": history[-1]["train_loss"], "clean_train_error": 1 - clean_train["top1"],
             "test_error": 1 - tested["top1"], "seconds": seconds, "images_per_second": steps * batch_size / max(seconds, 1e-9),
@@ -330,7 +413,8 @@ class Arm:
     def record(self) -> dict[str, Any]:
         """The arm as JSON: every run without its model, and the means and spreads."""
         runs = [{k: v for k, v in run.items() if k != "model"} for run in self.runs]
-        keys = ("train_error", "clean_train_error", "test_error", "train_loss")
+        keys = ("train_error", "clean_train_error", "test_error", "train_loss") + \
+            (("validation_error",) if all("validation_error" in run for run in self.runs) else ())
         return {"label": self.label, "runs": runs, **{f"{k}_mean": self.mean(k) for k in keys},
                 **{f"{k}_spread": self.spread(k) for k in keys}}
 
@@ -338,6 +422,13 @@ class Arm:
         """A table row: the means and spreads that tables print."""
         return {**extra, "train_error": self.mean("train_error"), "test_error": self.mean("test_error"),
                 "test_error_spread": self.spread("test_error"), "seeds": len(self.runs)}
+
+
+def best_rate(by_rate: dict[float, Arm]) -> tuple[float, Arm]:
+    """The rate, and its arm, with the lowest mean validation error over the seeds (the fair protocol
+    when two arms differ in a way that moves the best rate: each gets its own, chosen on held-out
+    training images, never on the test split). A rate at which any seed diverged comes last."""
+    return min(by_rate.items(), key=lambda item: (item[1].diverged, item[1].mean("validation_error")))
 
 
 def pm(arm: Arm, key: str) -> str:
@@ -357,13 +448,16 @@ def stuck(arms) -> list[str]:
     return [arm.label for arm in arms if arm.mean("test_error") > 0.8 * arm.runs[0]["chance_error"]]
 
 
+NOT_LEARNED = "did not learn at this budget"
+
+
 def learned(arms, verdict: str, reason: str) -> tuple[str, str]:
     """The verdict and reason, unless an arm ended near chance: then nothing is decided, and the
     reason says which arm did not learn."""
     stuck_arms = stuck(arms)
     if not stuck_arms:
         return verdict, reason
-    return "not shown", (f"{', '.join(stuck_arms)} did not learn at this budget (test error near chance), so the comparison "
+    return "not decided at this budget", (f"{', '.join(stuck_arms)} {NOT_LEARNED} (test error near chance), so the comparison "
                          f"decides nothing; {reason}")
 
 

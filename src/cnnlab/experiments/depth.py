@@ -81,4 +81,6 @@ def degradation(ctx: Context) -> Result:
         facts.append(f"the warm-up at lr {budget.lr / 10:g} ended after {min(warm)} to {max(warm)} iterations "
                      f"(running training error below {budget.warmup_until_error:.0%})")
     return Result("degradation", CLAIM, verdict, "; ".join(facts), rows,
-                  {"arms": {name: arm.record() for name, arm in arms.items()}}, files, budget.describe(ctx.data))
+                  {"arms": {name: arm.record() for name, arm in arms.items()}}, files, budget.describe(ctx.data),
+                  open=[part for part, shown in (("plain-56 above plain-20", first), ("resnet-56 below plain-56", shortcuts),
+                                                 ("resnet-56 at or below resnet-20", second)) if not shown])

@@ -85,4 +85,6 @@ def gap_vs_flatten(ctx: Context) -> Result:
     verdict = "shown" if fewer and generalizes else "shown with a caveat" if fewer else "not shown"
     return Result("gap-vs-flatten", "a global-average-pooling head needs a small fraction of a flatten + FC head's "
                   "parameters and generalizes better (a lower test error)", verdict, "; ".join(parts), rows,
-                  {"arms": {head: arm.record() for head, arm in arms.items()}}, files, budget.describe(ctx.data))
+                  {"arms": {head: arm.record() for head, arm in arms.items()}}, files, budget.describe(ctx.data),
+                  open=(["a small fraction of the parameters"] if not fewer else [])
+                  + (["a lower test error than every flatten head"] if not generalizes else []))

@@ -15,7 +15,8 @@ from cnnlab.errors import CnnlabError
 @dataclass
 class Result:
     """Table rows, the seeds' claim, and the verdict the figures give: "shown", "shown with a
-    caveat" or "not shown", with `reason` saying which figures decide it."""
+    caveat", "not decided at this budget" or "not shown", with `reason` saying which figures decide
+    it and `open` naming the parts of the claim the figures did not show (empty when shown)."""
 
     name: str
     claim: str
@@ -25,6 +26,7 @@ class Result:
     figures: dict[str, Any] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     budget: str = ""
+    open: list[str] = field(default_factory=list)
 
     @property
     def holds(self) -> bool:
@@ -37,7 +39,8 @@ class Result:
         try:
             record = json.loads(path.read_text())
             return cls(record["experiment"], record["claim"], record["verdict"], record["reason"], record["rows"],
-                       record.get("figures", {}), record.get("files", []), record.get("budget", ""))
+                       record.get("figures", {}), record.get("files", []), record.get("budget", ""),
+                       record.get("open", []))
         except FileNotFoundError:
             raise CnnlabError(f"{path} does not exist; run the experiment (cnnlab experiment NAME) first") from None
         except (json.JSONDecodeError, KeyError, TypeError) as error:
@@ -51,7 +54,8 @@ class Result:
 
     def to_html(self) -> str:
         """The verdict, the claim and the budget, the figures' sentence, the table, the pictures."""
-        parts = [rendering.facts([("claim", self.claim), ("verdict", self.verdict), ("budget", self.budget)]),
+        parts = [rendering.facts([("claim", self.claim), ("verdict", self.verdict), ("budget", self.budget)]
+                                 + [("open", "; ".join(self.open))] * bool(self.open)),
                  rendering.notes([self.reason])]
         if self.rows:
             columns = list(dict.fromkeys(key for row in self.rows for key in row))

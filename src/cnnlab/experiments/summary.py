@@ -48,15 +48,20 @@ def section(record: dict) -> list[str]:
 
 
 def write_summary(records: list[dict], out: Path) -> list[Path]:
-    """OUT/summary.md (the verdict table, each plot linked), summary.json and summary.png."""
+    """OUT/summary.md (the verdict table: the budget each verdict was decided at and what of its
+    claim is still open; each plot linked), summary.json and summary.png."""
+    from cnnlab.experiments import open_parts
+
     lines = ["# The seeds' claims, decided", "",
              f"Budget: {records[0]['tier']}; data: {records[0]['data']}; seeds: "
              f"{', '.join(map(str, records[0]['seeds']))}.", "",
-             "| experiment | verdict | decided at | claim | what decides it | time |", "|---|---|---|---|---|---:|"]
+             "| experiment | verdict | decided at | still open | claim | what decides it | time |",
+             "|---|---|---|---|---|---|---:|"]
     for record in records:
         reason = record["reason"].replace("|", "/")
+        still_open = "; ".join(open_parts(record)) or "-"
         lines.append(f"| {record['experiment']} | **{record['verdict']}** | {record['tier']}: {record['budget']} | "
-                     f"{record['claim']} | {reason} | {duration(record['seconds'])} |")
+                     f"{still_open} | {record['claim']} | {reason} | {duration(record['seconds'])} |")
     undecided = [record["experiment"] for record in records if record["verdict"] == "not decided at this budget"]
     if undecided:
         lines += ["", f"Not decided at this budget (a half of the claim left open; each says which budget decides it): "
@@ -68,9 +73,9 @@ def write_summary(records: list[dict], out: Path) -> list[Path]:
             lines += [f"![{record['experiment']}]({record['experiment']}.png)", ""]
     paths = [out / "summary.md", out / "summary.json"]
     atomic_write_text(paths[0], "\n".join(lines) + "\n")
-    atomic_write_text(paths[1], json.dumps([{key: record[key] for key in ("experiment", "tier", "data", "verdict", "claim",
-                                                                          "reason", "budget", "seconds")}
-                                            for record in records], indent=2))
+    atomic_write_text(paths[1], json.dumps([{**{key: record[key] for key in ("experiment", "tier", "data", "verdict", "claim",
+                                                                             "reason", "budget", "seconds")},
+                                             "open": open_parts(record)} for record in records], indent=2))
     images = [out / f"{record['experiment']}.png" for record in records if (out / f"{record['experiment']}.png").exists()]
     if images:
         plt = pyplot()
