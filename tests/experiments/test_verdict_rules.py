@@ -240,6 +240,14 @@ def test_a_resumed_experiment_takes_back_its_finished_runs(tmp_path, monkeypatch
     assert not (tmp_path / ".arms").exists()
 
 
+def test_resume_from_the_command_line_for_one_experiment(tmp_path):
+    from cnnlab.cli import main
+
+    assert main(["experiment", "inception-bottleneck", "--quick", "--resume", "--out", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "inception-bottleneck.json").read_text())
+    assert set(record["open"]) <= {"the module runs faster"}  # the count is exact; the timing is this CPU's
+
+
 def test_what_remains_open(tmp_path):
     from cnnlab.experiments import open_parts
     from cnnlab.experiments.result import Result
