@@ -16,16 +16,10 @@ from pathlib import Path
 from cnnlab.analysis import summary
 from cnnlab.analysis.inputs import meta_model
 from cnnlab.viz.diagram import drawing_of
+from cnnlab.train.precision import cpu_name
 from cnnlab.viz.explorer import explore
 
 MODELS = ["resnet50", "densenet121", "inception_v3", "nasnet_a_large"]
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def timed(function):

@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import cnnlab
+from cnnlab.train.precision import cpu_name
 
 MODELS = ["alexnet", "resnet152", "densenet264", "nasnet_a_large"]
 
@@ -53,13 +53,6 @@ def measure(name: str) -> dict:
     info_seconds, info = best_of(lambda: str(stats))
     row.update(torchinfo_kb=len(info) / 1000, torchinfo_ms=1000 * info_seconds)
     return row
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def main() -> None:

@@ -105,6 +105,7 @@ def run_experiment(name: str, out: str | Path = "experiments", tier: str = "stan
 
 def _run(name: str, out: Path, tier: str, data: str, log, progress: bool, resume: bool = False) -> Result:
     from cnnlab.checkpoint import atomic_write_text, versions
+    from cnnlab.train.precision import machine
 
     ctx = Context(out, tier, data, log, progress_factory=(lambda steps: Progress(name, steps)) if progress else None,
                   name=name, resume=resume)
@@ -117,7 +118,7 @@ def _run(name: str, out: Path, tier: str, data: str, log, progress: bool, resume
     record = {"experiment": name, "tier": tier, "quick": tier == "quick", "data": data, "claim": result.claim,
               "verdict": result.verdict, "reason": result.reason, "budget": result.budget, "seeds": list(ctx.seeds),
               "open": open_parts(result), "seconds": seconds, "rows": result.rows, "figures": result.figures, "files": result.files,
-              "versions": versions()}
+              "versions": versions(), "machine": machine()}
     atomic_write_text(out / f"{name}.json", json.dumps(record, indent=2, default=_json_default))
     result.files.append(str(out / f"{name}.json"))
     if ctx.store is not None:

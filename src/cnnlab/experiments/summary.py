@@ -36,7 +36,7 @@ def section(record: dict) -> list[str]:
     rows = record["rows"]
     lines = [f"## {record['experiment']}", "", "```bash", f"cnnlab experiment {record['experiment']}{flag}{data}", "```", "",
              f"Budget ({record['tier']}, seeds {', '.join(map(str, record['seeds']))}): {record['budget']}; "
-             f"{duration(record['seconds'])} here.", ""]
+             f"{duration(record['seconds'])} " + (f"on {record['machine']}." if "machine" in record else "here."), ""]
     if rows:
         columns = list(rows[0])
         lines += ["| " + " | ".join(c.replace("_", " ") for c in columns) + " |",

@@ -65,6 +65,26 @@ def native_bf16(device: torch.device) -> str | None:
     return None
 
 
+def cpu_name() -> str:
+    """The CPU's model name as the kernel reports it ("AMD EPYC", "Intel(R) Xeon(R) ..."), or "unknown CPU"."""
+    import platform
+    from pathlib import Path
+
+    info = Path("/proc/cpuinfo")
+    for line in info.read_text().splitlines() if info.exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> str:
+    """What a CPU timing ran on: the CPU, its cores, its native bf16 ("AMD EPYC, 2 cores, AVX512-BF16")."""
+    import os
+
+    native = native_bf16(torch.device("cpu"))
+    return f"{cpu_name()}, {os.cpu_count()} cores, {native or 'no native bf16'}"
+
+
 def _cpu_capabilities() -> dict:
     get = getattr(torch.cpu, "get_capabilities", None)
     if get is not None:
