@@ -29,7 +29,7 @@ from typing import Callable
 
 from cnnlab.errors import CnnlabError
 from cnnlab.experiments.core import TIERS, Context, Progress
-from cnnlab.experiments.result import Result
+from cnnlab.experiments.result import Result, open_parts
 
 
 @dataclass(frozen=True)
@@ -124,22 +124,6 @@ def _run(name: str, out: Path, tier: str, data: str, log, progress: bool, resume
     if ctx.store is not None:
         ctx.store.clear()  # the experiment's JSON holds every run now
     return result
-
-
-def open_parts(result: Result | dict) -> list[str]:
-    """The parts of the claim that remain open: none when shown; the whole claim when an arm did not
-    learn (nothing is decided); else those the experiment named (the whole claim if it named none)."""
-    from cnnlab.experiments.core import NOT_LEARNED
-
-    if isinstance(result, Result):
-        verdict, reason, named = result.verdict, result.reason, result.open
-    else:
-        verdict, reason, named = result["verdict"], result.get("reason", ""), result.get("open") or []
-    if verdict == "shown":
-        return []
-    if NOT_LEARNED in reason:
-        return ["the whole claim (an arm did not learn)"]
-    return list(named) or ["the whole claim"]
 
 
 def _json_default(value):

@@ -10,6 +10,7 @@ from typing import Any
 
 from cnnlab import rendering
 from cnnlab.errors import CnnlabError
+from cnnlab.experiments.core import NOT_LEARNED
 
 
 @dataclass
@@ -66,6 +67,20 @@ class Result:
             if picture.suffix == ".png" and picture.is_file():
                 parts.append(rendering.image(picture.read_bytes(), picture.name, max_width_px=900))
         return rendering.frame(*parts, title=f"{self.name}: {self.verdict}")
+
+
+def open_parts(result: Result | dict) -> list[str]:
+    """The parts of the claim that remain open: none when shown; the whole claim when an arm did not
+    learn (nothing is decided); else those the experiment named (the whole claim if it named none)."""
+    if isinstance(result, Result):
+        verdict, reason, named = result.verdict, result.reason, result.open
+    else:
+        verdict, reason, named = result["verdict"], result.get("reason", ""), result.get("open") or []
+    if verdict == "shown":
+        return []
+    if NOT_LEARNED in reason:
+        return ["the whole claim (an arm did not learn)"]
+    return list(named) or ["the whole claim"]
 
 
 def _cell_text(column: str, value) -> str:

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from cnnlab.checkpoint import atomic_write_text
+from cnnlab.experiments.result import open_parts
 from cnnlab.viz.plots import pyplot, save_figure
 
 
@@ -50,7 +51,6 @@ def section(record: dict) -> list[str]:
 def write_summary(records: list[dict], out: Path) -> list[Path]:
     """OUT/summary.md (the verdict table: the budget each verdict was decided at and what of its
     claim is still open; each plot linked), summary.json and summary.png."""
-    from cnnlab.experiments import open_parts
 
     lines = ["# The seeds' claims, decided", "",
              f"Budget: {records[0]['tier']}; data: {records[0]['data']}; seeds: "
