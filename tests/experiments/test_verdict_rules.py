@@ -235,6 +235,9 @@ def test_a_resumed_experiment_takes_back_its_finished_runs(tmp_path, monkeypatch
     store = core.RunStore(tmp_path / ".arms" / "toy", "standard", "mnist-embedded")
     assert store.load("linear", plan, 0, build()) is None and store.load("linear", plan, 1, build()) is not None
     assert store.load("linear", Plan(images=512, epochs=1), 1, build()) is None
+    diverged = {"seed": 0, "diverged": True, "diverged_at": 3, "history": [], "test_error": 0.9}
+    store.save("exploded", plan, 0, diverged)  # no model to keep: its figures come back alone
+    assert store.load("exploded", plan, 0, build()) == diverged
     # without resume an experiment starts clean
     Context(tmp_path, "standard", "mnist-embedded", name="toy")
     assert not (tmp_path / ".arms").exists()

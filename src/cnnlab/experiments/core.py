@@ -166,10 +166,12 @@ class RunStore:
 
         self.folder.mkdir(parents=True, exist_ok=True)
         stem = self._stem(label, plan, seed)
-        weights = save({k: v.detach().contiguous() for k, v in run["model"].state_dict().items()})
-        atomic_write_bytes(self.folder / f"{stem}.safetensors", weights)
-        record = {"label": label, "seed": seed, "sha256": hashlib.sha256(weights).hexdigest(),
-                  "run": {k: v for k, v in run.items() if k != "model"}}
+        digest = None  # a run that diverged has no trained model to keep
+        if "model" in run:
+            weights = save({k: v.detach().contiguous() for k, v in run["model"].state_dict().items()})
+            atomic_write_bytes(self.folder / f"{stem}.safetensors", weights)
+            digest = hashlib.sha256(weights).hexdigest()
+        record = {"label": label, "seed": seed, "sha256": digest, "run": {k: v for k, v in run.items() if k != "model"}}
         atomic_write_text(self.folder / f"{stem}.json", json.dumps(record))
 
     def load(self, label: str, plan: Plan, seed: int, model: nn.Module) -> dict[str, Any] | None:
@@ -179,8 +181,12 @@ class RunStore:
         stem = self._stem(label, plan, seed)
         try:
             record = json.loads((self.folder / f"{stem}.json").read_text())
+            if record["label"] != label:
+                return None
+            if record["sha256"] is None:  # it diverged: its figures are all there is
+                return record["run"]
             weights = (self.folder / f"{stem}.safetensors").read_bytes()
-            if record["label"] != label or hashlib.sha256(weights).hexdigest() != record["sha256"]:
+            if hashlib.sha256(weights).hexdigest() != record["sha256"]:
                 return None
             model.load_state_dict(load(weights))
         except (OSError, ValueError, KeyError, RuntimeError):
