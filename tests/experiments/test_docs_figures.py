@@ -20,7 +20,7 @@ RUNS = DOCS / "experiments"
 # The numbers a section's prose may quote that are not its run's figures: the papers', the seeds', the design's.
 CONSTANTS = {
     "degradation --long": {"64,000", "80", "0.01", "0.1", "90"},
-    "dropout-augmentation": {"0.5", "60", "2"},
+    "dropout-augmentation": {"0.5", "60", "2", "90"},  # AlexNet: 60 million parameters, 90 epochs
     "first-layer": {"0.125", "0.25", "0.22", "28", "63", "224", "96", "4", "2", "50"},
     "transfer": {"10", "50", "250", "0.3", "200"},
     "lrn": {"29.7", "29.6", "0.1", "1.7", "2"},
