@@ -7,16 +7,17 @@
     gap-vs-flatten         global average pooling against flatten + FC heads on a ResNet backbone (seeds 003/004)
     overlapping-pooling    AlexNet's 3x3/2 pools against 2x2/2 (seed 003)
     relu-vs-sigmoid        ReLU trains faster than the sigmoid, across initializations (seed 001)
-    dropout-augmentation   dropout and augmentation shrink the train/test gap (seed 001)
-    first-layer            ZFNet's 7x7/2 first layer against AlexNet's 11x11/4: dead filters, frequencies (seeds 000/003)
-    transfer               frozen features, fine-tuning, progressive rates against training from scratch (seed 003)
-    lrn                    local response normalization does not help (seed 003, the VGG paper)
+    dropout-augmentation   dropout and augmentation lower the test error of a net that overfits (seed 001)
+    first-layer            ZFNet's 7x7/2 first layer against AlexNet's 11x11/4, and both untrained: dead filters, frequencies (seeds 000/003)
+    transfer               frozen features, fine-tuning, progressive rates from a related source against scratch (seed 003)
+    lrn                    local response normalization does not help, each arm at its best rate (seed 003, the VGG paper)
 
 Four budgets: `quick` (seconds; what the tests run), `standard` (the default: designed so its
 figures decide the claim on 2 CPU cores in at most 15 minutes each), `long` (degradation's second
 half: at most 90 minutes, a background run) and `full` (the papers'
 budgets, for a GPU). Each experiment writes OUT/NAME.json (every figure, every seed's history,
-the budget) and OUT/NAME.png, and gives a verdict: shown, shown with a caveat, or not shown.
+the budget, what of the claim is still open) and OUT/NAME.png, and gives a verdict: shown, shown
+with a caveat, not decided at this budget, or not shown.
 """
 
 from __future__ import annotations
