@@ -65,14 +65,14 @@ def degradation(ctx: Context) -> Result:
         f"resnet-56 against resnet-20: training error {pm(resnet56, 'train_error')} against {pm(resnet20, 'train_error')}, "
         f"test error {pm(resnet56, 'test_error')} against {pm(resnet20, 'test_error')}",
     ]
-    if first and shortcuts and second:
+    still_open = [part for part, shown in (("plain-56 above plain-20", first), ("resnet-56 below plain-56", shortcuts),
+                                           ("resnet-56 at or below resnet-20", second)) if not shown]
+    if not still_open:
         verdict = "shown"
     elif first and ctx.tier in ("quick", "standard"):
         # both halves are the claim's core: the second one open here is no caveat, and a longer budget decides it
         verdict = "not decided at this budget"
-        open_parts = [part for part, shown in (("resnet-56 below plain-56", shortcuts),
-                                               ("resnet-56 at or below resnet-20", second)) if not shown]
-        facts.append(f"this budget decides the first half (plain-56 above plain-20); {' and '.join(open_parts)} "
+        facts.append(f"this budget decides the first half (plain-56 above plain-20); {' and '.join(still_open)} "
                      "are not shown at it: `cnnlab experiment degradation --long` decides the second half")
     else:
         verdict = "not shown"
@@ -82,5 +82,4 @@ def degradation(ctx: Context) -> Result:
                      f"(running training error below {budget.warmup_until_error:.0%})")
     return Result("degradation", CLAIM, verdict, "; ".join(facts), rows,
                   {"arms": {name: arm.record() for name, arm in arms.items()}}, files, budget.describe(ctx.data),
-                  open=[part for part, shown in (("plain-56 above plain-20", first), ("resnet-56 below plain-56", shortcuts),
-                                                 ("resnet-56 at or below resnet-20", second)) if not shown])
+                  open=still_open)

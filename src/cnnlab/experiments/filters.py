@@ -281,12 +281,12 @@ def _filters_figure(arms: dict[str, Arm], measures: dict, untrained: dict, out, 
     axis = figure.add_subplot(grid[0, 2])
     edges = torch.linspace(0, 0.5 ** 0.5, 23)  # to the corners of the spectrum
     for colour, (design, arm) in zip(COLOURS, arms.items()):
-        for model, style, label in ((arm.runs[0]["model"], "-", arm.label), (untrained[design][0], "--", "untrained")):
+        for model, style, marker, label in ((arm.runs[0]["model"], "-", "o", arm.label),
+                                            (untrained[design][0], "--", None, f"{arm.label}, untrained")):
             shares, radius = spectra(model.features.conv1.weight)
             profile = [shares[:, (radius >= lo) & (radius < hi)].sum(-1).mean().item()
                        for lo, hi in zip(edges[:-1], edges[1:])]
-            axis.plot(((edges[:-1] + edges[1:]) / 2).tolist(), profile, style, marker="o" if style == "-" else None,
-                      color=colour, label=label if style == "-" else f"{arm.label}, untrained")
+            axis.plot(((edges[:-1] + edges[1:]) / 2).tolist(), profile, style, marker=marker, color=colour, label=label)
     for low, _ in BANDS.values():
         axis.axvline(low, color="#999999", linewidth=0.6)
     axis.set(xlabel="cycles per input pixel", ylabel="share of the filters' energy", title="first-layer spectra (seed 0)")
