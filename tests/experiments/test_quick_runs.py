@@ -178,6 +178,7 @@ def test_lrn(tmp_path):
     assert [(r["variant"], r["lr"], r["chosen"]) for r in result.rows] == [("with LRN", 0.02, True),
                                                                           ("without LRN", 0.02, True)]
     assert record["figures"]["chosen_rates"] == {"with LRN": 0.02, "without LRN": 0.02}
+    assert record["figures"]["at_grid_edge"] == [] and "grid's" not in result.reason  # one rate: no edge to name
     for arm in record["figures"]["arms"].values():  # rates are chosen on held-out training images
         assert all(0 <= run_["validation_error"] <= 1 for run_ in arm["runs"])
 

@@ -199,6 +199,15 @@ def test_each_arm_may_get_its_own_rate_chosen_on_held_out_training_images():
     assert best_rate({0.01: rated([0.3, 0.3]), 0.1: rated([0.2, 0.2])})[1] is not None
 
 
+def test_a_best_rate_at_the_grids_edge_is_named():
+    from cnnlab.experiments.core import grid_edge
+
+    assert grid_edge((0.02, 0.08, 0.32), 0.08) == ""
+    assert grid_edge((0.02, 0.08, 0.32), 0.32).startswith("the grid's top")
+    assert grid_edge((0.02, 0.08, 0.32), 0.02).startswith("the grid's bottom")
+    assert grid_edge((0.02,), 0.02) == ""  # the quick budget's single rate brackets nothing and claims nothing
+
+
 def test_validation_images_are_held_out_training_images(tmp_path):
     from cnnlab.experiments.core import Plan, split_of, train_once
 

@@ -437,6 +437,14 @@ def best_rate(by_rate: dict[float, Arm]) -> tuple[float, Arm]:
     return min(by_rate.items(), key=lambda item: (item[1].diverged, item[1].mean("validation_error")))
 
 
+def grid_edge(rates: tuple[float, ...], lr: float) -> str:
+    """"" when `lr` lies inside the grid; else which edge it is, for the reason to say that the best
+    rate was not bracketed (a better one may lie beyond the grid). A one-rate grid has no edge."""
+    if len(rates) < 2 or min(rates) < lr < max(rates):
+        return ""
+    return "the grid's top: a higher rate may do better" if lr == max(rates) else "the grid's bottom: a lower rate may do better"
+
+
 def pm(arm: Arm, key: str) -> str:
     """"12.34% ± 0.56" (mean, half the range over seeds)."""
     text = f"{100 * arm.mean(key):.2f}%"
