@@ -182,7 +182,7 @@ def test_the_long_degradation_budget_uses_the_rule_for_every_arm(tmp_path):
     long = plan(Context(tmp_path, "long", "fashion-mnist"))
     assert long.warmup_until_error == 0.8 and long.warmup == 0.0 and long.lr == 0.1
     assert "lr 0.01 until the running training error falls below 80%" in long.describe("fashion-mnist")
-    assert expected_time("degradation", "long").startswith("at most 90 min")
+    assert expected_time("degradation", "long").startswith("at most 95 min")
     assert expected_time("lrn", "long").startswith("its standard budget")
     assert "not decided at this budget" in VERDICTS
 
@@ -232,8 +232,11 @@ def test_a_resumed_experiment_takes_back_its_finished_runs(tmp_path, monkeypatch
 
     monkeypatch.setattr(core, "train_once", lambda *a, **k: pytest.fail("a kept run was trained again"))
     lines = []
-    again = Context(tmp_path, "standard", "mnist-embedded", log=lines.append, name="toy", resume=True).train(build, plan, "linear")
+    resumed = Context(tmp_path, "standard", "mnist-embedded", log=lines.append, name="toy", resume=True)
+    again = resumed.train(build, plan, "linear")
     assert "kept from the interrupted run: 2 of 2 seeds" in lines[0]
+    # the experiment's time counts the kept runs' training time: a resumed run is not cheaper than it was
+    assert resumed.kept_seconds == sum(run["seconds"] for run in first.runs) > 0
     for before, after in zip(first.runs, again.runs):
         assert after["test_error"] == before["test_error"] and after["history"] == before["history"]
         assert torch.equal(after["model"][1].weight, before["model"][1].weight)

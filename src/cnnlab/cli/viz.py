@@ -82,7 +82,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     budget.add_argument("--quick", dest="tier", action="store_const", const="quick",
                         help="the budget the tests run: seconds to a minute, one seed; decides nothing")
     budget.add_argument("--long", dest="tier", action="store_const", const="long",
-                        help="a longer CPU budget where the standard one cannot decide a claim (degradation: at most 90 "
+                        help="a longer CPU budget where the standard one cannot decide a claim (degradation: about 95 "
                              "minutes, He et al.'s warm-up rule for every arm); two seeds")
     budget.add_argument("--full", dest="tier", action="store_const", const="full",
                         help="the papers' budgets, three seeds: for a GPU")

@@ -96,6 +96,7 @@ class Context:
 
     def __post_init__(self) -> None:
         self.store = RunStore(self.out / ".arms" / self.name, self.tier, self.data) if self.name else None
+        self.kept_seconds = 0.0  # the training time of the runs taken back: part of the experiment's time
         if self.store is not None and not self.resume:
             self.store.clear()
 
@@ -138,6 +139,7 @@ class Context:
                     self.store.save(label, plan, seed, run)
             else:
                 kept += 1
+                self.kept_seconds += run.get("seconds", 0.0)
                 if self.progress is not None:
                     self.progress.advance(f"{label}, seed {seed}", steps_of(plan, 1, 1))
             runs.append(run)
