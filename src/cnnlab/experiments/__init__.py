@@ -53,7 +53,7 @@ def _experiments() -> dict[str, Experiment]:
     table = [
         Experiment("degradation", depth.degradation, 12, long_minutes=95),  # --long: 93.2 min measured (AMD)
         Experiment("batchnorm", normalization.batchnorm, 4.1),
-        Experiment("small-filters", filters.small_filters, 1.8),
+        Experiment("small-filters", filters.small_filters, 3.9),
         Experiment("inception-bottleneck", filters.inception_bottleneck, 0.1),
         Experiment("gap-vs-flatten", heads.gap_vs_flatten, 4.4),
         Experiment("overlapping-pooling", alexnet.overlapping_pooling, 3.6),
