@@ -57,7 +57,7 @@ def _experiments() -> dict[str, Experiment]:
         Experiment("inception-bottleneck", filters.inception_bottleneck, 0.1),
         Experiment("gap-vs-flatten", heads.gap_vs_flatten, 4.4),
         Experiment("overlapping-pooling", alexnet.overlapping_pooling, 3.6),
-        Experiment("relu-vs-sigmoid", alexnet.relu_vs_sigmoid, 2.4),
+        Experiment("relu-vs-sigmoid", alexnet.relu_vs_sigmoid, 4.5),
         Experiment("dropout-augmentation", alexnet.dropout_augmentation, 6.9),
         Experiment("first-layer", filters.first_layer, 5.1),
         Experiment("transfer", transfer.transfer, 9.2),
