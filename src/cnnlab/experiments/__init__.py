@@ -55,7 +55,7 @@ def _experiments() -> dict[str, Experiment]:
         Experiment("batchnorm", normalization.batchnorm, 4.1),
         Experiment("small-filters", filters.small_filters, 3.9),
         Experiment("inception-bottleneck", filters.inception_bottleneck, 0.1),
-        Experiment("gap-vs-flatten", heads.gap_vs_flatten, 4.4),
+        Experiment("gap-vs-flatten", heads.gap_vs_flatten, 8.3),
         Experiment("overlapping-pooling", alexnet.overlapping_pooling, 7.7),
         Experiment("relu-vs-sigmoid", alexnet.relu_vs_sigmoid, 4.5),
         Experiment("dropout-augmentation", alexnet.dropout_augmentation, 6.9),
