@@ -74,7 +74,8 @@ def degradation(ctx: Context) -> Result:
         # both halves are the claim's core: the second one open here is no caveat, and a longer budget decides it
         verdict = "not decided at this budget"
         facts.append(f"this budget decides the first half (plain-56 above plain-20); {' and '.join(still_open)} "
-                     "are not shown at it: `cnnlab experiment degradation --long` decides the second half")
+                     f"{'is' if len(still_open) == 1 else 'are'} not shown at it: `cnnlab experiment degradation --long` "
+                     "decides the second half")
     else:
         verdict = "not shown"
     warm = [run.get("warmup_ended_at") for arm in arms.values() for run in arm.runs]
