@@ -19,19 +19,19 @@ RUNS = DOCS / "experiments"
 
 # The numbers a section's prose may quote that are not its run's figures: the papers', the seeds', the design's.
 CONSTANTS = {
-    # He et al.: warm-up rule, iterations, CIFAR-10's training images, Table 6; the bound; an earlier run's plain-56
     "degradation": {"64,000", "2,604", "0.59"},  # He et al.'s iterations; the --long run's (its section below)
+    # He et al.: warm-up rule, iterations, CIFAR-10's training images, Table 6; the bound; an earlier run's plain-56
     "degradation --long": {"64,000", "80", "0.01", "0.1", "90", "50,000", "6.97", "8.75", "93.2", "1,765"},
     "dropout-augmentation": {"0.5", "60", "2", "90"},  # AlexNet: 60 million parameters, 90 epochs
     "first-layer": {"0.125", "0.25", "0.22", "28", "63", "224", "96", "4", "2", "50"},
     "transfer": {"10", "50", "250", "0.3", "200"},
-    # VGG Table 3; the first design's run (its table below); the second design's grid and its lowest rate's error
     "gap-vs-flatten": {"26"},  # the first design's flatten head, ahead by 26 points (its run is not kept)
     "overlapping-pooling": {"0.4"},  # Krizhevsky et al.: 0.4 points of top-1 on ImageNet
+    # VGG Table 3; the first design's run (its table below); the second design's grid and its lowest rate's error
     "lrn": {"29.7", "29.6", "0.1", "1.7", "2", "19.32", "0.005", "83.09"},
 }
-# Sections whose runs were made before the JSON was committed (figures from the Intel machine); each
-# leaves this list when its standard run is redone and its JSON committed.
+# Sections with prose whose run is not committed yet (none now: every section's run was redone on the AMD
+# EPYC with its JSON); a section leaves this list when its run's JSON is committed.
 PENDING: set[str] = set()
 SKIP_AFTER = ("table", "figure", "fig.", "sec.", "seed", "seeds", "section", "conv", "resnet", "plain")
 NUMBER = re.compile(r"(?<![\w.\-/^±])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?!x\w|[a-wyzA-Z_\d]|[.,]\d|-\w|/\d)")
@@ -41,12 +41,10 @@ def sections(text: str) -> dict[str, str]:
     """Each `## NAME` and `### NAME` heading's own text, up to the next heading of any level (a
     subsection such as `### degradation --long` is read against its own run, not its parent's);
     "overview" the text before the first."""
-    found, stack = {"overview": text[:text.find("\n## ")]}, []
-    for match in re.finditer(r"^(#{2,3}) (.+)$", text, re.M):
-        stack.append((len(match.group(1)), match.group(2).strip(), match.start()))
-    for index, (_, title, start) in enumerate(stack):
-        end = stack[index + 1][2] if index + 1 < len(stack) else len(text)
-        found[title] = text[start:end]
+    found = {"overview": text[:text.find("\n## ")]}
+    headings = list(re.finditer(r"^#{2,3} (.+)$", text, re.M))
+    for match, following in zip(headings, headings[1:] + [None]):
+        found[match.group(1).strip()] = text[match.start():following.start() if following else len(text)]
     return found
 
 
