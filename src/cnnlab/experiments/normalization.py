@@ -87,6 +87,7 @@ def lrn(ctx: Context) -> Result:
                                            f"{label}, lr {lr:g}")
     chosen = {label: best_rate(arms) for label, arms in by_rate.items()}
     (lrn_rate, with_lrn), (plain_rate, without) = chosen["with LRN"], chosen["without LRN"]
+    edges = {label: edge for label, (lr, _) in chosen.items() if (edge := grid_edge(rates, lr))}  # chosen rates not bracketed
     rows = [arm.row(variant=label, lr=lr, chosen=chosen[label][0] == lr, validation_error=arm.mean("validation_error"),
                     clean_train_error=arm.mean("clean_train_error"), seconds=sum(run["seconds"] for run in arm.runs))
             for label, arms in by_rate.items() for lr, arm in arms.items()]
@@ -105,8 +106,7 @@ def lrn(ctx: Context) -> Result:
                  f"LRN higher by {gap_text(without, with_lrn)}")
               + f"; at a shared rate LRN is worse in every seed at {len(shared)} of the {len(rates)} rates"
               f"; LRN costs {seconds['with LRN'] / max(seconds['without LRN'], 1e-9):.1f}x the training time here"
-              + "".join(f"; {label}'s lr {lr:g} is {grid_edge(rates, lr)}" for label, (lr, _) in chosen.items()
-                        if grid_edge(rates, lr)) + ". "
+              + "".join(f"; {label}'s lr {chosen[label][0]:g} is {edge}" for label, edge in edges.items()) + ". "
               "VGG's Table 3: A-LRN 29.7% top-1 against A's 29.6%")
     verdict, reason = learned([with_lrn, without], "not shown" if helps else "shown", reason)
     return Result("lrn", "local response normalization does not improve accuracy when each net has its own best "
@@ -114,6 +114,6 @@ def lrn(ctx: Context) -> Result:
                   {"arms": {arm_label: arm.record() for label, arms in by_rate.items()
                             for arm_label, arm in ((f"{label}, lr {lr:g}", arm) for lr, arm in arms.items())},
                    "chosen_rates": {label: lr for label, (lr, _) in chosen.items()},
-                   "at_grid_edge": [label for label, (lr, _) in chosen.items() if grid_edge(rates, lr)], "protocol":
+                   "at_grid_edge": list(edges), "protocol":
                    "each arm at its own best rate from the grid, chosen on held-out training images"},
                   files, budget.describe(ctx.data, rates), open=["LRN does not improve accuracy"] if helps else [])
